@@ -1,0 +1,1 @@
+"""keras_darn.algorithms (re-exports only)."""

@@ -1,0 +1,1 @@
+"""keras_darn.callbacks (re-exports only)."""

@@ -1,0 +1,1 @@
+"""keras_darn.criteria (re-exports only)."""

@@ -1,0 +1,1 @@
+"""keras_darn.graph (re-exports only)."""

@@ -1,0 +1,1 @@
+"""keras_darn.rebuild (re-exports only)."""
