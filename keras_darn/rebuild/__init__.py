@@ -1,1 +1,8 @@
-"""keras_darn.rebuild (re-exports only)."""
+"""Rebuilding models with removed, added or inserted units (re-exports only)."""
+
+from keras_darn.rebuild.operations import add_units
+from keras_darn.rebuild.operations import insert_layer
+from keras_darn.rebuild.operations import remove_units
+from keras_darn.rebuild.operations import shrink
+from keras_darn.rebuild.rebuilder import Rebuilder
+from keras_darn.rebuild.training_state import compile_like

@@ -1,0 +1,97 @@
+"""Coupled unit groups: the units that must be removed or added together."""
+
+import collections
+
+import numpy as np
+
+from keras_darn.graph.unit_graph import UnitGraph
+
+
+class UnitGroup:
+    """Units of one or more layers that change together.
+
+    A unit of the group is one output unit of every member layer, e.g. the
+    k-th filter of each convolution whose outputs are summed by an `Add`.
+
+    Attributes:
+        layers: names of the member layers, in trace order.
+        size: number of units in the group.
+        resizable: whether units of the group may be removed or added.
+        reason: why the group is fixed (None when resizable).
+    """
+
+    def __init__(self, layers, indices, reason):
+        self.layers = list(layers)
+        self._indices = indices
+        self.size = len(next(iter(indices.values())))
+        self.reason = reason
+        self.resizable = reason is None
+
+    def indices(self, layer_name):
+        """Output-unit indices of `layer_name` in this group, in group order."""
+        return self._indices[layer_name]
+
+    def units(self):
+        """One `{layer_name: index}` dict per unit of the group."""
+        return [
+            {name: int(self._indices[name][k]) for name in self.layers}
+            for k in range(self.size)
+        ]
+
+    def __repr__(self):
+        state = "resizable" if self.resizable else f"fixed: {self.reason}"
+        return f"<UnitGroup {self.size} units of {self.layers} ({state})>"
+
+
+def groups_of(graph):
+    """The `UnitGroup`s of a traced `UnitGraph`, in trace order."""
+    members = collections.defaultdict(dict)
+    names = {}
+    for key, channels in graph.spaces.items():
+        layer = graph.layer_of_space(key)
+        names[key] = layer.name
+        for position, root in enumerate(graph.roots(channels)):
+            members[int(root)][key] = position
+    by_signature = collections.OrderedDict()
+    for root, where in members.items():
+        signature = (tuple(where), graph.fixed_reason(root))
+        by_signature.setdefault(signature, []).append(where)
+    groups = []
+    for (keys, reason), units in by_signature.items():
+        indices = {names[k]: np.array([u[k] for u in units], dtype=np.int64) for k in keys}
+        groups.append(UnitGroup([names[k] for k in keys], indices, reason))
+    return groups
+
+
+def unit_groups(model, resizable_only=False):
+    """Finds the coupled unit groups of a model.
+
+    Channels joined by element-wise merges (`Add`, `Multiply`, ...) belong to
+    one group; `Concatenate`, `Flatten`, pooling, normalization and
+    activations carry units through. Units that reach a model input or output,
+    or a layer that mixes channels, form fixed groups.
+
+    Args:
+        model: a functional or Sequential Keras model.
+        resizable_only: leave out the fixed groups. Defaults to `False`.
+
+    Returns:
+        A list of `UnitGroup`.
+
+    Raises:
+        ValueError: for subclassed or unbuilt models.
+
+    Example:
+
+    ```python
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(16, 3, padding="same", name="a")(inputs)
+    b = keras.layers.Conv2D(16, 3, padding="same", name="b")(a)
+    x = keras.layers.Add()([a, b])
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    darn.unit_groups(model)
+    # [<UnitGroup 16 units of ['a', 'b'] (resizable)>, <UnitGroup 2 units of ...>]
+    ```
+    """
+    groups = groups_of(UnitGraph(model))
+    return [g for g in groups if g.resizable] if resizable_only else groups

@@ -1,0 +1,409 @@
+"""How each layer type moves unit indices through a graph.
+
+A handler tells the tracer, for one layer type:
+
+- how the channels of its inputs become the channels of its outputs
+  (`propagate`): a producer (`Dense`, `Conv2D`, ...) starts new units of its
+  own, a pass-through layer (`BatchNormalization`, activations, pooling)
+  carries them, a merge (`Add`, `Multiply`) couples its inputs, `Concatenate`
+  joins ranges and `Flatten` spreads a channel over spatial positions;
+- which axes of which weights index input or output units (`weight_axes`), so
+  that the Rebuilder can slice or grow them;
+- what the layer does to channels that hold a known constant (`constants`),
+  so that `shrink` can remove units that are provably dead.
+
+Register a handler for a custom layer type with `register_handler`; the
+registry is searched along the layer's class hierarchy, so subclasses of
+`Dense` or `Conv2D` (our prunable layers among them) work unchanged.
+"""
+
+import keras
+import numpy as np
+
+from keras_darn.graph.channels import Channels
+
+# Kinds of weight axes.
+IN = "in"  # indexed by the input channels of the layer.
+OUT = "out"  # indexed by the layer's own output units.
+IN_X_M = "in_x_m"  # input channel c with depth multiplier m: c * m + k.
+
+_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+def activation_name(layer):
+    """The name of a layer's `activation` (or of an `Activation` layer)."""
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    return getattr(activation, "__name__", type(activation).__name__)
+
+
+class LayerHandler:
+    """Base class: a layer that mixes channels; its units stay fixed."""
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        """Channels of the layer's outputs, from those of its inputs.
+
+        Args:
+            layer: the Keras layer.
+            inputs: list of `Channels`, one per input tensor.
+            input_shapes: the original input shapes (batch axis included).
+            output_shapes: the original output shapes.
+            trace: the running trace (`keras_darn.graph.unit_graph`), which
+                allocates, couples and fixes units.
+
+        Returns:
+            A list of `Channels`, one per output tensor.
+        """
+        reason = f"layer '{layer.name}' of type {type(layer).__name__} has no unit handler"
+        for channels in inputs:
+            trace.fix(channels, reason)
+        return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]
+
+    def weight_axes(self, layer):
+        """`{weight_name: {axis: kind}}` for the weights tied to units."""
+        return {}
+
+    def constants(self, layer, input_constants, input_shapes, output_shapes):
+        """Output constants per channel (NaN where not constant)."""
+        return None
+
+
+class ProducerHandler(LayerHandler):
+    """A layer with weights that consumes input channels and makes its own.
+
+    Args:
+        width_arg: the constructor argument holding the number of units.
+        weight_axes: `{weight_name: {axis: kind}}`.
+        consumes_channels: whether the last input axis carries channels
+            (False for `Embedding`, whose input holds integer ids).
+        fold_weight: the kernel through which a constant input channel can be
+            absorbed into the bias (its input axis is -2, its output axis
+            -1), or None when only zero inputs can be removed exactly.
+            Defaults to `None`.
+    """
+
+    def __init__(self, width_arg, weight_axes, consumes_channels=True, fold_weight=None):
+        self.width_arg = width_arg
+        self._weight_axes = weight_axes
+        self.consumes_channels = consumes_channels
+        self.fold_weight = fold_weight
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        if self.consumes_channels:
+            trace.consume(layer, inputs[0])
+        own = trace.space(layer, output_shapes[0][-1])
+        if activation_name(layer) in _MIXING_ACTIVATIONS:
+            trace.fix(own, f"layer '{layer.name}' applies {activation_name(layer)} across its units")
+        return [own for _ in output_shapes]
+
+    def weight_axes(self, layer):
+        return self._weight_axes
+
+
+class GroupedConvHandler(ProducerHandler):
+    """`Conv1D`/`Conv2D`/`Conv3D`; with `groups > 1` the units are fixed."""
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        outputs = super().propagate(layer, inputs, input_shapes, output_shapes, trace)
+        if getattr(layer, "groups", 1) > 1:
+            reason = (
+                f"layer '{layer.name}' is a grouped convolution (groups={layer.groups}); "
+                "its groups tie input and output channels, which keras_darn keeps fixed"
+            )
+            trace.fix(inputs[0], reason)
+            trace.fix(outputs[0], reason)
+        return outputs
+
+
+class PassThroughHandler(LayerHandler):
+    """Channel `c` in, channel `c` out (normalization, activations, pooling).
+
+    Args:
+        weight_axes: `{weight_name: {axis: IN}}` for per-channel weights.
+        constant_rule: how a constant channel comes out: "identity" (pooling,
+            upsampling, cropping), "zero_only" (zero padding keeps only 0
+            constant), "call" (evaluate the layer elementwise) or "none".
+    """
+
+    def __init__(self, weight_axes=None, constant_rule="call"):
+        self._weight_axes = weight_axes or {}
+        self.constant_rule = constant_rule
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        if activation_name(layer) in _MIXING_ACTIVATIONS:
+            return LayerHandler.propagate(self, layer, inputs, input_shapes, output_shapes, trace)
+        return [inputs[0] for _ in output_shapes]
+
+    def weight_axes(self, layer):
+        return self._weight_axes
+
+    def constants(self, layer, input_constants, input_shapes, output_shapes):
+        constant = input_constants[0]
+        if self.constant_rule == "identity":
+            return constant
+        if self.constant_rule == "zero_only":
+            return np.where(constant == 0, 0.0, np.nan)
+        if self.constant_rule == "none":
+            return np.full_like(constant, np.nan)
+        known = ~np.isnan(constant)
+        if not known.any():
+            return constant
+        rank = len(input_shapes[0])
+        probe = np.where(known, constant, 0.0).astype("float32")
+        probe = probe.reshape((1,) * (rank - 1) + (len(constant),))
+        out = keras.ops.convert_to_numpy(layer(probe, training=False)).reshape(-1)
+        return np.where(known, out, np.nan)
+
+
+class NormalizationHandler(PassThroughHandler):
+    """`BatchNormalization`/`LayerNormalization` over the channel axis."""
+
+    def __init__(self, weight_names, constant_rule):
+        super().__init__({name: {0: IN} for name in weight_names}, constant_rule)
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        axis = layer.axis
+        axes = axis if isinstance(axis, (list, tuple)) else [axis]
+        rank = len(input_shapes[0])
+        if [a % rank for a in axes] != [rank - 1]:
+            return LayerHandler.propagate(self, layer, inputs, input_shapes, output_shapes, trace)
+        return super().propagate(layer, inputs, input_shapes, output_shapes, trace)
+
+
+class DepthwiseHandler(PassThroughHandler):
+    """`DepthwiseConv2D`/`DepthwiseConv1D`: per-channel kernels."""
+
+    def __init__(self):
+        super().__init__({"kernel": {-2: IN}, "bias": {0: IN_X_M}})
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        multiplier = layer.depth_multiplier
+        out = inputs[0] if multiplier == 1 else inputs[0].repeat(multiplier)
+        return [out]
+
+    def constants(self, layer, input_constants, input_shapes, output_shapes):
+        constant = np.repeat(input_constants[0], layer.depth_multiplier)
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        weight_sum = kernel.reshape(-1, kernel.shape[-2] * kernel.shape[-1]).sum(0)
+        out = constant * weight_sum
+        if layer.use_bias:
+            out = out + keras.ops.convert_to_numpy(layer.bias)
+        if layer.padding != "valid":
+            out = np.where(constant == 0, out, np.nan)
+        return out
+
+
+class MergeHandler(LayerHandler):
+    """Element-wise merges: all inputs' channels become the same units."""
+
+    def __init__(self, combine):
+        self.combine = combine
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        width = max(len(c) for c in inputs)
+        full = [c for c in inputs if len(c) == width]
+        for other in full[1:]:
+            trace.couple(full[0], other, layer)
+        for partial in inputs:
+            if len(partial) != width:
+                trace.fix(partial, f"layer '{layer.name}' broadcasts a {len(partial)}-channel input")
+        return [full[0]]
+
+    def constants(self, layer, input_constants, input_shapes, output_shapes):
+        width = max(len(c) for c in input_constants)
+        stacked = np.stack([np.broadcast_to(c, (width,)) for c in input_constants])
+        return self.combine(stacked)
+
+
+def _product(stacked):
+    product = np.prod(stacked, axis=0)
+    any_zero = np.any(stacked == 0, axis=0)
+    return np.where(any_zero, 0.0, product)
+
+
+class ConcatenateHandler(LayerHandler):
+    """`Concatenate` on the channel axis offsets index ranges."""
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        rank = len(output_shapes[0])
+        if layer.axis % rank != rank - 1:
+            for other in inputs[1:]:
+                trace.couple(inputs[0], other, layer)
+            return [inputs[0]]
+        old_widths = [shape[-1] for shape in input_shapes]
+        return [Channels.concatenate(inputs, old_widths)]
+
+    def constants(self, layer, input_constants, input_shapes, output_shapes):
+        rank = len(input_shapes[0])
+        if layer.axis % rank != rank - 1:
+            stacked = np.stack(input_constants)
+            return np.where(np.all(stacked == stacked[0], axis=0), stacked[0], np.nan)
+        return np.concatenate(input_constants)
+
+
+class FlattenHandler(LayerHandler):
+    """`Flatten` maps channel `c` at position `p` to `p * channels + c`."""
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        shape = input_shapes[0]
+        if len(shape) <= 2:
+            return [inputs[0]]
+        if getattr(layer, "data_format", "channels_last") == "channels_first":
+            return LayerHandler.propagate(self, layer, inputs, input_shapes, output_shapes, trace)
+        positions = int(np.prod(shape[1:-1]))
+        return [inputs[0].tile(positions, shape[-1])]
+
+    def constants(self, layer, input_constants, input_shapes, output_shapes):
+        shape = input_shapes[0]
+        positions = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+        return np.tile(input_constants[0], positions)
+
+
+class ReshapeHandler(LayerHandler):
+    """`Reshape` keeping the channel axis passes units; others fix them."""
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        in_shape, out_shape = input_shapes[0], output_shapes[0]
+        if in_shape[-1] == out_shape[-1]:
+            return [inputs[0]]
+        if len(out_shape) == 2 and len(in_shape) > 2:
+            positions = int(np.prod(in_shape[1:-1]))
+            return [inputs[0].tile(positions, in_shape[-1])]
+        reason = (
+            f"layer '{layer.name}' (Reshape {tuple(in_shape[1:])} -> "
+            f"{tuple(out_shape[1:])}) mixes the channel axis"
+        )
+        for channels in inputs:
+            trace.fix(channels, reason)
+        return [trace.fixed_channels(out_shape[-1], reason)]
+
+    def constants(self, layer, input_constants, input_shapes, output_shapes):
+        in_shape, out_shape = input_shapes[0], output_shapes[0]
+        if in_shape[-1] == out_shape[-1]:
+            return input_constants[0]
+        if len(out_shape) == 2 and len(in_shape) > 2:
+            return np.tile(input_constants[0], int(np.prod(in_shape[1:-1])))
+        return np.full(out_shape[-1], np.nan)
+
+
+class LambdaHandler(LayerHandler):
+    """`Lambda` layers are opaque: their units are fixed, with a reason."""
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        reason = (
+            f"layer '{layer.name}' is a Lambda layer, whose effect on channels keras_darn "
+            "cannot know; replace it with a built-in or registered layer"
+        )
+        for channels in inputs:
+            trace.fix(channels, reason)
+        return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]
+
+
+_REGISTRY = {}
+
+
+def register_handler(layer_class, handler):
+    """Registers the unit handler of a layer type (subclasses included).
+
+    Args:
+        layer_class: a `keras.layers.Layer` subclass.
+        handler: a `LayerHandler` instance.
+
+    Example:
+
+    ```python
+    from keras_darn.graph import handlers
+    handlers.register_handler(
+        MyDense,
+        handlers.ProducerHandler(
+            "units", {"kernel": {0: handlers.IN, 1: handlers.OUT},
+                      "bias": {0: handlers.OUT}}),
+    )
+    ```
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+        raise ValueError(
+            "Expected `layer_class` to be a subclass of keras.layers.Layer. "
+            f"Received: layer_class={layer_class!r}"
+        )
+    if not isinstance(handler, LayerHandler):
+        raise ValueError(
+            f"Expected `handler` to be a LayerHandler. Received: handler={handler!r}"
+        )
+    _REGISTRY[layer_class] = handler
+
+
+def get_handler(layer):
+    """The handler registered for the layer's class or its nearest base."""
+    for cls in type(layer).__mro__:
+        if cls in _REGISTRY:
+            return _REGISTRY[cls]
+    return _UNKNOWN
+
+
+_UNKNOWN = LayerHandler()
+
+_MASKS = {"unit_mask": {0: OUT}, "kernel_mask": {-2: IN, -1: OUT}}
+
+
+def _register_builtin_handlers():
+    layers = keras.layers
+    dense_axes = {"kernel": {-2: IN, -1: OUT}, "bias": {0: OUT}, **_MASKS}
+    register_handler(layers.Dense, ProducerHandler("units", dense_axes, fold_weight="kernel"))
+    for conv in (layers.Conv1D, layers.Conv2D, layers.Conv3D):
+        register_handler(conv, GroupedConvHandler("filters", dense_axes, fold_weight="kernel"))
+    transpose_axes = {"kernel": {-1: IN, -2: OUT}, "bias": {0: OUT}}
+    for conv in (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose):
+        register_handler(conv, ProducerHandler("filters", transpose_axes))
+    separable_axes = {
+        "depthwise_kernel": {-2: IN},
+        "pointwise_kernel": {-2: IN_X_M, -1: OUT},
+        "bias": {0: OUT},
+    }
+    for conv in (layers.SeparableConv1D, layers.SeparableConv2D):
+        register_handler(conv, ProducerHandler("filters", separable_axes))
+    register_handler(
+        layers.Embedding,
+        ProducerHandler("output_dim", {"embeddings": {1: OUT}}, consumes_channels=False),
+    )
+    for depthwise in (layers.DepthwiseConv1D, layers.DepthwiseConv2D):
+        register_handler(depthwise, DepthwiseHandler())
+    register_handler(
+        layers.BatchNormalization,
+        NormalizationHandler(("gamma", "beta", "moving_mean", "moving_variance"), "call"),
+    )
+    register_handler(layers.LayerNormalization, NormalizationHandler(("gamma", "beta"), "none"))
+    elementwise = (
+        layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU,
+        layers.Dropout, layers.GaussianNoise, layers.GaussianDropout, layers.AlphaDropout,
+        layers.SpatialDropout1D, layers.SpatialDropout2D, layers.SpatialDropout3D,
+        layers.Rescaling, layers.Identity, layers.ActivityRegularization,
+    )
+    for layer_class in elementwise:
+        register_handler(layer_class, PassThroughHandler())
+    spatial = (
+        layers.MaxPooling1D, layers.MaxPooling2D, layers.MaxPooling3D,
+        layers.AveragePooling1D, layers.AveragePooling2D, layers.AveragePooling3D,
+        layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D, layers.GlobalAveragePooling3D,
+        layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D, layers.GlobalMaxPooling3D,
+        layers.UpSampling1D, layers.UpSampling2D, layers.UpSampling3D,
+        layers.Cropping1D, layers.Cropping2D, layers.Cropping3D,
+    )
+    for layer_class in spatial:
+        register_handler(layer_class, PassThroughHandler(constant_rule="identity"))
+    for layer_class in (layers.ZeroPadding1D, layers.ZeroPadding2D, layers.ZeroPadding3D):
+        register_handler(layer_class, PassThroughHandler(constant_rule="zero_only"))
+    register_handler(layers.Add, MergeHandler(lambda s: np.sum(s, axis=0)))
+    register_handler(layers.Subtract, MergeHandler(lambda s: s[0] - s[1]))
+    register_handler(layers.Multiply, MergeHandler(_product))
+    register_handler(layers.Average, MergeHandler(lambda s: np.mean(s, axis=0)))
+    register_handler(layers.Maximum, MergeHandler(lambda s: np.max(s, axis=0)))
+    register_handler(layers.Minimum, MergeHandler(lambda s: np.min(s, axis=0)))
+    register_handler(layers.Concatenate, ConcatenateHandler())
+    register_handler(layers.Flatten, FlattenHandler())
+    register_handler(layers.Reshape, ReshapeHandler())
+    register_handler(layers.Lambda, LambdaHandler())
+
+
+_register_builtin_handlers()

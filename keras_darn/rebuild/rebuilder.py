@@ -1,0 +1,492 @@
+"""The Rebuilder: one new model from a queue of unit changes.
+
+Changes are queued (`remove`, `add`, `remove_dead`) and applied together by
+`build()`, which traces the planned widths through the graph, clones the
+model with resized layers and copies every surviving weight. The original
+model is never modified; a failing plan raises before anything is built.
+"""
+
+import difflib
+
+import keras
+import numpy as np
+
+from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph.channels import Channels
+from keras_darn.graph.unit_graph import GraphError
+from keras_darn.graph.unit_graph import UnitGraph
+from keras_darn.graph.unit_graph import functional_of
+from keras_darn.graph.unit_graph import walk
+from keras_darn.rebuild import weight_transfer
+from keras_darn.rebuild.plain_layers import plain_equivalent
+
+
+class Rebuilder:
+    """Queues unit changes to a Keras model and builds the changed model.
+
+    Args:
+        model: a built functional or Sequential `keras.Model`. It is never
+            modified.
+        seed: seed for the random draws of new units. Defaults to `None`.
+
+    Raises:
+        ValueError: for subclassed or unbuilt models.
+
+    Example:
+
+    ```python
+    rebuilder = darn.Rebuilder(model)
+    rebuilder.remove({"dense": [0, 3]})
+    rebuilder.add({"conv": 8}, init="zeros_out")
+    new_model = rebuilder.build()
+    ```
+    """
+
+    def __init__(self, model, seed=None):
+        self.model = model
+        self.graph = UnitGraph(model, with_constants=True)
+        self._rng = np.random.default_rng(seed)
+        self._removed = set()
+        self._additions = []  # (anchor root, new ids, source roots, init, noise)
+        self._next_id = len(self.graph._uf.parent)
+        self.variable_map = []
+
+    # ---- Queueing -------------------------------------------------------
+    def remove(self, plan):
+        """Queues removal of units, given as `{layer_name: [indices]}`.
+
+        Every unit coupled to a named one (e.g. across an `Add`) goes too.
+
+        Raises:
+            ValueError: unknown layer, fixed units, bad or repeated indices.
+        """
+        for name, indices in _check_plan(plan, "plan").items():
+            layer, space = self._resizable(name)
+            indices = _check_indices(indices, len(space), name)
+            for root in self.graph.roots(space)[indices]:
+                self._check_not_fixed(root, name)
+                self._removed.add(int(root))
+        return self
+
+    def remove_dead(self):
+        """Queues removal of every unit that is provably dead.
+
+        A unit is dead when, at every layer that consumes it, its channel
+        holds a constant that the consumer can absorb exactly into its bias
+        (any constant for `Dense` and valid-padded convolutions, only 0
+        otherwise). Masked-off units of our prunable layers output 0.
+        """
+        self._removed |= self.dead_roots()
+        return self
+
+    def dead_roots(self):
+        """Roots (coupled-unit ids) of the provably dead units."""
+        bad = set()
+        for consumer in self.graph.consumers:
+            roots = self.graph.roots(consumer.channels)
+            constants = consumer.constants
+            if constants is None:
+                bad.update(int(r) for r in roots)
+                continue
+            foldable = np.isfinite(constants) & (
+                (constants == 0) | _can_absorb_constant(consumer.layer)
+            )
+            bad.update(int(r) for r in roots[~foldable])
+        dead = set()
+        for channels in self.graph.spaces.values():
+            for root in self.graph.roots(channels):
+                root = int(root)
+                if root not in bad and self.graph.fixed_reason(root) is None:
+                    dead.add(root)
+        return dead
+
+    def add(self, plan, init="zeros_out", sources=None, noise=0.0):
+        """Queues new units, given as `{layer_name: count}`.
+
+        New units go after the layer's last unit; coupled layers get them at
+        the matching place.
+
+        Args:
+            plan: `{layer_name: number_of_new_units}`.
+            init: "zeros_out" (zero outgoing weights: same outputs),
+                "net2net" (copies whose outgoing weights are shared with
+                their source: same outputs when `noise=0`) or "random".
+                Defaults to "zeros_out".
+            sources: `{layer_name: [unit indices to copy]}` for "net2net";
+                by default sources are drawn at random. Defaults to `None`.
+            noise: relative noise added to Net2WiderNet copies' incoming
+                weights. Defaults to `0.0`.
+
+        Raises:
+            ValueError: bad `init`, counts, sources, or fixed units.
+        """
+        if init not in weight_transfer.INITS:
+            raise ValueError(
+                f"Received an invalid value for `init`, expected one of "
+                f"{weight_transfer.INITS}. Received: init={init!r}"
+            )
+        if noise < 0:
+            raise ValueError(f"Expected `noise` >= 0. Received: noise={noise}")
+        sources = sources or {}
+        for name, count in _check_plan(plan, "plan").items():
+            layer, space = self._resizable(name)
+            if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
+                raise ValueError(
+                    f"Expected a positive number of units to add to layer '{name}'. "
+                    f"Received: {count!r}"
+                )
+            roots = self.graph.roots(space)
+            anchor = int(roots[-1])
+            self._check_not_fixed(anchor, name)
+            source_roots = []
+            if init == "net2net":
+                chosen = sources.get(name)
+                if chosen is None:
+                    chosen = self._rng.choice(len(space), size=count, replace=count > len(space))
+                chosen = np.asarray(chosen, dtype=np.int64)
+                if len(chosen) != count or chosen.min() < 0 or chosen.max() >= len(space):
+                    raise ValueError(
+                        f"Expected {count} source indices in [0, {len(space)}) for layer "
+                        f"'{name}'. Received: sources={sources.get(name)!r}"
+                    )
+                source_roots = [int(roots[i]) for i in chosen]
+            new_ids = list(range(self._next_id, self._next_id + int(count)))
+            self._next_id += int(count)
+            self._additions.append((anchor, new_ids, source_roots, init, float(noise)))
+        return self
+
+    # ---- Building -------------------------------------------------------
+    def build(self, keep_masks=True):
+        """Builds the changed model; the original is untouched.
+
+        Args:
+            keep_masks: keep our prunable layers (with their masks); when
+                False they come out as plain `Dense`/`Conv2D`, with masked
+                connections zeroed. Defaults to `True`.
+
+        Returns:
+            A new `keras.Model`. `self.variable_map` then lists
+            `(old_variable, new_variable, transform)` for every weight, where
+            `transform(array, fill=None)` maps old values to the new layout.
+
+        Raises:
+            ValueError: if the plan leaves a layer without units or joins
+                different units at a merge.
+        """
+        new_spaces = self._plan_spaces()
+        layout = _LayoutTrace(new_spaces)
+        functional = functional_of(self.model)
+        walk(functional, layout, [Channels(np.full(len(c), -1), None) for c, _ in _inputs(self.graph, functional)])
+        transfers = self._weight_plans(layout, new_spaces, keep_masks)
+        clones = {}
+
+        def clone_layer(layer):
+            clone = _clone(layer, transfers.get(id(layer)), keep_masks)
+            clones[id(layer)] = clone
+            return clone
+
+        new_model = keras.models.clone_model(
+            self.model, clone_function=clone_layer, recursive=True
+        )
+        self.variable_map = []
+        for layer in _all_layers(self.model):
+            clone = clones.get(id(layer))
+            if clone is None or not layer.weights:
+                continue
+            self.variable_map.extend(_copy_weights(layer, clone, transfers.get(id(layer))))
+        return new_model
+
+    def _plan_spaces(self):
+        new_spaces = {}
+        for key, channels in self.graph.spaces.items():
+            roots = self.graph.roots(channels)
+            keep = np.array([int(r) not in self._removed for r in roots], dtype=bool)
+            if not keep.any() and len(roots):
+                layer = self.graph.layer_of_space(key)
+                raise ValueError(
+                    f"The plan would leave layer '{layer.name}' with zero units; "
+                    "keep at least one unit of every layer."
+                )
+            ids = list(channels.ids[keep])
+            origin = list(np.flatnonzero(keep))
+            source = [-1] * len(ids)
+            kept_roots = list(roots[keep])
+            for anchor, new_ids, source_roots, _, _ in self._additions:
+                where = [i for i, r in enumerate(kept_roots) if r == anchor]
+                if not where:
+                    continue
+                at = where[-1] + 1
+                positions = []
+                for s in source_roots:
+                    matches = np.flatnonzero(roots == s)
+                    if not len(matches):
+                        raise ValueError(
+                            f"Cannot copy a source unit into layer "
+                            f"'{self.graph.layer_of_space(key).name}': the source is not coupled to it."
+                        )
+                    positions.append(int(matches[-1]))
+                positions = positions or [-1] * len(new_ids)
+                ids[at:at] = new_ids
+                origin[at:at] = [-1] * len(new_ids)
+                source[at:at] = positions
+                kept_roots[at:at] = [None] * len(new_ids)
+            new_spaces[key] = Channels(ids, origin, source)
+        return new_spaces
+
+    def _weight_plans(self, layout, new_spaces, keep_masks):
+        init, noise = "zeros_out", 0.0
+        for _, _, _, add_init, add_noise in self._additions:
+            init, noise = add_init, add_noise
+        constants = {}
+        for consumer in self.graph.consumers:
+            constants.setdefault(id(consumer.layer), consumer.constants)
+        plans = {}
+        for key, layer in layout.layers.items():
+            plans[key] = _LayerPlan(
+                layer,
+                inputs=layout.inputs.get(key),
+                outputs=new_spaces.get(key),
+                input_constants=constants.get(key),
+                init=init,
+                noise=noise,
+                rng=self._rng,
+            )
+        return plans
+
+    # ---- Validation helpers ---------------------------------------------
+    def _resizable(self, name):
+        layer = self.graph.layers.get(name)
+        if layer is None:
+            close = difflib.get_close_matches(name, list(self.graph.layers), n=3)
+            hint = f" Did you mean {close}?" if close else ""
+            raise ValueError(f"No layer named '{name}' in model '{self.model.name}'.{hint}")
+        space = self.graph.spaces.get(id(layer))
+        if space is None:
+            raise ValueError(
+                f"Layer '{name}' of type {type(layer).__name__} has no resizable units of "
+                "its own; name the layer that produces them (e.g. the Dense or Conv2D "
+                "before it)."
+            )
+        return layer, space
+
+    def _check_not_fixed(self, root, name):
+        reason = self.graph.fixed_reason(root)
+        if reason is not None:
+            raise ValueError(f"Units of layer '{name}' cannot change: {reason}.")
+
+
+def _check_plan(plan, argument):
+    if not isinstance(plan, dict) or not plan:
+        raise ValueError(
+            f"Expected `{argument}` to be a non-empty dict keyed by layer name. "
+            f"Received: {argument}={plan!r}"
+        )
+    return plan
+
+
+def _check_indices(indices, width, name):
+    array = np.asarray(list(indices) if not np.isscalar(indices) else [indices])
+    if array.size == 0:
+        raise ValueError(f"Received no unit indices for layer '{name}'.")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"Unit indices of layer '{name}' must be integers. Received: {indices!r}")
+    bad = array[(array < 0) | (array >= width)]
+    if bad.size:
+        raise ValueError(
+            f"Unit index value(s) {sorted(set(bad.tolist()))} out of range for layer "
+            f"'{name}' with {width} units."
+        )
+    if len(set(array.tolist())) != array.size:
+        raise ValueError(f"Repeated unit indices for layer '{name}'. Received: {indices!r}")
+    return array
+
+
+def _can_absorb_constant(layer):
+    handler = handlers_lib.get_handler(layer)
+    return bool(getattr(handler, "fold_weight", None)) and getattr(layer, "padding", "valid") == "valid"
+
+
+def _inputs(graph, functional):
+    return [(Channels(np.zeros(_width(t))), None) for t in functional.inputs]
+
+
+def _width(tensor):
+    return int(tensor.shape[-1]) if len(tensor.shape) > 1 else 1
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+class _LayoutTrace:
+    """The trace of planned widths: records every layer's new inputs."""
+
+    def __init__(self, new_spaces):
+        self.new_spaces = new_spaces
+        self.inputs = {}
+        self.layers = {}
+
+    def visit(self, layer, node, arguments, prefix):
+        handler = handlers_lib.get_handler(layer)
+        if layer.weights:
+            self.layers[id(layer)] = layer
+            if arguments:
+                self.inputs.setdefault(id(layer), arguments[0])
+        in_shapes = [tuple(t.shape) for t in node.input_tensors]
+        out_shapes = [tuple(t.shape) for t in node.outputs]
+        return handler.propagate(layer, arguments, in_shapes, out_shapes, self)
+
+    def space(self, layer, width):
+        return self.new_spaces[id(layer)]
+
+    def consume(self, layer, channels):
+        pass
+
+    def couple(self, first, second, layer):
+        new_first = first.origin < 0
+        if not (
+            np.array_equal(first.origin, second.origin)
+            and np.array_equal(first.ids[new_first], second.ids[new_first])
+        ):
+            raise GraphError(
+                f"The plan would join different units at layer '{layer.name}'; the coupled "
+                "layers' units cannot be laid out consistently. Add units to another layer of "
+                "the group."
+            )
+
+    def fix(self, channels, reason):
+        pass
+
+    def fixed_channels(self, width, reason):
+        return Channels(np.full(width, -1))
+
+
+class _LayerPlan:
+    """How one layer's weights and config change."""
+
+    def __init__(self, layer, inputs, outputs, input_constants, init, noise, rng):
+        self.layer = layer
+        self.handler = handlers_lib.get_handler(layer)
+        self.inputs = inputs
+        self.outputs = outputs
+        self.input_constants = input_constants
+        self.init = init
+        self.noise = noise
+        self.rng = rng
+
+    def width(self):
+        return None if self.outputs is None else len(self.outputs)
+
+    def axis_channels(self, kind):
+        if kind == handlers_lib.OUT:
+            return self.outputs
+        if kind == handlers_lib.IN_X_M and self.inputs is not None:
+            multiplier = getattr(self.layer, "depth_multiplier", 1)
+            return self.inputs.repeat(multiplier) if multiplier > 1 else self.inputs
+        return self.inputs
+
+    def transform(self, name, array, fill=None):
+        axes = self.handler.weight_axes(self.layer).get(name, {})
+        kinds = set(axes.values())
+        for axis, kind in sorted(axes.items(), key=lambda item: item[1] != handlers_lib.OUT):
+            channels = self.axis_channels(kind)
+            if channels is None:
+                continue
+            if kind == handlers_lib.OUT:
+                role = "incoming" if len(kinds) > 1 else "vector"
+            else:
+                role = "outgoing" if handlers_lib.OUT in kinds else "channel"
+            array = weight_transfer.resize_axis(
+                array, axis, channels, role, name, self.init, self.rng, self.noise, fill
+            )
+        return array
+
+    def absorbed_constants(self, weights):
+        """Bias change from removed input channels that held a constant."""
+        fold = getattr(self.handler, "fold_weight", None)
+        if not fold or self.inputs is None or self.input_constants is None:
+            return None
+        removed = np.setdiff1d(np.arange(len(self.input_constants)), self.inputs.origin)
+        values = self.input_constants[removed] if len(removed) else np.zeros(0)
+        live = np.isfinite(values) & (values != 0)
+        if not live.any():
+            return None
+        kernel = weights[fold]
+        if "kernel_mask" in weights:
+            kernel = kernel * weights["kernel_mask"]
+        rows = np.moveaxis(kernel, -2, 0)[removed[live]]
+        rows = rows.reshape(len(rows), -1, kernel.shape[-1]).sum(axis=1)
+        return (values[live][:, None] * rows).sum(axis=0)
+
+
+def _clone(layer, plan, keep_masks):
+    """A fresh layer like `layer`, at its planned width."""
+    cls, config = type(layer), layer.get_config()
+    if not keep_masks:
+        plain = plain_equivalent(layer)
+        if plain is not None:
+            cls, config = plain
+    if plan is not None and plan.outputs is not None:
+        config[plan.handler.width_arg] = plan.width()
+    if plan is not None and config.get("use_bias") is False:
+        weights = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
+        if plan.absorbed_constants(weights) is not None:
+            config["use_bias"] = True
+    return cls.from_config(config)
+
+
+def _copy_weights(layer, clone, plan):
+    """Assigns the clone's weights; returns `(old, new, transform)` triples."""
+    old = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
+    sources = {w.name: w for w in layer.weights}
+    clone_names = {w.name for w in clone.weights}
+    absorbed = plan.absorbed_constants(old) if plan is not None else None
+    mapping = []
+    for variable in clone.weights:
+        name = variable.name
+        if name in old:
+            value = _bake_masks(name, old, clone_names)
+            if plan is not None:
+                value = plan.transform(name, value)
+        elif name == "bias" and absorbed is not None:
+            value = np.zeros(variable.shape, dtype=variable.dtype)
+        else:
+            continue
+        if name == "bias" and absorbed is not None:
+            value = value + _resize_out(plan, absorbed).astype(value.dtype)
+        variable.assign(value)
+        if name in sources:
+            mapping.append((sources[name], variable, _Transform(plan, name)))
+    return mapping
+
+
+def _bake_masks(name, old, clone_names):
+    """Folds masks into kernel and bias when the clone has no masks."""
+    value = old[name]
+    if "kernel_mask" in old and "kernel_mask" not in clone_names and name == "kernel":
+        value = value * old["kernel_mask"]
+    if "unit_mask" in old and "unit_mask" not in clone_names and name in ("kernel", "bias"):
+        value = value * old["unit_mask"]
+    return value
+
+
+class _Transform:
+    """Maps an old weight (or optimizer slot) array to the new layout."""
+
+    def __init__(self, plan, name):
+        self.plan = plan
+        self.name = name
+
+    def __call__(self, array, fill=None):
+        if self.plan is None:
+            return array
+        return self.plan.transform(self.name, array, fill)
+
+
+def _resize_out(plan, vector):
+    if plan.outputs is None:
+        return vector
+    return weight_transfer.resize_axis(vector, 0, plan.outputs, "vector", "bias", "zeros_out", plan.rng, fill="zeros")
