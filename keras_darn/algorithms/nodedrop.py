@@ -1,0 +1,164 @@
+"""NodeDrop at model level: put the regularizers on every eligible layer."""
+
+import warnings
+
+import keras
+
+from keras_darn import regularizers
+from keras_darn.criteria import nodedrop_condition as condition
+
+
+def _prunable_class(layer):
+    from keras_darn import layers as darn_layers
+
+    if hasattr(layer, "set_unit_mask"):
+        return type(layer)
+    if type(layer) is keras.layers.Dense:
+        return darn_layers.PrunableDense
+    if type(layer) is keras.layers.Conv2D:
+        return darn_layers.PrunableConv2D
+    return None
+
+
+def attach_nodedrop(
+    model,
+    lam=1e-5,
+    c=1.0,
+    batch_size=None,
+    input_range=None,
+    prunable=True,
+    return_report=False,
+):
+    """Returns a copy of `model` with NodeDrop regularizers on eligible layers.
+
+    Every Dense/Conv2D unit group that `nodedrop_eligibility` covers gets the
+    NodeDrop penalty `lam * (sum(max(w, 0)) + |b + c|)` per unit (as its
+    `kernel_regularizer` and `bias_regularizer`, replacing any it had), and
+    every BatchNormalization of a NodeDrop-BN group gets
+    `lam * (|gamma| * sqrt(batch_size) + |beta + c|)` (as its
+    `gamma_regularizer` and `beta_regularizer`). With `prunable=True` the
+    layers computing those units become `PrunableDense` / `PrunableConv2D`
+    so that the `NodeDrop` callback can switch dead units off. All weights are
+    copied; the input model is not modified. The new model is not compiled.
+    Layers with weights that NodeDrop does not cover are listed, with the
+    reason, in one warning.
+
+    Args:
+        model: a built Functional or Sequential `keras.Model`.
+        lam: penalty weight lambda, >= 0 (the paper recommends 1e-5 with a
+            cross-entropy loss). Defaults to `1e-5`.
+        c: positive target distance of the biases below 0. Defaults to
+            `1.0`.
+        batch_size: training batch size m (per replica); required when the
+            model has NodeDrop-BN units. Defaults to `None`.
+        input_range: range of the model inputs, e.g. `(0, 1)` for images
+            scaled to [0, 1]; see `nodedrop_eligibility`. Defaults to `None`.
+        prunable: convert the covered Dense/Conv2D layers to their prunable
+            versions. Defaults to `True`.
+        return_report: also return the `NodeDropEligibility` of the new
+            model. Defaults to `False`.
+
+    Returns:
+        The new `keras.Model`, or `(model, report)` with
+        `return_report=True`.
+
+    Raises:
+        ValueError: if `lam < 0`, `c <= 0`, the model is not a built
+            Functional/Sequential model, or it has NodeDrop-BN units and
+            `batch_size` is not a positive integer.
+
+    Example:
+
+    >>> model = attach_nodedrop(model, lam=1e-5, input_range=(0, 1))
+    >>> model.compile("adam", "sparse_categorical_crossentropy")
+    """
+    unit_regs = regularizers.nodedrop_regularizers(lam, c)
+    eligibility = condition.nodedrop_eligibility(model, input_range)
+    bn_groups = [
+        g for g in eligibility.groups if g.kind == condition.KIND_NODEDROP_BN
+    ]
+    bn_regs = None
+    if bn_groups:
+        if batch_size is None:
+            raise ValueError(
+                "The model has NodeDrop-BN units (BatchNormalization "
+                f"'{bn_groups[0].bn_layer.name}' before ReLU), whose penalty "
+                "needs the training batch size m. Received: batch_size=None"
+            )
+        bn_regs = regularizers.nodedrop_bn_regularizers(lam, c, batch_size)
+    producers = {id(g.layer): g for g in eligibility.groups}
+    bn_layers = {id(g.bn_layer) for g in bn_groups}
+    replaced = []
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        cls = type(layer)
+        group = producers.get(id(layer))
+        if group is not None:
+            if prunable:
+                cls = _prunable_class(layer) or cls
+            if group.kind == condition.KIND_NODEDROP:
+                for key in unit_regs:
+                    if config.get(key) is not None:
+                        replaced.append(f"{layer.name}.{key}")
+                config.update(unit_regs)
+        elif id(layer) in bn_layers:
+            for key in bn_regs:
+                if config.get(key) is not None:
+                    replaced.append(f"{layer.name}.{key}")
+            config.update(bn_regs)
+        return cls.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    for source, target in zip(model.layers, clone.layers):
+        if source.name != target.name:
+            raise RuntimeError(
+                f"Cloning changed the layer order: expected '{source.name}', "
+                f"found '{target.name}'."
+            )
+        _copy_weights(source, target)
+    if replaced:
+        warnings.warn(
+            f"attach_nodedrop replaced existing regularizers: {replaced}.",
+            stacklevel=2,
+        )
+    _warn_ineligible(eligibility)
+    if return_report:
+        return clone, condition.nodedrop_eligibility(clone, input_range)
+    return clone
+
+
+def _copy_weights(source, target):
+    """Copies weights by name; masks absent from `source` keep their ones."""
+    source_weights = {w.path.split("/")[-1]: w for w in source.weights}
+    if len(source.weights) == len(target.weights) and all(
+        s.name == t.name for s, t in zip(source.weights, target.weights)
+    ):
+        target.set_weights(source.get_weights())
+        return
+    for weight in target.weights:
+        name = weight.path.split("/")[-1]
+        if name in source_weights:
+            weight.assign(source_weights[name])
+        elif name not in ("unit_mask", "kernel_mask"):
+            raise RuntimeError(
+                f"No weight '{name}' in layer '{source.name}' to copy into "
+                f"'{target.name}'."
+            )
+
+
+def _warn_ineligible(eligibility):
+    if not eligibility.groups:
+        warnings.warn(
+            "NodeDrop found no eligible layer; the model is unchanged apart "
+            "from the copy. " + eligibility.summary(),
+            stacklevel=3,
+        )
+        return
+    if eligibility.ineligible:
+        details = "; ".join(f"'{i.name}': {i.reason}" for i in eligibility.ineligible)
+        warnings.warn(
+            f"NodeDrop does not cover {len(eligibility.ineligible)} layer(s) "
+            f"with weights: {details}",
+            stacklevel=3,
+        )
