@@ -1,0 +1,10 @@
+"""Model size and cost: parameters, FLOPs and latency."""
+
+from keras_darn.metrics.flop_counters import ACTIVATION_FLOPS
+from keras_darn.metrics.flop_counters import register_flops
+from keras_darn.metrics.flops import count_flops
+from keras_darn.metrics.flops import flops_by_layer
+from keras_darn.metrics.latency import measure_latency
+from keras_darn.metrics.params import BOOKKEEPING_WEIGHT_NAMES
+from keras_darn.metrics.params import count_params
+from keras_darn.metrics.params import params_by_layer

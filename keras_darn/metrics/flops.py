@@ -1,0 +1,159 @@
+"""FLOPs of one forward pass of a Keras model, per example, in inference mode.
+
+Conventions (every count is per example, i.e. without the batch dimension):
+
+- A multiply-add counts as 2 FLOPs; adding a bias counts 1 per output
+  element. Every other elementwise arithmetic operation, comparison or clamp,
+  and elementary function (exp, log, tanh, erf) counts 1.
+- `Dense` (also on inputs of rank > 2, per position): 2 * in_features * units
+  per position, plus the bias.
+- `Conv1D`/`Conv2D`/`Conv3D`: 2 * prod(kernel_size) * in_channels / groups
+  per output element, plus the bias. `DepthwiseConv1D`/`DepthwiseConv2D`:
+  2 * prod(kernel_size) per output element, plus the bias.
+  `SeparableConv1D`/`SeparableConv2D`: the depthwise part
+  (2 * prod(kernel_size) per depthwise output element) plus the pointwise
+  part (2 * in_channels * depth_multiplier per output element), plus the
+  bias. `Conv*DTranspose`: 2 * prod(kernel_size) * out_channels per input
+  element (every input element is scattered over a kernel window), plus the
+  bias.
+- An activation fused into a layer (`activation=` argument) is counted on top,
+  per output element, with the same per-element cost as the activation
+  layer (see `flop_counters.ACTIVATION_FLOPS`): linear 0, relu/relu6/clamps
+  1, leaky relu 2, tanh/exponential 1, softplus/softsign 3, sigmoid/elu 4,
+  silu/swish, gelu (erf form), mish, selu, softmax 5, keras_darn's
+  `SoftClampedReLU` 8.
+- keras_darn's `StandoutDense` at inference: the Dense part, its activation,
+  and the retention `p = sigmoid(alpha * (x @ pi) + beta)` applied to the
+  output: 7 per output element (scale, offset, sigmoid, multiply), plus the
+  matrix product `x @ pi` when `tied=False`.
+- `BatchNormalization`: 2 per element (inference: folded scale and shift).
+  `LayerNormalization` and `GroupNormalization`: 5 per element for the
+  statistics and the normalisation (accumulate the mean, subtract it,
+  square, accumulate the variance, multiply by the reciprocal standard
+  deviation), plus 1 for `scale` and 1 for `center` (7 with the defaults);
+  with `rms_scaling`, 4 per element. `UnitNormalization`: 3 per element.
+  `Rescaling` and `Normalization`: 2 per element.
+- Max and average pooling: the window size, prod(pool_size), per output
+  element. Global pooling: 1 per input element.
+- `Add`, `Subtract`, `Multiply`, `Maximum`, `Minimum`: n_inputs - 1 per
+  output element. `Average`: n_inputs per output element (n - 1 additions and
+  one scaling). `Concatenate`: 0. Elementwise `keras.ops` on symbolic
+  tensors (`x + y`, `keras.ops.multiply`, ...): 1 per output element;
+  activation ops (`keras.ops.relu`, ...) as their activation function.
+- Layers that only move or drop data at inference cost 0: `Flatten`,
+  `Reshape`, `Permute`, `RepeatVector`, padding, cropping, nearest-neighbour
+  upsampling, `Embedding`, dropout and noise layers, `Identity`, `Masking`,
+  `ActivityRegularization`. Bilinear-style upsampling: 2 * 2**spatial_dims
+  per output element.
+- keras_darn's masks (`unit_mask`, `kernel_mask`) are bookkeeping and cost
+  nothing; a masked layer costs what the plain layer costs. Use
+  `active_only=True` to count the model with masked-off units removed.
+- A layer type with no counter warns once per call, naming the type, and
+  counts 0. Add a counter with `register_flops` (in `flop_counters`).
+
+Shapes come from the functional graph: every call of a layer is counted (a
+layer called twice costs twice), nested models are entered with the shapes
+they are actually called with, Sequential models use their graph.
+"""
+
+import keras
+
+from keras_darn.metrics import _graph_walk
+from keras_darn.metrics import flop_counters
+
+
+def flops_by_layer(model, input_shape=None):
+    """Counts the FLOPs of each layer in one forward pass, per example.
+
+    See the module docstring for the counting conventions. A layer called
+    several times appears once with the sum over its calls. Layers of nested
+    models are named by their path, `"<nested model name>/<layer name>"`.
+
+    Args:
+        model: A functional or Sequential `keras.Model` with known input
+            shapes.
+        input_shape: Shape of one example (no batch dimension) to count with,
+            or a list of shapes for several inputs. Needed when the model's
+            inputs have unknown non-batch dimensions. Defaults to `None`
+            (the model's own input shapes).
+
+    Returns:
+        A `dict` mapping layer name (or path) to its FLOPs, in call order.
+
+    Raises:
+        ValueError: If `model` is a subclassed model or an unbuilt
+            Sequential model, or a layer's output has unknown non-batch
+            dimensions.
+
+    Example:
+
+    ```python
+    model = keras.Sequential([
+        keras.Input((4,)),
+        keras.layers.Dense(3, activation="relu", name="hidden"),
+    ])
+    flops_by_layer(model)  # {"hidden": 2 * 4 * 3 + 3 + 3} == {"hidden": 30}
+    ```
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Expected a keras.Model. Received: model={model!r} of type "
+            f"{type(model).__name__}"
+        )
+    counts = {}
+
+    def visit(operation, name, input_shapes, output_shapes):
+        try:
+            flops = flop_counters.layer_flops(
+                operation, input_shapes, output_shapes
+            )
+        except flop_counters.UnknownDimension as error:
+            raise ValueError(
+                f"Cannot count the FLOPs of layer '{name}': shape "
+                f"{error.args[0]} has unknown dimensions besides the batch "
+                "dimension. Pass `input_shape=` with the size of one example."
+            ) from None
+        counts[name] = counts.get(name, 0) + flops
+
+    with flop_counters.warn_once_per_type():
+        inputs = _graph_walk.input_specs(model, input_shape)
+        _graph_walk.walk(model, inputs, visit)
+    return counts
+
+
+def count_flops(model, active_only=False, input_shape=None):
+    """Counts the FLOPs of one forward pass of a model, per example.
+
+    Inference mode: dropout costs nothing, BatchNormalization is a folded
+    scale and shift. See the module docstring for the counting conventions.
+
+    Args:
+        model: A functional or Sequential `keras.Model` with known input
+            shapes.
+        active_only: If `True`, count the model with masked-off units
+            removed, i.e. `count_flops(keras_darn.rebuild.shrink(model))`.
+            Defaults to `False`.
+        input_shape: Shape of one example (no batch dimension), or a list of
+            shapes for several inputs. Defaults to `None` (the model's own
+            input shapes).
+
+    Returns:
+        The number of FLOPs, an `int`.
+
+    Raises:
+        ValueError: If `model` is a subclassed model or an unbuilt
+            Sequential model, or a layer's output has unknown non-batch
+            dimensions.
+
+    Example:
+
+    ```python
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    count_flops(model)  # 2 * 4 * 3 multiply-adds + 3 bias adds == 27
+    ```
+    """
+    if active_only:
+        from keras_darn.rebuild import shrink
+
+        return count_flops(shrink(model), input_shape=input_shape)
+    return int(sum(flops_by_layer(model, input_shape=input_shape).values()))
