@@ -109,8 +109,21 @@ def attach_nodedrop(
             config.update(bn_regs)
         return cls.from_config(config)
 
-    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    input_tensors = None
+    if not isinstance(model, keras.Sequential):
+        # Keep the input names, which `input_range` may refer to.
+        input_tensors = keras.tree.map_structure(
+            lambda x: keras.Input(
+                batch_shape=x.shape, dtype=x.dtype, name=x._keras_history[0].name
+            ),
+            model.input,
+        )
+    clone = keras.models.clone_model(
+        model, input_tensors=input_tensors, clone_function=clone_layer
+    )
     for source, target in zip(model.layers, clone.layers):
+        if isinstance(source, keras.layers.InputLayer):
+            continue
         if source.name != target.name:
             raise RuntimeError(
                 f"Cloning changed the layer order: expected '{source.name}', "

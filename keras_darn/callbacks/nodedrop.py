@@ -149,6 +149,7 @@ class NodeDrop(keras.callbacks.Callback):
         self._last_check_step = 0
         self._live_params = None
         self._params_unavailable = False
+        self._params_warned = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -268,3 +269,13 @@ class NodeDrop(keras.callbacks.Callback):
                 stacklevel=2,
             )
             return None
+        except ValueError as error:
+            # E.g. every unit of a layer is dead: the model has collapsed to
+            # a constant and `shrink` cannot build it. Say so, log NaN.
+            if not self._params_warned:
+                self._params_warned = True
+                warnings.warn(
+                    f"NodeDrop cannot count `live_params`, logging NaN: {error}",
+                    stacklevel=2,
+                )
+            return float("nan")

@@ -529,7 +529,7 @@ class _FunctionalGraph:
 
 def _input_bounds(graph, input_range):
     """Upper bounds of the model inputs known to lie in [0, bound]."""
-    names = [t.name for t in graph.inputs]
+    names = [_input_name(t) for t in graph.inputs]
     if input_range is None:
         return {}
     if isinstance(input_range, dict):
@@ -561,6 +561,10 @@ def _input_bounds(graph, input_range):
     return bounds
 
 
+def _input_name(tensor):
+    return tensor._keras_history[0].name
+
+
 def _unit_interval_tensors(graph, input_range):
     """Maps id(tensor) -> s for tensors known to lie in [0, s].
 
@@ -574,8 +578,8 @@ def _unit_interval_tensors(graph, input_range):
     for node in graph.nodes:
         if node.is_input:
             for tensor in node.outputs:
-                if tensor.name in input_bounds:
-                    bounds[id(tensor)] = input_bounds[tensor.name]
+                if _input_name(tensor) in input_bounds:
+                    bounds[id(tensor)] = input_bounds[_input_name(tensor)]
             continue
         inputs = node.arguments.keras_tensors
         known = [bounds.get(id(t)) for t in inputs]

@@ -69,29 +69,25 @@ def test_auto_target_and_explicit_targets_agree():
     assert _value(NodeDropRegularizer(0.5, 2.0, "bias"), bias) == _value(auto, bias)
 
 
-def test_lambda_zero_gives_zero_penalty():
+def test_defaults_are_the_papers_and_lambda_zero_gives_zero():
+    reg = NodeDropRegularizer()
+    assert (reg.lam, reg.c) == (1e-5, 1.0)
     reg = NodeDropRegularizer(lam=0.0)
     assert _value(reg, np.ones((3, 2), "float32")) == 0.0
     assert _value(reg, np.ones((2,), "float32")) == 0.0
 
 
-@pytest.mark.parametrize("lam", [-1e-5, float("nan"), "big", True])
-def test_invalid_lambda_raises_naming_argument(lam):
-    with pytest.raises(ValueError, match="lam="):
-        NodeDropRegularizer(lam=lam)
-    with pytest.raises(ValueError, match="lam="):
-        NodeDropBNRegularizer(lam=lam, target="beta")
-
-
-@pytest.mark.parametrize("c", [0.0, -1.0, float("inf")])
-def test_invalid_c_raises_naming_argument(c):
-    with pytest.raises(ValueError, match=r"`c`.*c="):
-        NodeDropRegularizer(c=c)
-    with pytest.raises(ValueError, match="c="):
-        regularizers.nodedrop_bn_regularizers(c=c, batch_size=8)
-
-
-def test_invalid_target_and_batch_size():
+def test_invalid_arguments_raise_naming_them():
+    for lam in (-1e-5, float("nan"), "big", True):
+        with pytest.raises(ValueError, match="lam="):
+            NodeDropRegularizer(lam=lam)
+        with pytest.raises(ValueError, match="lam="):
+            NodeDropBNRegularizer(lam=lam, target="beta")
+    for c in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match=r"`c`.*c="):
+            NodeDropRegularizer(c=c)
+        with pytest.raises(ValueError, match="c="):
+            regularizers.nodedrop_bn_regularizers(c=c, batch_size=8)
     with pytest.raises(ValueError, match="target="):
         NodeDropRegularizer(target="gamma")
     with pytest.raises(ValueError, match="target="):
@@ -104,23 +100,17 @@ def test_invalid_target_and_batch_size():
         NodeDropRegularizer()(keras.ops.convert_to_tensor(1.0))
 
 
-def test_defaults_are_the_papers():
-    reg = NodeDropRegularizer()
-    assert (reg.lam, reg.c) == (1e-5, 1.0)
-
-
-@pytest.mark.parametrize(
-    "regularizer",
-    [
+def test_serialization_round_trip():
+    for regularizer in (
         NodeDropRegularizer(2e-5, 0.5, "bias"),
         NodeDropBNRegularizer(3e-5, 2.0, target="gamma", batch_size=32),
         NodeDropBNRegularizer(3e-5, 2.0, target="beta"),
-    ],
-)
-def test_serialization_round_trip(regularizer):
-    restored = keras.regularizers.deserialize(keras.regularizers.serialize(regularizer))
-    assert type(restored) is type(regularizer)
-    assert restored.get_config() == regularizer.get_config()
+    ):
+        config = keras.regularizers.serialize(regularizer)
+        assert config["registered_name"].startswith("keras_darn>")
+        restored = keras.regularizers.deserialize(config)
+        assert type(restored) is type(regularizer)
+        assert restored.get_config() == regularizer.get_config()
 
 
 def test_saved_model_file_round_trip(tmp_path):
