@@ -64,6 +64,10 @@ class LayerHandler:
         """`{weight_name: {axis: kind}}` for the weights tied to units."""
         return {}
 
+    def adapt_config(self, layer, config, input_width):
+        """Config for the layer when its input has `input_width` channels."""
+        return config
+
     def constants(self, layer, input_constants, input_shapes, output_shapes):
         """Output constants per channel (NaN where not constant)."""
         return None
@@ -285,6 +289,14 @@ class ReshapeHandler(LayerHandler):
         if len(out_shape) == 2 and len(in_shape) > 2:
             return np.tile(input_constants[0], int(np.prod(in_shape[1:-1])))
         return np.full(out_shape[-1], np.nan)
+
+
+    def adapt_config(self, layer, config, input_width):
+        target = list(config["target_shape"])
+        if layer.input.shape[-1] == target[-1]:
+            target[-1] = input_width
+            config = {**config, "target_shape": tuple(target)}
+        return config
 
 
 class LambdaHandler(LayerHandler):

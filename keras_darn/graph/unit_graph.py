@@ -112,6 +112,7 @@ class UnitGraph:
     Attributes:
         spaces: `{layer: Channels}` output units of every resizable layer.
         consumers: list of `Consumer`, every call of a weight-bearing layer.
+        inputs: `{id(layer): Channels}` of every layer's first input.
         layers: `{name: layer}` of every layer traced (nested models give
             `outer/inner` names too).
 
@@ -126,6 +127,7 @@ class UnitGraph:
         self.spaces = {}
         self.consumers = []
         self.layers = {}
+        self.inputs = {}
         self._layer_by_id = {}
         self._current_constants = None
         self.output_channels = []
@@ -194,6 +196,8 @@ class UnitGraph:
         """Channels and constants of a node's outputs (called by `walk`)."""
         self.layers.setdefault(f"{prefix}{layer.name}", layer)
         self.layers.setdefault(layer.name, layer)
+        if arguments:
+            self.inputs.setdefault(id(layer), arguments[0][0])
         return self._propagate(layer, node, arguments)
 
     def _propagate(self, layer, node, arguments):
@@ -238,6 +242,8 @@ def walk(functional, trace, inputs, prefix=""):
                 continue
             arguments = [values[id(t)] for t in node.input_tensors]
             if is_model(layer):
+                if hasattr(trace, "enter_model"):
+                    trace.enter_model(layer, arguments)
                 outputs = walk(functional_of(layer), trace, arguments, f"{prefix}{layer.name}/")
             else:
                 outputs = trace.visit(layer, node, arguments, prefix)

@@ -7,6 +7,7 @@ model is never modified; a failing plan raises before anything is built.
 """
 
 import difflib
+import warnings
 
 import keras
 import numpy as np
@@ -181,17 +182,25 @@ class Rebuilder:
         clones = {}
 
         def clone_layer(layer):
-            clone = _clone(layer, transfers.get(id(layer)), keep_masks)
+            if isinstance(layer, keras.Model):
+                inputs = [
+                    keras.Input(tuple(t.shape[1:-1]) + (len(c),), dtype=t.dtype)
+                    for t, c in zip(layer.inputs, layout.model_inputs[id(layer)])
+                ]
+                clone = keras.models.clone_model(
+                    layer, input_tensors=inputs if len(inputs) > 1 else inputs[0],
+                    clone_function=clone_layer,
+                )
+            else:
+                clone = _clone(layer, transfers.get(id(layer)), keep_masks)
             clones[id(layer)] = clone
             return clone
 
-        new_model = keras.models.clone_model(
-            self.model, clone_function=clone_layer, recursive=True
-        )
+        new_model = keras.models.clone_model(self.model, clone_function=clone_layer)
         self.variable_map = []
         for layer in _all_layers(self.model):
             clone = clones.get(id(layer))
-            if clone is None or not layer.weights:
+            if clone is None or not layer.weights or isinstance(layer, keras.Model):
                 continue
             self.variable_map.extend(_copy_weights(layer, clone, transfers.get(id(layer))))
         return new_model
@@ -234,9 +243,9 @@ class Rebuilder:
         return new_spaces
 
     def _weight_plans(self, layout, new_spaces, keep_masks):
-        init, noise = "zeros_out", 0.0
-        for _, _, _, add_init, add_noise in self._additions:
-            init, noise = add_init, add_noise
+        growth = {}
+        for _, new_ids, _, init, noise in self._additions:
+            growth.update({unit: (init, noise) for unit in new_ids})
         constants = {}
         for consumer in self.graph.consumers:
             constants.setdefault(id(consumer.layer), consumer.constants)
@@ -247,8 +256,7 @@ class Rebuilder:
                 inputs=layout.inputs.get(key),
                 outputs=new_spaces.get(key),
                 input_constants=constants.get(key),
-                init=init,
-                noise=noise,
+                growth=growth,
                 rng=self._rng,
             )
         return plans
@@ -328,13 +336,16 @@ class _LayoutTrace:
         self.new_spaces = new_spaces
         self.inputs = {}
         self.layers = {}
+        self.model_inputs = {}
+
+    def enter_model(self, model, arguments):
+        self.model_inputs.setdefault(id(model), arguments)
 
     def visit(self, layer, node, arguments, prefix):
         handler = handlers_lib.get_handler(layer)
-        if layer.weights:
-            self.layers[id(layer)] = layer
-            if arguments:
-                self.inputs.setdefault(id(layer), arguments[0])
+        self.layers[id(layer)] = layer
+        if arguments:
+            self.inputs.setdefault(id(layer), arguments[0])
         in_shapes = [tuple(t.shape) for t in node.input_tensors]
         out_shapes = [tuple(t.shape) for t in node.outputs]
         return handler.propagate(layer, arguments, in_shapes, out_shapes, self)
@@ -367,14 +378,13 @@ class _LayoutTrace:
 class _LayerPlan:
     """How one layer's weights and config change."""
 
-    def __init__(self, layer, inputs, outputs, input_constants, init, noise, rng):
+    def __init__(self, layer, inputs, outputs, input_constants, growth, rng):
         self.layer = layer
         self.handler = handlers_lib.get_handler(layer)
         self.inputs = inputs
         self.outputs = outputs
         self.input_constants = input_constants
-        self.init = init
-        self.noise = noise
+        self.growth = growth
         self.rng = rng
 
     def width(self):
@@ -400,7 +410,7 @@ class _LayerPlan:
             else:
                 role = "outgoing" if handlers_lib.OUT in kinds else "channel"
             array = weight_transfer.resize_axis(
-                array, axis, channels, role, name, self.init, self.rng, self.noise, fill
+                array, axis, channels, role, name, self.growth, self.rng, fill
             )
         return array
 
@@ -425,17 +435,38 @@ class _LayerPlan:
 def _clone(layer, plan, keep_masks):
     """A fresh layer like `layer`, at its planned width."""
     cls, config = type(layer), layer.get_config()
-    if not keep_masks:
+    if not keep_masks and not _keeps_masked_units(layer, plan):
         plain = plain_equivalent(layer)
         if plain is not None:
             cls, config = plain
     if plan is not None and plan.outputs is not None:
         config[plan.handler.width_arg] = plan.width()
+    if plan is not None and plan.inputs is not None:
+        config = plan.handler.adapt_config(layer, config, len(plan.inputs))
     if plan is not None and config.get("use_bias") is False:
         weights = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
         if plan.absorbed_constants(weights) is not None:
             config["use_bias"] = True
     return cls.from_config(config)
+
+
+def _keeps_masked_units(layer, plan):
+    """Whether masked-off units survive the rebuild (so the mask must stay)."""
+    mask = next((w for w in layer.weights if w.name == "unit_mask"), None)
+    if mask is None:
+        return False
+    value = keras.ops.convert_to_numpy(mask)
+    if plan is not None:
+        value = plan.transform("unit_mask", value)
+    if value.all():
+        return False
+    warnings.warn(
+        f"Layer '{layer.name}' keeps {int((value == 0).sum())} masked-off unit(s) that "
+        "cannot be removed exactly (their constant output is not absorbed by every "
+        "consumer), so it keeps its mask.",
+        stacklevel=4,
+    )
+    return True
 
 
 def _copy_weights(layer, clone, plan):
@@ -489,4 +520,4 @@ class _Transform:
 def _resize_out(plan, vector):
     if plan.outputs is None:
         return vector
-    return weight_transfer.resize_axis(vector, 0, plan.outputs, "vector", "bias", "zeros_out", plan.rng, fill="zeros")
+    return weight_transfer.resize_axis(vector, 0, plan.outputs, "vector", "bias", {}, plan.rng, fill="zeros")

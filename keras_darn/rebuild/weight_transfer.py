@@ -23,7 +23,7 @@ INITS = ("zeros_out", "net2net", "random")
 _ONES = ("gamma", "moving_variance", "variance", "unit_mask", "kernel_mask")
 
 
-def resize_axis(array, axis, channels, role, name, init, rng, noise=0.0, fill=None):
+def resize_axis(array, axis, channels, role, name, growth, rng, fill=None):
     """Resizes `array` along `axis` to the layout of `channels`.
 
     Args:
@@ -32,10 +32,10 @@ def resize_axis(array, axis, channels, role, name, init, rng, noise=0.0, fill=No
         channels: `Channels` of the new layout (origin/source per position).
         role: "incoming", "outgoing", "vector" or "channel" (see module doc).
         name: the weight's name ("kernel", "gamma", ...), for neutral values.
-        init: one of `INITS`.
+        growth: `{new unit id: (init, noise)}`: the initialisation (one of
+            `INITS`) of each new unit, and the relative noise added to
+            Net2WiderNet copies of its incoming weights.
         rng: a `numpy.random.Generator`.
-        noise: relative noise added to Net2WiderNet copies of incoming
-            weights. Defaults to `0.0`.
         fill: "zeros" to fill every new position with 0 (optimizer slots).
 
     Returns:
@@ -51,9 +51,12 @@ def resize_axis(array, axis, channels, role, name, init, rng, noise=0.0, fill=No
     new = ~kept
     if fill == "zeros":
         return np.moveaxis(out, 0, axis)
-    if new.any():
-        out[new] = _new_slices(moved, channels.source[new], role, name, init, rng, noise)
-    if init == "net2net" and role == "outgoing":
+    new_positions = np.flatnonzero(new)
+    settings = [growth.get(int(channels.ids[p]), ("zeros_out", 0.0)) for p in new_positions]
+    for init, noise in sorted(set(settings)):
+        chosen = new_positions[[s == (init, noise) for s in settings]]
+        out[chosen] = _new_slices(moved, channels.source[chosen], role, name, init, rng, noise)
+    if role == "outgoing" and (channels.source >= 0).any():
         out = _divide_among_copies(out, channels)
     return np.moveaxis(out, 0, axis)
 

@@ -1,0 +1,1 @@
+"""Helpers shared by keras_darn's tests."""

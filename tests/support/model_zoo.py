@@ -1,0 +1,140 @@
+"""Small models covering the graph patterns the Rebuilder must handle."""
+
+import keras
+import numpy as np
+
+L = keras.layers
+
+
+def mlp(prunable=False):
+    dense = _dense(prunable)
+    inputs = keras.Input((12,))
+    x = dense(16, activation="relu", name="fc1")(inputs)
+    x = L.Dropout(0.1)(x)
+    x = dense(10, activation="tanh", name="fc2")(x)
+    return keras.Model(inputs, L.Dense(3, name="logits")(x), name="mlp")
+
+
+def conv_bn_relu_flatten(prunable=False):
+    conv, dense = _conv(prunable), _dense(prunable)
+    inputs = keras.Input((10, 10, 3))
+    x = conv(8, 3, padding="same", name="conv1")(inputs)
+    x = L.BatchNormalization(name="bn1")(x)
+    x = L.ReLU()(x)
+    x = L.MaxPooling2D(2)(x)
+    x = conv(6, 3, padding="valid", name="conv2")(x)
+    x = L.BatchNormalization(name="bn2")(x)
+    x = L.Activation("relu")(x)
+    x = L.Flatten()(x)
+    x = dense(12, activation="relu", name="fc")(x)
+    return keras.Model(inputs, L.Dense(4, name="logits")(x), name="cnn")
+
+
+def resnet_block(prunable=False):
+    conv = _conv(prunable)
+    inputs = keras.Input((8, 8, 3))
+    stem = conv(8, 3, padding="same", name="stem")(inputs)
+    x = L.BatchNormalization(name="bn_a")(stem)
+    x = L.ReLU()(x)
+    x = conv(6, 3, padding="same", name="inner")(x)
+    x = L.BatchNormalization(name="bn_b")(x)
+    x = L.ReLU()(x)
+    x = conv(8, 3, padding="same", name="expand")(x)
+    x = L.Add(name="add")([stem, x])
+    x = L.ReLU()(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(4, name="logits")(x), name="resnet_block")
+
+
+def densenet_block(prunable=False):
+    conv = _conv(prunable)
+    inputs = keras.Input((8, 8, 3))
+    x0 = conv(4, 3, padding="same", name="d0")(inputs)
+    x1 = conv(5, 3, padding="same", name="d1")(L.ReLU()(L.BatchNormalization()(x0)))
+    c1 = L.Concatenate(name="cat1")([x0, x1])
+    x2 = conv(3, 1, name="d2")(L.ReLU()(L.BatchNormalization()(c1)))
+    c2 = L.Concatenate(name="cat2")([c1, x2])
+    x = L.AveragePooling2D(2)(c2)
+    x = L.Flatten()(x)
+    return keras.Model(inputs, L.Dense(4, name="logits")(x), name="densenet_block")
+
+
+def mobilenet_block(prunable=False):
+    conv, dense = _conv(prunable), _dense(prunable)
+    inputs = keras.Input((8, 8, 3))
+    x = conv(8, 1, name="expand")(inputs)
+    x = L.BatchNormalization()(x)
+    x = L.ReLU(6.0)(x)
+    x = L.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = L.BatchNormalization()(x)
+    x = L.ReLU(6.0)(x)
+    s = L.GlobalAveragePooling2D()(x)
+    s = dense(4, activation="relu", name="se_reduce")(s)
+    s = dense(8, activation="sigmoid", name="se_expand")(s)
+    s = L.Reshape((1, 1, 8))(s)
+    x = L.Multiply(name="se_gate")([x, s])
+    x = L.SeparableConv2D(6, 3, padding="same", name="sep")(x)
+    x = L.GlobalMaxPooling2D()(x)
+    return keras.Model(inputs, L.Dense(4, name="logits")(x), name="mobilenet_block")
+
+
+def nested(prunable=False):
+    dense = _dense(prunable)
+    inner_in = keras.Input((10,))
+    inner = keras.Model(inner_in, dense(7, activation="relu", name="inner_fc")(inner_in), name="inner")
+    inputs = keras.Input((6,))
+    x = dense(10, activation="relu", name="outer_fc")(inputs)
+    x = inner(x)
+    return keras.Model(inputs, L.Dense(2, name="logits")(x), name="nested")
+
+
+ALL = {
+    "mlp": mlp,
+    "cnn": conv_bn_relu_flatten,
+    "resnet_block": resnet_block,
+    "densenet_block": densenet_block,
+    "mobilenet_block": mobilenet_block,
+    "nested": nested,
+}
+
+
+def randomize_normalization(model, seed=0):
+    """Gives BatchNormalization layers non-trivial statistics."""
+    rng = np.random.default_rng(seed)
+    for layer in _layers(model):
+        if isinstance(layer, L.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights(
+                [rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n), rng.uniform(0.5, 1.5, n)]
+            )
+        elif isinstance(layer, (L.Dense, L.Conv2D)) and layer.use_bias:
+            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape))
+    return model
+
+
+def sample_input(model, batch=4, seed=0):
+    shape = (batch,) + tuple(model.inputs[0].shape[1:])
+    return np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+
+
+def _dense(prunable):
+    if prunable:
+        from keras_darn.layers import PrunableDense
+
+        return PrunableDense
+    return L.Dense
+
+
+def _conv(prunable):
+    if prunable:
+        from keras_darn.layers import PrunableConv2D
+
+        return PrunableConv2D
+    return L.Conv2D
