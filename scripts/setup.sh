@@ -45,7 +45,7 @@ install_key="$( { sha256sum setup.py; echo "extras=$extras tensorflow=$KERAS_DAR
 stamp="$repo_root/.venv/.keras_darn_install_stamp"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$install_key" ]; then
   say "installing keras_darn (editable, extras: $extras, TensorFlow: $KERAS_DARN_TENSORFLOW) into .venv; the first time takes a few minutes"
-  "$venv_python" -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
+  "$venv_python" -m pip install -qq --disable-pip-version-check -e ".[$extras]"
   echo "$install_key" > "$stamp"
 else
   say "keras_darn already installed in .venv (setup.py unchanged)"
