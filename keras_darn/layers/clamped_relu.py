@@ -1,0 +1,52 @@
+"""ClampedReLU: `min(1, max(0, x))`."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_darn")
+def clamped_relu(x):
+    """Clamped ReLU: `min(1, max(0, x))`.
+
+    Exactly 0 for `x <= 0` and exactly 1 for `x >= 1`. NodeDrop notes that its
+    two flat regions can leave units stuck at 0 or 1; `soft_clamped_relu`
+    avoids the upper one.
+
+    Args:
+        x: Input tensor.
+
+    Returns:
+        A tensor of the same shape and dtype as `x`, with values in `[0, 1]`.
+
+    Example:
+
+    >>> keras_darn.layers.clamped_relu(np.array([-1.0, 0.25, 2.0]))
+    array([0.  , 0.25, 1.  ])
+    """
+    return ops.clip(x, 0.0, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_darn")
+class ClampedReLU(keras.layers.Layer):
+    """Clamped ReLU activation layer: `min(1, max(0, x))`.
+
+    Args:
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Example:
+
+    >>> layer = keras_darn.layers.ClampedReLU()
+    >>> layer(np.array([-1.0, 0.25, 2.0]))
+    array([0.  , 0.25, 1.  ])
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs):
+        return clamped_relu(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
