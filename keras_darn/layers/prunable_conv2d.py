@@ -1,0 +1,104 @@
+"""PrunableConv2D: a Conv2D layer whose filters can be switched off by a mask."""
+
+import keras
+from keras import ops
+
+from keras_darn.layers.unit_mask_mixin import UnitMaskMixin
+
+
+@keras.saving.register_keras_serializable(package="keras_darn")
+class PrunableConv2D(UnitMaskMixin, keras.layers.Conv2D):
+    """2D convolution with a non-trainable per-filter mask.
+
+    Computes
+    `activation(conv(inputs, kernel * unit_mask) + bias * unit_mask) * unit_mask`
+    with the mask broadcast over the output-channel axis, so a masked filter
+    gives an all-zero output channel whatever its activation, and its kernel
+    slice and bias get exactly zero gradient. With all-ones masks the layer
+    computes the same function as `keras.layers.Conv2D`. Both
+    `"channels_last"` and `"channels_first"` data formats are supported.
+
+    Args:
+        filters: Positive integer, the number of output channels.
+        kernel_size: Integer or tuple of 2 integers, the convolution window.
+        strides: Integer or tuple of 2 integers. Defaults to `(1, 1)`.
+        padding: `"valid"` or `"same"`. Defaults to `"valid"`.
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to the
+            Keras config value (usually `"channels_last"`).
+        dilation_rate: Integer or tuple of 2 integers. Defaults to `(1, 1)`.
+        groups: Positive integer, number of groups of input channels.
+            Defaults to `1`.
+        activation: Activation function to use. Defaults to `None` (linear).
+        use_bias: Boolean, whether the layer uses a bias vector. Defaults to
+            `True`.
+        kernel_initializer: Initializer for the kernel. Defaults to
+            `"glorot_uniform"`.
+        bias_initializer: Initializer for the bias. Defaults to `"zeros"`.
+        kernel_regularizer: Regularizer applied to the masked kernel.
+            Defaults to `None`.
+        bias_regularizer: Regularizer applied to the masked bias. Defaults to
+            `None`.
+        activity_regularizer: Regularizer applied to the output. Defaults to
+            `None`.
+        kernel_constraint: Constraint applied to the kernel. Defaults to
+            `None`.
+        bias_constraint: Constraint applied to the bias. Defaults to `None`.
+        connection_mask: Boolean. If `True`, the layer also holds a
+            non-trainable `kernel_mask` of the kernel's shape that switches
+            single weights off (`set_kernel_mask`). Defaults to `False`.
+        **kwargs: Other `keras.layers.Conv2D` keyword arguments (`name`,
+            `dtype`, ...).
+
+    Attributes:
+        unit_mask: Non-trainable float32 weight of shape `(filters,)`, created
+            in `build`.
+        kernel_mask: Non-trainable float32 weight of the kernel's shape when
+            `connection_mask=True`, otherwise `None`.
+
+    Raises:
+        ValueError: If `filters` is not a positive integer or
+            `connection_mask` is not a bool.
+
+    Example:
+
+    >>> layer = keras_darn.layers.PrunableConv2D(8, 3, activation="relu")
+    >>> y = layer(np.ones((1, 5, 5, 3)))
+    >>> layer.set_unit_mask([1, 1, 0, 1, 1, 1, 1, 1])
+    >>> float(np.abs(layer(np.ones((1, 5, 5, 3)))[..., 2]).max())
+    0.0
+    """
+
+    _units_argument = "filters"
+
+    def __init__(self, filters, kernel_size, connection_mask=False, **kwargs):
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
+            raise ValueError(
+                "Received an invalid value for `filters`, expected a positive "
+                f"integer. Received: filters={filters!r}"
+            )
+        super().__init__(filters, kernel_size, **kwargs)
+        self._init_masks(connection_mask)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_masks()
+
+    def call(self, inputs):
+        outputs = self.convolution_op(inputs, self._masked_kernel())
+        if self.data_format == "channels_last":
+            channel_shape = (1, 1, 1, self.filters)
+        else:
+            channel_shape = (1, self.filters, 1, 1)
+        if self.use_bias:
+            bias = ops.reshape(self._masked_bias(), channel_shape)
+            if self.data_format == "channels_last":
+                outputs = ops.add(outputs, bias)
+            else:
+                # Bias first: keras.ops.add (TF backend) turns `x + bias` into
+                # an NHWC BiasAdd whenever x's last axis has the bias' length,
+                # which adds a channels_first bias along the width axis.
+                outputs = ops.add(bias, outputs)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        unit_mask = ops.reshape(self._unit_mask_as(outputs.dtype), channel_shape)
+        return ops.multiply(outputs, unit_mask)
