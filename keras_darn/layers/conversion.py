@@ -1,0 +1,245 @@
+"""Conversion between plain Keras models and models with prunable layers."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_darn.layers.prunable_conv2d import PrunableConv2D
+from keras_darn.layers.prunable_dense import PrunableDense
+
+_PRUNABLE_OF = {
+    keras.layers.Dense: PrunableDense,
+    keras.layers.Conv2D: PrunableConv2D,
+}
+_PLAIN_OF = {prunable: plain for plain, prunable in _PRUNABLE_OF.items()}
+_MASK_NAMES = ("unit_mask", "kernel_mask")
+
+
+def _check_graph_model(model, function_name):
+    is_graph_model = isinstance(model, keras.Sequential) or (
+        isinstance(model, keras.Model) and isinstance(model, keras.Function)
+    )
+    if not is_graph_model:
+        raise ValueError(
+            f"`{function_name}` supports Functional and Sequential Keras "
+            "models (subclassed models cannot be cloned layer by layer). "
+            f"Received: model of type {type(model).__name__}"
+        )
+
+
+def _leaf_layers(model):
+    """The layers of `model` that are neither models nor inputs.
+
+    Nested Functional and Sequential models are walked into. Input layers are
+    left out: they have no weights, and cloning renames them.
+    """
+    leaves, seen = [], set()
+
+    def visit(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if isinstance(layer, keras.Sequential) or (
+            isinstance(layer, keras.Model) and isinstance(layer, keras.Function)
+        ):
+            for child in layer.layers:
+                visit(child)
+        elif not isinstance(layer, keras.layers.InputLayer):
+            leaves.append(layer)
+
+    for layer in model.layers:
+        visit(layer)
+    return leaves
+
+
+def _copy_weights_by_name(source, target, values=None):
+    """Assigns `source`'s weights to `target`'s weights of the same name.
+
+    Mask weights present on only one side are skipped; `values` overrides the
+    value copied for a given weight name.
+    """
+    values = values or {}
+    source_weights = {w.name: w for w in source.weights}
+    for weight in target.weights:
+        if weight.name in _MASK_NAMES and weight.name not in source_weights:
+            continue
+        value = values.get(weight.name, source_weights[weight.name])
+        weight.assign(value)
+
+
+def _clone_and_copy(model, clone_layer, copy_layer):
+    """Clones `model` with `clone_layer`, then copies weights with `copy_layer`.
+
+    `copy_layer(source, target)` returns True when it handled the pair; other
+    layers get their weights with `set_weights(get_weights())`.
+    """
+    clone = keras.models.clone_model(
+        model, clone_function=clone_layer, recursive=True
+    )
+    for source, target in zip(_leaf_layers(model), _leaf_layers(clone)):
+        if source.name != target.name:
+            raise RuntimeError(
+                "Cloning changed the layer order: expected layer "
+                f"'{source.name}', found '{target.name}'."
+            )
+        if not copy_layer(source, target):
+            target.set_weights(source.get_weights())
+    return clone
+
+
+def _default_clone(layer):
+    return layer.__class__.from_config(layer.get_config())
+
+
+def _layers_to_convert(model, layer_names):
+    leaves = _leaf_layers(model)
+    convertible = [layer for layer in leaves if type(layer) in _PRUNABLE_OF]
+    if layer_names is None:
+        return {id(layer) for layer in convertible}
+    if isinstance(layer_names, str):
+        layer_names = [layer_names]
+    by_name = {}
+    for layer in leaves:
+        by_name.setdefault(layer.name, []).append(layer)
+    selected = set()
+    for name in layer_names:
+        if name not in by_name:
+            raise ValueError(
+                f"Received an invalid value for `layer_names`: no layer named "
+                f"'{name}' in the model. Convertible layers: "
+                f"{[layer.name for layer in convertible]}. Received: "
+                f"layer_names={list(layer_names)}"
+            )
+        for layer in by_name[name]:
+            if type(layer) not in _PRUNABLE_OF:
+                raise ValueError(
+                    f"Received an invalid value for `layer_names`: layer "
+                    f"'{name}' is a {type(layer).__name__}; only Dense and "
+                    f"Conv2D layers can be made prunable. Received: "
+                    f"layer_names={list(layer_names)}"
+                )
+            selected.add(id(layer))
+    return selected
+
+
+def to_prunable(model, layer_names=None, connection_mask=False):
+    """Returns a copy of `model` with Dense/Conv2D made prunable.
+
+    Every `keras.layers.Dense` becomes a `PrunableDense` and every
+    `keras.layers.Conv2D` a `PrunableConv2D` with the same configuration,
+    the same weights and all-ones masks, so the new model computes the same
+    function. Nested Functional and Sequential models are converted too.
+    Only layers of exactly these classes are converted (subclasses keep their
+    own behaviour). The input model is not modified; the returned model is
+    not compiled.
+
+    Args:
+        model: A Functional or Sequential `keras.Model`.
+        layer_names: Optional list of layer names to convert; `None` converts
+            every Dense and Conv2D layer. Defaults to `None`.
+        connection_mask: Boolean, passed to the new layers: if `True` they
+            also get a per-connection `kernel_mask`. Defaults to `False`.
+
+    Returns:
+        A new `keras.Model`.
+
+    Raises:
+        ValueError: If `model` is a subclassed model, a name in `layer_names`
+            is missing or names a layer that is not Dense/Conv2D, or a layer
+            to convert is quantized.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> prunable = keras_darn.layers.to_prunable(model)
+    >>> type(prunable.layers[0]).__name__
+    'PrunableDense'
+    """
+    _check_graph_model(model, "to_prunable")
+    if not isinstance(connection_mask, bool):
+        raise ValueError(
+            "Received an invalid value for `connection_mask`, expected a "
+            f"bool. Received: connection_mask={connection_mask!r}"
+        )
+    targets = _layers_to_convert(model, layer_names)
+
+    def clone_layer(layer):
+        if id(layer) not in targets:
+            return _default_clone(layer)
+        if layer.quantization_mode is not None:
+            raise ValueError(
+                f"Layer '{layer.name}' is quantized "
+                f"({layer.quantization_mode}); prunable layers need a float "
+                "kernel. Convert the model before quantizing it."
+            )
+        config = {**layer.get_config(), "connection_mask": connection_mask}
+        return _PRUNABLE_OF[type(layer)].from_config(config)
+
+    def copy_layer(source, target):
+        if id(source) not in targets:
+            return False
+        _copy_weights_by_name(source, target)
+        return True
+
+    return _clone_and_copy(model, clone_layer, copy_layer)
+
+
+def from_prunable(model):
+    """Returns a copy of `model` with prunable layers turned back into plain ones.
+
+    `PrunableDense` becomes `keras.layers.Dense` and `PrunableConv2D` becomes
+    `keras.layers.Conv2D`, with the same weights. Connection masks are folded
+    into the kernel (masked weights become 0). Unit masks cannot be folded
+    without changing the layer widths, so every unit must be active: to drop
+    masked units, call `keras_darn.shrink(model)` instead. The input model is
+    not modified; the returned model is not compiled.
+
+    Args:
+        model: A Functional or Sequential `keras.Model`.
+
+    Returns:
+        A new `keras.Model` without prunable layers.
+
+    Raises:
+        ValueError: If `model` is a subclassed model, or any prunable layer
+            has a unit switched off.
+
+    Example:
+
+    >>> model = keras.Sequential(
+    ...     [keras.Input((4,)), keras_darn.layers.PrunableDense(3)]
+    ... )
+    >>> plain = keras_darn.layers.from_prunable(model)
+    >>> type(plain.layers[0]).__name__
+    'Dense'
+    """
+    _check_graph_model(model, "from_prunable")
+    for layer in _leaf_layers(model):
+        if type(layer) in _PLAIN_OF and layer.built and layer.active_units < (
+            layer._num_units
+        ):
+            off = np.flatnonzero(layer.get_unit_mask() == 0).tolist()
+            raise ValueError(
+                f"Layer '{layer.name}' has masked units {off}: a plain layer "
+                "cannot represent them. Call `keras_darn.shrink(model)` to "
+                "remove masked units and get a plain, smaller model."
+            )
+
+    def clone_layer(layer):
+        plain_class = _PLAIN_OF.get(type(layer))
+        if plain_class is None:
+            return _default_clone(layer)
+        config = layer.get_config()
+        config.pop("connection_mask")
+        return plain_class.from_config(config)
+
+    def copy_layer(source, target):
+        if type(source) not in _PLAIN_OF:
+            return False
+        values = {}
+        if source.kernel_mask is not None:
+            values["kernel"] = ops.multiply(source._kernel, source.kernel_mask)
+        _copy_weights_by_name(source, target, values)
+        return True
+
+    return _clone_and_copy(model, clone_layer, copy_layer)
