@@ -1,0 +1,376 @@
+"""Benchmark: NodeDrop (Jensen, Harer & Chin) on Fashion-MNIST, Table 1 / Figure 2.
+
+The paper's MNIST experiment: five CNNs of different widths (Table 1,
+DENSE160 ... DENSE640: conv 3x3 - conv 3x3 - maxpool 2x2 - conv 3x3 -
+conv 3x3 - maxpool 2x2 - dense - dense 10, SoftClampedReLU everywhere but the
+softmax output), each trained with the NodeDrop regularizer for a sweep of
+lambda and without it (baseline), Adam 1e-3, batch 1024, 480 epochs. MNIST is
+not available offline; Fashion-MNIST (same shape) is used instead.
+
+Per run, in one process: the regularized runs use `attach_nodedrop` (penalty
+on every hidden layer, inputs declared in [0, 1]) and the `NodeDrop` callback
+(check every epoch); the baseline is the same plain model, same initial
+weights, no penalty and no callback. After training the masked model is
+shrunk with `keras_darn.shrink`, its outputs are compared with the masked
+model's on the test subset, and parameters / hidden nodes are counted on the
+shrunk model. Per-epoch training time is measured for every run (first epoch
+left out: it includes tracing) and compared with the baseline of the same
+network.
+
+Writes `<output_dir>/nodedrop.json` (config, every run), `nodedrop.md` (the
+paper's table columns plus the time ratio, and the targets of the issue) and
+`nodedrop_sizes.png` (final against initial parameters per lambda, the
+paper's Figure 2 left).
+
+    python benchmarks/nodedrop.py              # the defaults: ~30 min on 2 shared CPU cores
+    python benchmarks/nodedrop.py --num_train=60000 --num_test=10000 \\
+        --batch_size=1024 --epochs=480          # the paper's schedule (days on CPU)
+"""
+
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from keras_darn import datasets  # noqa: E402
+from keras_darn.algorithms.nodedrop import attach_nodedrop  # noqa: E402
+from keras_darn.callbacks.nodedrop import NodeDrop  # noqa: E402
+from keras_darn.layers import soft_clamped_relu  # noqa: E402
+from keras_darn.metrics import count_params  # noqa: E402
+from keras_darn.rebuild import shrink  # noqa: E402
+
+NETWORKS = {  # Table 1: features of layers 1-5
+    "DENSE160": (16, 16, 32, 32, 64),
+    "DENSE240": (24, 24, 48, 48, 96),
+    "DENSE320": (32, 32, 64, 64, 128),
+    "DENSE480": (48, 48, 96, 96, 192),
+    "DENSE640": (64, 64, 128, 128, 256),
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
+flags.DEFINE_integer("num_train", 4096, "Training examples (stratified subset, seed 0).")
+flags.DEFINE_integer("num_test", 2000, "Test examples (stratified subset, seed 0).")
+flags.DEFINE_integer("epochs", 3, "Epochs of every run (the paper: 480).")
+flags.DEFINE_integer("batch_size", 128, "Batch size (the paper: 1024).")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (the paper: 1e-3).")
+flags.DEFINE_list("lambdas", ["1e-6", "1e-5", "3.2e-5", "1e-4", "1e-3"], "NodeDrop lambdas.")
+flags.DEFINE_list("networks", list(NETWORKS), "Networks of Table 1 to run.")
+flags.DEFINE_float("c", 1.0, "NodeDrop C (the paper: 1).")
+flags.DEFINE_integer("seed", 0, "Seed (same initial weights for every lambda of a network).")
+flags.DEFINE_string("output_dir", "benchmarks/results", "Where to write the results.")
+
+
+def build_network(widths):
+    """A Table 1 network: 3x3 convs (valid padding), maxpool after every second."""
+    layers = keras.layers
+    inputs = keras.Input((28, 28, 1), name="image")
+    x = inputs
+    for index, filters in enumerate(widths[:4]):
+        x = layers.Conv2D(filters, 3, activation=soft_clamped_relu, name=f"conv{index + 1}")(x)
+        if index % 2 == 1:
+            x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(widths[4], activation=soft_clamped_relu, name="dense5")(x)
+    outputs = layers.Dense(10, activation="softmax", name="output")(x)
+    return keras.Model(inputs, outputs)
+
+
+def hidden_nodes(model):
+    """Units of the Conv2D/Dense layers, the softmax output left out."""
+    return sum(
+        getattr(layer, "filters", None) or layer.units
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
+        and layer.name != "output"
+    )
+
+
+def live_nodes(model):
+    return sum(
+        layer.active_units if hasattr(layer, "active_units") else (
+            getattr(layer, "filters", None) or layer.units
+        )
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
+        and layer.name != "output"
+    )
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds per epoch, including the callbacks listed before it."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def train_run(network, lam, data):
+    (x_train, y_train), (x_test, y_test) = data
+    keras.utils.set_random_seed(FLAGS.seed)
+    model = build_network(NETWORKS[network])
+    initial_params = count_params(model)
+    initial_nodes = hidden_nodes(model)
+    timer = EpochTimer()
+    callbacks = [timer]
+    nodedrop = None
+    if lam is not None:
+        model = attach_nodedrop(model, lam=lam, c=FLAGS.c, input_range=(0, 1))
+        nodedrop = NodeDrop(input_range=(0, 1))
+        callbacks = [nodedrop, timer]  # the timer includes NodeDrop's epoch end
+    model.compile(
+        keras.optimizers.Adam(FLAGS.learning_rate),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        x_train, y_train, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
+        verbose=0, callbacks=callbacks,
+    )
+    train_seconds = time.perf_counter() - start
+    probabilities = model.predict(x_test, batch_size=1000, verbose=0)
+    test_error = 100.0 * float(np.mean(probabilities.argmax(axis=1) != y_test))
+    run = {
+        "network": network,
+        "lambda": lam,
+        "test_error": test_error,
+        "initial_params": initial_params,
+        "initial_nodes": initial_nodes,
+        "nodes": live_nodes(model),
+        "epoch_seconds": timer.seconds,
+        "train_seconds": train_seconds,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "drops": len(nodedrop.events) if nodedrop else 0,
+    }
+    try:
+        small = shrink(model, compile=False)
+        shrunk = small.predict(x_test, batch_size=1000, verbose=0)
+        run["params"] = count_params(small)
+        run["shrink_max_abs_output_change"] = float(np.max(np.abs(shrunk - probabilities)))
+        run["collapsed"] = False
+    except ValueError as error:
+        # A layer lost every unit: the network computes a constant. The paper
+        # reports such runs with 0 parameters; we say so explicitly.
+        run["params"] = 0
+        run["shrink_max_abs_output_change"] = None
+        run["collapsed"] = True
+        run["collapse_reason"] = str(error)
+    return run
+
+
+def _ratio(run, baseline):
+    steady = run["epoch_seconds"][1:] or run["epoch_seconds"]
+    base = baseline["epoch_seconds"][1:] or baseline["epoch_seconds"]
+    return float(np.median(steady) / np.median(base))
+
+
+def summarize(runs):
+    baselines = {r["network"]: r for r in runs if r["lambda"] is None}
+    for run in runs:
+        base = baselines.get(run["network"])
+        run["pruned_pct"] = 100.0 * (1 - run["params"] / run["initial_params"])
+        run["factor"] = run["initial_params"] / run["params"] if run["params"] else None
+        run["nodes_pruned_pct"] = 100.0 * (1 - run["nodes"] / run["initial_nodes"])
+        if base is not None:
+            run["accuracy_drop_vs_baseline"] = run["test_error"] - base["test_error"]
+            run["epoch_time_ratio"] = _ratio(run, base)
+    regularized = [r for r in runs if r["lambda"] is not None and "epoch_time_ratio" in r]
+    targets = {}
+    good = [r for r in regularized if r["accuracy_drop_vs_baseline"] <= 1.0 and r["factor"]]
+    best = max(good, key=lambda r: r["factor"], default=None)
+    targets["best_factor_within_1pt"] = (
+        {k: best[k] for k in ("network", "lambda", "factor", "accuracy_drop_vs_baseline")}
+        if best else None
+    )
+    targets["params_10x_within_1pt_met"] = bool(best and best["factor"] >= 10)
+    spreads = {}
+    for lam in sorted({r["lambda"] for r in regularized}):
+        sizes = [r["params"] for r in regularized if r["lambda"] == lam]
+        if len(sizes) > 1 and min(sizes) > 0:
+            spreads[str(lam)] = max(sizes) / min(sizes)
+    targets["final_size_spread_per_lambda"] = spreads
+    targets["size_spread_within_1_5_met"] = any(v <= 1.5 for v in spreads.values())
+    ratios = [r["epoch_time_ratio"] for r in regularized]
+    targets["epoch_time_ratio_median"] = float(np.median(ratios)) if ratios else None
+    targets["epoch_time_ratio_max"] = float(np.max(ratios)) if ratios else None
+    targets["epoch_time_ratio_within_1_15_met"] = bool(ratios and np.median(ratios) <= 1.15)
+    return targets
+
+
+def _fmt_lambda(lam):
+    return "baseline" if lam is None else f"{lam:.1e}"
+
+
+def _params(n):
+    return f"{n / 1e6:.3f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+
+
+def write_markdown(path, config, runs, targets, total_seconds):
+    lines = [
+        "# NodeDrop on Fashion-MNIST (paper Table 1 networks)",
+        "",
+        f"Generated by `benchmarks/nodedrop.py` in {total_seconds / 60:.1f} min on "
+        f"{config['machine']}.",
+        "",
+        f"Setup: {config['num_train']} training / {config['num_test']} test examples "
+        f"(stratified subsets), {config['epochs']} epochs, batch {config['batch_size']}, "
+        f"Adam {config['learning_rate']}, C = {config['c']}, seed {config['seed']}, "
+        f"{config['steps_per_run']} optimizer steps per run. The paper trained 480 epochs of "
+        "the full MNIST training set at batch 1024 (about 28,000 steps); this budget "
+        "allows a tiny fraction of that, so NodeDrop has had little time to drive units "
+        "into the dead region. Read the table as a smoke test of the pipeline, not a "
+        "reproduction of the paper's numbers.",
+        "",
+        "| network | lambda | test error % | parameters | pruned % | factor | nodes | "
+        "nodes pruned % | epoch time ratio | shrink max abs output change |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        factor = f"{r['factor']:.2f}" if r["factor"] else "-"
+        ratio = f"{r['epoch_time_ratio']:.2f}" if r.get("epoch_time_ratio") else "-"
+        change = r["shrink_max_abs_output_change"]
+        change = "collapsed" if r["collapsed"] else f"{change:.1e}"
+        lines.append(
+            f"| {r['network']} | {_fmt_lambda(r['lambda'])} | {r['test_error']:.2f} | "
+            f"{_params(r['params'])} | {r['pruned_pct']:.2f} | {factor} | {r['nodes']} | "
+            f"{r['nodes_pruned_pct']:.2f} | {ratio} | {change} |"
+        )
+    best = targets["best_factor_within_1pt"]
+    lines += [
+        "",
+        "Parameters count the shrunk model (`keras_darn.shrink`, masks removed); nodes are "
+        "the hidden Conv2D/Dense units (output layer excluded). Epoch time ratio: median "
+        "seconds per epoch (first epoch excluded) of the run over its network's baseline, "
+        "NodeDrop's per-epoch check included; other jobs shared the CPU, so ratios carry "
+        "noise. 'collapsed': a layer lost every unit, the network outputs a constant "
+        "(the paper lists such runs with 0 parameters).",
+        "",
+        "## Targets of the issue",
+        "",
+        f"- At least 10x fewer parameters within 1.0 point of the baseline's accuracy: "
+        f"{'MET' if targets['params_10x_within_1pt_met'] else 'NOT MET'}"
+        + (
+            f" (best: {best['network']} lambda {best['lambda']:.1e}, factor "
+            f"{best['factor']:.2f}, error {best['accuracy_drop_vs_baseline']:+.2f} points)"
+            if best else " (no run within 1 point)"
+        ),
+        "- Final parameters DENSE160..DENSE640 within 1.5x of each other for one lambda: "
+        f"{'MET' if targets['size_spread_within_1_5_met'] else 'NOT MET'} (max/min per "
+        "lambda: "
+        + ", ".join(f"{float(k):.1e}: {v:.2f}" for k, v in
+                    targets["final_size_spread_per_lambda"].items())
+        + ")",
+        "- Per-epoch training time with regularizer and callback at most 1.15x the plain "
+        f"model's: {'MET' if targets['epoch_time_ratio_within_1_15_met'] else 'NOT MET'} "
+        f"(median ratio {targets['epoch_time_ratio_median']:.2f}, max "
+        f"{targets['epoch_time_ratio_max']:.2f})",
+        "",
+        "Plot: `nodedrop_sizes.png` (final against initial parameters per lambda).",
+        "",
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def plot_sizes(runs, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    lambdas = sorted({r["lambda"] for r in runs if r["lambda"] is not None})
+    initial = sorted({r["initial_params"] for r in runs})
+    ax.plot(initial, initial, "k--", label="no pruning")
+    for lam in [None] + lambdas:
+        chosen = sorted(
+            (r for r in runs if r["lambda"] == lam and not r["collapsed"]),
+            key=lambda r: r["initial_params"],
+        )
+        if chosen:
+            ax.plot(
+                [r["initial_params"] for r in chosen], [r["params"] for r in chosen],
+                "o-", label=f"lambda {_fmt_lambda(lam)}",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("initial parameters")
+    ax.set_ylabel("final parameters (shrunk)")
+    ax.set_title(f"NodeDrop, Fashion-MNIST, {FLAGS.epochs} epochs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv):
+    del argv
+    begin = time.perf_counter()
+    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
+    x_train, y_train = datasets.subset(x_train, y_train, FLAGS.num_train)
+    x_test, y_test = datasets.subset(x_test, y_test, FLAGS.num_test)
+    data = (
+        (datasets.to_float_images(x_train), y_train),
+        (datasets.to_float_images(x_test), y_test),
+    )
+    lambdas = [None] + [float(v) for v in FLAGS.lambdas]
+    config = {
+        "dataset": "Fashion-MNIST (offline IDX files)",
+        "num_train": len(y_train),
+        "num_test": len(y_test),
+        "epochs": FLAGS.epochs,
+        "batch_size": FLAGS.batch_size,
+        "steps_per_run": FLAGS.epochs * int(np.ceil(len(y_train) / FLAGS.batch_size)),
+        "learning_rate": FLAGS.learning_rate,
+        "optimizer": "Adam",
+        "c": FLAGS.c,
+        "lambdas": lambdas,
+        "networks": {name: NETWORKS[name] for name in FLAGS.networks},
+        "seed": FLAGS.seed,
+        "padding": "valid",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "keras": keras.__version__,
+    }
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    prefix = os.path.join(FLAGS.output_dir, "nodedrop")
+    runs = []
+    for network in FLAGS.networks:
+        for lam in lambdas:
+            run = train_run(network, lam, data)
+            runs.append(run)
+            print(
+                f"{network} lambda={_fmt_lambda(lam)}: error {run['test_error']:.2f}%, "
+                f"params {run['params']} / {run['initial_params']}, nodes {run['nodes']}, "
+                f"epoch s {[round(s, 1) for s in run['epoch_seconds']]}",
+                flush=True,
+            )
+            with open(prefix + ".json", "w") as f:
+                json.dump({"config": config, "runs": runs, "complete": False}, f, indent=1)
+    targets = summarize(runs)
+    total = time.perf_counter() - begin
+    with open(prefix + ".json", "w") as f:
+        json.dump(
+            {"config": config, "targets": targets, "runs": runs, "complete": True,
+             "total_seconds": total},
+            f, indent=1,
+        )
+    write_markdown(prefix + ".md", config, runs, targets, total)
+    plot_sizes(runs, prefix + "_sizes.png")
+    print(open(prefix + ".md").read())
+
+
+if __name__ == "__main__":
+    app.run(main)
