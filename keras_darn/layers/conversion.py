@@ -15,11 +15,15 @@ _PLAIN_OF = {prunable: plain for plain, prunable in _PRUNABLE_OF.items()}
 _MASK_NAMES = ("unit_mask", "kernel_mask")
 
 
-def _check_graph_model(model, function_name):
-    is_graph_model = isinstance(model, keras.Sequential) or (
-        isinstance(model, keras.Model) and isinstance(model, keras.Function)
+def _is_graph_model(layer):
+    """Whether `layer` is a Sequential or Functional model."""
+    return isinstance(layer, keras.Sequential) or (
+        isinstance(layer, keras.Model) and isinstance(layer, keras.Function)
     )
-    if not is_graph_model:
+
+
+def _check_graph_model(model, function_name):
+    if not _is_graph_model(model):
         raise ValueError(
             f"`{function_name}` supports Functional and Sequential Keras "
             "models (subclassed models cannot be cloned layer by layer). "
@@ -39,9 +43,7 @@ def _leaf_layers(model):
         if id(layer) in seen:
             return
         seen.add(id(layer))
-        if isinstance(layer, keras.Sequential) or (
-            isinstance(layer, keras.Model) and isinstance(layer, keras.Function)
-        ):
+        if _is_graph_model(layer):
             for child in layer.layers:
                 visit(child)
         elif not isinstance(layer, keras.layers.InputLayer):
@@ -215,10 +217,10 @@ def from_prunable(model):
     """
     _check_graph_model(model, "from_prunable")
     for layer in _leaf_layers(model):
-        if type(layer) in _PLAIN_OF and layer.built and layer.active_units < (
-            layer._num_units
-        ):
-            off = np.flatnonzero(layer.get_unit_mask() == 0).tolist()
+        if type(layer) not in _PLAIN_OF or not layer.built:
+            continue
+        off = np.flatnonzero(layer.get_unit_mask() == 0).tolist()
+        if off:
             raise ValueError(
                 f"Layer '{layer.name}' has masked units {off}: a plain layer "
                 "cannot represent them. Call `keras_darn.shrink(model)` to "

@@ -97,7 +97,7 @@ def test_to_prunable_converts_and_keeps_predictions(builder):
             assert converted[layer.name] is type(layer)
     for layer in leaf_layers(prunable):
         if isinstance(layer, (PrunableDense, PrunableConv2D)):
-            assert layer.active_units == layer._num_units
+            assert layer.active_units == layer.unit_mask.shape[0]
             assert layer.kernel_mask is None
     np.testing.assert_array_equal(prunable.predict(X, verbose=0), expected)
     # The input model is untouched.
