@@ -27,10 +27,18 @@ tf.config.set_logical_device_configuration(
 
 @pytest.fixture
 def two_cpu_strategy():
-    """A `MirroredStrategy` over the two logical CPU devices."""
+    """A `MirroredStrategy` over the two logical CPU devices.
+
+    Reduction goes through one device: the default collective all-reduce
+    reuses instance keys across strategies, so a second strategy in the same
+    process that trains a differently sized model fails with "Shape mismatch
+    in the collective instance" (tensorflow/tensorflow#62790).
+    """
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) == 2, devices
-    return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
 
 
 @pytest.fixture(autouse=True)

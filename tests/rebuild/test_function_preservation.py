@@ -6,7 +6,6 @@ import pytest
 from support import model_zoo
 
 import keras_darn as darn
-from keras_darn.graph import UnitGraph
 from keras_darn.graph import unit_groups
 from keras_darn.rebuild import Rebuilder
 
@@ -54,45 +53,12 @@ def test_removing_added_units_gives_back_original_weights(name):
 def test_shrink_removes_masked_units_with_same_outputs(name):
     model = model_zoo.randomize_normalization(model_zoo.ALL[name](prunable=True))
     x = model_zoo.sample_input(model)
-    _switch_off_30_percent(model)
+    switched_off = model_zoo.switch_off(model, 0.3)
     before = model(x, training=False).numpy()
     small = darn.shrink(model)
     assert _close(small(x, training=False).numpy(), before) <= 1e-5
-    assert small.count_params() == darn.count_params(model) - _masked_params(model)
+    assert small.count_params() == _expected_params(model, switched_off)
     assert not any(hasattr(l, "unit_mask") for l in _all_layers(small))
-
-
-def _switch_off_30_percent(model):
-    """Masks 30 % of every resizable group and zeroes the BatchNormalization
-    channels they feed, so that each such unit is exactly dead."""
-    graph = UnitGraph(model)
-    rng = np.random.default_rng(0)
-    dead_roots = set()
-    for group in unit_groups(model, resizable_only=True):
-        off = rng.choice(group.size, max(1, int(0.3 * group.size)), replace=False)
-        for layer_name in group.layers:
-            layer = _find(model, layer_name)
-            positions = group.indices(layer_name)[off]
-            dead_roots.update(graph.roots(graph.spaces[id(layer)])[positions].tolist())
-            if hasattr(layer, "set_unit_mask"):
-                mask = layer.get_unit_mask()
-                mask[positions] = 0
-                layer.set_unit_mask(mask)
-    for layer in _all_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            dead = np.isin(graph.roots(graph.inputs[id(layer)]), list(dead_roots))
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([np.where(dead, 0, gamma), np.where(dead, 0, beta), mean, var])
-
-
-def _masked_params(model):
-    """Parameters that disappear with the masked units, counted by hand from
-    the shrunk layer widths the masks imply."""
-    removed = {}
-    for layer in _all_layers(model):
-        if hasattr(layer, "get_unit_mask"):
-            removed[layer.name] = int((layer.get_unit_mask() == 0).sum())
-    return darn.count_params(model) - _expected_params(model, removed)
 
 
 def test_shrink_removes_units_with_zero_incoming_weights():

@@ -112,6 +112,47 @@ def randomize_normalization(model, seed=0):
     return model
 
 
+def switch_off(model, fraction, seed=0):
+    """Makes `fraction` of every resizable group's units exactly dead.
+
+    Prunable layers get their unit masked; plain layers get the unit's
+    incoming weights and bias zeroed. BatchNormalization channels fed by a
+    switched-off unit get gamma = beta = 0, so the unit stays 0 after them.
+
+    Returns:
+        `{layer_name: number of units switched off}`.
+    """
+    from keras_darn.graph import UnitGraph
+    from keras_darn.graph import unit_groups
+
+    graph = UnitGraph(model)
+    rng = np.random.default_rng(seed)
+    dead_roots, counts = set(), {}
+    for group in unit_groups(model, resizable_only=True):
+        off = rng.choice(group.size, max(1, int(fraction * group.size)), replace=False)
+        for layer_name in group.layers:
+            layer = graph.layers[layer_name]
+            positions = group.indices(layer_name)[off]
+            counts[layer_name] = len(positions)
+            dead_roots.update(graph.roots(graph.spaces[id(layer)])[positions].tolist())
+            if hasattr(layer, "set_unit_mask"):
+                mask = layer.get_unit_mask()
+                mask[positions] = 0
+                layer.set_unit_mask(mask)
+            else:
+                for weight in layer.weights:
+                    if weight.name in ("kernel", "pointwise_kernel", "bias"):
+                        value = weight.numpy()
+                        value[..., positions] = 0
+                        weight.assign(value)
+    for layer in _layers(model):
+        if isinstance(layer, L.BatchNormalization):
+            dead = np.isin(graph.roots(graph.inputs[id(layer)]), list(dead_roots))
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([np.where(dead, 0, gamma), np.where(dead, 0, beta), mean, var])
+    return counts
+
+
 def sample_input(model, batch=4, seed=0):
     shape = (batch,) + tuple(model.inputs[0].shape[1:])
     return np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
