@@ -17,6 +17,7 @@ FILE_STEMS = (
     "t10k-labels-idx1-ubyte",
 )
 _DATA_DIR_ORIGIN = "data_dir argument"
+_DEBIAN_ORIGIN = "Debian package dataset-fashion-mnist"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -69,7 +70,10 @@ def load_fashion_mnist(data_dir=None, allow_download=True):
         if directory is None:
             tried.append(origin)
             continue
-        for candidate in (directory, os.path.join(directory, SUBDIRECTORY)):
+        candidates = [directory]
+        if origin != _DEBIAN_ORIGIN:
+            candidates.append(os.path.join(directory, SUBDIRECTORY))
+        for candidate in candidates:
             paths, missing = _find_files(candidate)
             if not missing:
                 if data_dir is not None and origin != _DATA_DIR_ORIGIN:
@@ -108,7 +112,7 @@ def _search_directories(data_dir):
         yield f"${DATA_DIR_ENV}", from_env
     else:
         yield f"${DATA_DIR_ENV}: not set", None
-    yield "Debian package dataset-fashion-mnist", DEBIAN_DIR
+    yield _DEBIAN_ORIGIN, DEBIAN_DIR
 
 
 def _find_files(directory):
@@ -144,6 +148,10 @@ def _read_split(paths):
 def _load_from_tfds():
     import tensorflow_datasets as tfds
 
+    if not tfds.builder("fashion_mnist").is_prepared():
+        # Offline, tfds retries the download for minutes before it gives up;
+        # one request with a short timeout fails in milliseconds instead.
+        _require_reachable(tfds.image_classification.FashionMNIST.URL)
     train, test = tfds.as_numpy(
         tfds.load(
             "fashion_mnist",
@@ -156,6 +164,19 @@ def _load_from_tfds():
         (np.squeeze(images, axis=-1).astype("uint8"), labels.astype("uint8"))
         for images, labels in (train, test)
     )
+
+
+def _require_reachable(url, timeout=5.0):
+    """Raises `ConnectionError` unless an HTTP request to `url` gets an answer."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # The server answered; only its status was not 2xx.
+    except (OSError, ValueError) as error:
+        raise ConnectionError(f"cannot reach {url} ({error})") from error
 
 
 def _not_found_message(tried):

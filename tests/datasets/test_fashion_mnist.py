@@ -158,6 +158,7 @@ def test_tensorflow_datasets_result_is_converted(tmp_path, monkeypatch):
         calls.append((name, kwargs))
         return [train, test]
 
+    monkeypatch.setattr(tfds, "builder", lambda name: PreparedBuilder(True))
     monkeypatch.setattr(tfds, "load", fake_load)
     monkeypatch.setattr(tfds, "as_numpy", lambda tree: tree)
     # Undo the fixture's guard: this test runs the real conversion code.
@@ -168,6 +169,40 @@ def test_tensorflow_datasets_result_is_converted(tmp_path, monkeypatch):
     assert y_train.dtype == np.uint8 and x_test.shape == (2, 28, 28)
     np.testing.assert_array_equal(x_train, train[0][..., 0])
     np.testing.assert_array_equal(y_test, [0, 1])
+
+
+class PreparedBuilder:
+    """Stands in for `tfds.builder(...)`: says whether the data is on disk."""
+
+    def __init__(self, prepared):
+        self.prepared = prepared
+
+    def is_prepared(self):
+        return self.prepared
+
+
+def test_offline_tensorflow_datasets_fails_fast(monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    import tensorflow_datasets as tfds
+
+    requested = []
+
+    def unreachable(url, timeout):
+        requested.append((url, timeout))
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    def load_must_not_run(*args, **kwargs):
+        raise AssertionError("tfds.load would retry the download for minutes")
+
+    monkeypatch.setattr(tfds, "builder", lambda name: PreparedBuilder(False))
+    monkeypatch.setattr(tfds, "load", load_must_not_run)
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(fashion_mnist, "_load_from_tfds", _REAL_LOAD_FROM_TFDS)
+    with pytest.raises(DatasetNotFoundError, match="ConnectionError: cannot reach http"):
+        load_fashion_mnist()
+    assert requested and requested[0][1] <= 10
 
 
 def test_invalid_file_is_an_error_not_a_fallback(tmp_path):
