@@ -201,6 +201,17 @@ def _set_identity(layer):
             f"`identity=True` needs as many units as input channels ({n_in}) and a linear "
             f"or relu activation. Received: units={n_out}, activation={activation!r}"
         )
+    if isinstance(layer, keras.layers.Conv2D) and (
+        layer.padding != "same"
+        or any(k % 2 == 0 for k in layer.kernel_size)
+        or any(s != 1 for s in layer.strides)
+        or getattr(layer, "groups", 1) != 1
+    ):
+        raise ValueError(
+            "`identity=True` needs a Conv2D with padding='same', odd kernel sizes, "
+            f"strides 1 and groups 1. Received: padding={layer.padding!r}, "
+            f"kernel_size={layer.kernel_size}, strides={layer.strides}"
+        )
     identity = np.zeros_like(kernel)
     centre = tuple(s // 2 for s in kernel.shape[:-2])
     identity[centre + (slice(None), slice(None))] = np.eye(n_in, dtype=kernel.dtype)

@@ -95,10 +95,13 @@ class Rebuilder:
             bad.update(int(r) for r in roots[~foldable])
         dead = set()
         for channels in self.graph.spaces.values():
-            for root in self.graph.roots(channels):
-                root = int(root)
-                if root not in bad and self.graph.fixed_reason(root) is None:
-                    dead.add(root)
+            roots = [int(r) for r in self.graph.roots(channels)]
+            dead.update(r for r in roots if r not in bad and self.graph.fixed_reason(r) is None)
+        for channels in self.graph.spaces.values():
+            roots = [int(r) for r in self.graph.roots(channels)]
+            if all(r in dead for r in roots):
+                # A layer needs at least one unit: keep its first (dead) one.
+                dead.discard(roots[0])
         return dead
 
     def add(self, plan, init="zeros_out", sources=None, noise=0.0):
