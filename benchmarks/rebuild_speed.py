@@ -1,0 +1,170 @@
+"""How fast the Rebuilder removes 30 % of every resizable group.
+
+For `ResNet50`, `DenseNet121` and `MobileNetV2` (weights=None) the time of
+`keras_darn.remove_units` (tracing the unit graph, planning, cloning at the
+new widths, copying every surviving weight) is compared, in the same process,
+with the plain Keras baseline `keras.models.clone_model(model)` followed by
+`set_weights` of the same model. A family of plain CNNs of growing depth shows
+how the time scales with the number of layers.
+
+Usage:
+    python benchmarks/rebuild_speed.py [--repeats=3] [--output_dir=benchmarks/results]
+
+Writes `rebuild_speed.json`, `rebuild_speed.md` and `rebuild_speed.png`.
+"""
+
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_darn as darn  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("repeats", 3, "Timed repeats per measurement (median reported).")
+flags.DEFINE_integer("input_size", 64, "Spatial input size of the applications.")
+flags.DEFINE_list("depths", ["8", "16", "32", "64"], "Conv blocks of the depth-scaling family.")
+flags.DEFINE_string("output_dir", "benchmarks/results", "Where results are written.")
+
+APPLICATIONS = ("ResNet50", "DenseNet121", "MobileNetV2")
+
+
+def removal_plan(model, fraction=0.3, seed=0):
+    """30 % of every resizable group, chosen at random."""
+    rng = np.random.default_rng(seed)
+    plan = {}
+    for group in darn.unit_groups(model, resizable_only=True):
+        count = int(fraction * group.size)
+        if count:
+            name = group.layers[0]
+            plan[name] = sorted(group.indices(name)[rng.choice(group.size, count, replace=False)].tolist())
+    return plan
+
+
+def clone_baseline(model):
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def median_seconds(function, repeats):
+    times = []
+    for _ in range(repeats):
+        keras.backend.clear_session(free_memory=False)
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def deep_cnn(blocks):
+    """A plain CNN with `blocks` Conv-BN-ReLU blocks (3 layers each)."""
+    inputs = keras.Input((16, 16, 3))
+    x = inputs
+    for i in range(blocks):
+        x = keras.layers.Conv2D(16, 3, padding="same", name=f"conv{i}")(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+def measure(model, repeats):
+    plan = removal_plan(model)
+    rebuild = median_seconds(lambda: darn.remove_units(model, plan, compile=False), repeats)
+    baseline = median_seconds(lambda: clone_baseline(model), repeats)
+    pruned = darn.remove_units(model, plan, compile=False)
+    return {
+        "layers": len(model.layers),
+        "params_before": darn.count_params(model),
+        "params_after": darn.count_params(pruned),
+        "rebuild_s": rebuild,
+        "clone_set_weights_s": baseline,
+        "ratio": rebuild / baseline,
+    }
+
+
+def main(_):
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    size = FLAGS.input_size
+    results = {"applications": {}, "depth_scaling": {}, "repeats": FLAGS.repeats}
+    for name in APPLICATIONS:
+        model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10)
+        results["applications"][name] = measure(model, FLAGS.repeats)
+        print(name, results["applications"][name], flush=True)
+    for blocks in map(int, FLAGS.depths):
+        results["depth_scaling"][blocks] = measure(deep_cnn(blocks), FLAGS.repeats)
+        print("deep_cnn", blocks, results["depth_scaling"][blocks], flush=True)
+    layers = np.array([r["layers"] for r in results["depth_scaling"].values()], dtype=float)
+    seconds = np.array([r["rebuild_s"] for r in results["depth_scaling"].values()])
+    slope, intercept = np.polyfit(layers, seconds, 1)
+    fitted = slope * layers + intercept
+    r_squared = 1 - ((seconds - fitted) ** 2).sum() / ((seconds - seconds.mean()) ** 2).sum()
+    results["linear_fit"] = {"seconds_per_layer": slope, "intercept_s": intercept, "r_squared": r_squared}
+    results["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
+    with open(os.path.join(FLAGS.output_dir, "rebuild_speed.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    write_markdown(results)
+    plot(results)
+
+
+def write_markdown(results):
+    lines = [
+        "# Rebuild speed: remove 30 % of every resizable group",
+        "",
+        f"Median of {results['repeats']} runs; baseline = `keras.models.clone_model` + `set_weights`"
+        " of the same model, same process. Produced by `python benchmarks/rebuild_speed.py`.",
+        "",
+        "| model | layers | params before | params after | remove_units (s) | clone+set_weights (s) | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = list(results["applications"].items()) + [
+        (f"deep CNN, {k} blocks", v) for k, v in results["depth_scaling"].items()
+    ]
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {r['layers']} | {r['params_before']:,} | {r['params_after']:,} | "
+            f"{r['rebuild_s']:.2f} | {r['clone_set_weights_s']:.2f} | {r['ratio']:.2f}x |"
+        )
+    fit = results["linear_fit"]
+    lines += [
+        "",
+        f"Depth scaling: {fit['seconds_per_layer'] * 1000:.1f} ms per layer + {fit['intercept_s']:.2f} s, "
+        f"R^2 = {fit['r_squared']:.4f} (linear fit over the deep-CNN family).",
+    ]
+    with open(os.path.join(FLAGS.output_dir, "rebuild_speed.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def plot(results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    depth = results["depth_scaling"]
+    layers = [r["layers"] for r in depth.values()]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(layers, [r["rebuild_s"] for r in depth.values()], "o-", label="remove_units (30 %)")
+    ax.plot(layers, [r["clone_set_weights_s"] for r in depth.values()], "s--", label="clone_model + set_weights")
+    for name, r in results["applications"].items():
+        ax.plot(r["layers"], r["rebuild_s"], "k^")
+        ax.annotate(name, (r["layers"], r["rebuild_s"]), fontsize=8)
+    ax.set_xlabel("layers")
+    ax.set_ylabel("seconds")
+    ax.set_title("Rebuild time against depth")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(FLAGS.output_dir, "rebuild_speed.png"), dpi=120)
+
+
+if __name__ == "__main__":
+    app.run(main)
