@@ -1,0 +1,630 @@
+"""ProbedModel: a model's forward pass with a gain on every prunable unit.
+
+Data-driven criteria need two things from a model: the output of every unit
+as the next layer sees it, and the model's outputs when some units are
+switched off (or scaled). `ProbedModel` re-runs the model's own layers (the
+weights are shared, nothing is copied) with a multiplicative gain inserted
+where each resizable unit leaves its producer's chain of channel-preserving
+layers (BatchNormalization, activations, dropout, pooling): for
+`Conv2D -> BatchNormalization -> ReLU -> MaxPooling2D -> Conv2D` the gain
+sits after the pooling, on the input of the next convolution. Zeroing a unit
+there is exactly what removing it with `keras_darn.remove_units` does to the
+rest of the network, so a criterion's "unit switched off" is the pruned
+model.
+
+The gains can differ per example, and a batch can be replicated at a gain
+with a different unit zeroed in every replica: everything upstream of the
+unit is computed once, everything downstream on all replicas in one pass.
+This is what makes brute-force ranking cheap (`BruteForce`).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_darn.criteria.per_example import per_example_correct
+from keras_darn.criteria.per_example import per_example_loss
+from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph import unit_groups
+from keras_darn.graph.unit_graph import functional_of
+
+_MIXING = ("softmax", "log_softmax")
+
+
+class ProbeGroup:
+    """One resizable unit group as the criteria see it.
+
+    Attributes:
+        key: name of the group's first layer; scores are keyed by it.
+        unit_group: the `keras_darn.graph.UnitGroup`.
+        size: number of units.
+        layers: names of the member (producer) layers.
+    """
+
+    def __init__(self, unit_group):
+        self.unit_group = unit_group
+        self.key = unit_group.layers[0]
+        self.size = unit_group.size
+        self.layers = list(unit_group.layers)
+
+    def layer_indices(self, units, layer_name=None):
+        """Indices in `layer_name`'s own output of group units `units`."""
+        name = layer_name or self.key
+        return self.unit_group.indices(name)[np.asarray(units, dtype=np.int64)]
+
+    def __repr__(self):
+        return f"<ProbeGroup '{self.key}': {self.size} units of {self.layers}>"
+
+
+class _Gate:
+    """Scales one tensor on its way into some of its consumers.
+
+    A gate sits at the end of a chain of channel-preserving layers that
+    starts at a member layer's output, on the edges into the layers where
+    the chain ends (a producer, a merge, `Flatten`...). A member whose output
+    branches has one gate per branch.
+
+    Attributes:
+        name: the member layer's name, then `#1`, `#2`... for further gates.
+        layer: the member (producer) layer.
+        tensor_id: id of the gated symbolic tensor.
+        consumers: ids of the nodes that receive the gated value.
+        width: number of channels.
+        parts: `(group key, channel positions in group order)` pairs.
+        pos_map: where each channel reads its gain (see `finish`).
+    """
+
+    def __init__(self, name, layer, tensor, consumers):
+        self.name = name
+        self.layer = layer
+        self.tensor = tensor
+        self.tensor_id = id(tensor)
+        self.consumers = {id(node) for node in consumers}
+        self.consumer_nodes = list(consumers)
+        self.width = int(tensor.shape[-1])
+        self.parts = []
+        self.pos_map = None
+
+    def finish(self):
+        # Channel c reads entry pos_map[c] of concat([gains of each part..., 1]).
+        pos_map = np.full(self.width, -1, dtype=np.int64)
+        offset = 0
+        for _, positions in self.parts:
+            pos_map[positions] = offset + np.arange(len(positions))
+            offset += len(positions)
+        pos_map[pos_map < 0] = offset
+        self.pos_map = pos_map
+
+
+def _is_channel_preserving(layer, node):
+    handler = handlers_lib.get_handler(layer)
+    if not isinstance(handler, handlers_lib.PassThroughHandler):
+        return False
+    if isinstance(layer, keras.layers.LayerNormalization):
+        return False  # normalizes across channels
+    if handlers_lib.activation_name(layer) in _MIXING:
+        return False
+    if isinstance(layer, keras.layers.BatchNormalization):
+        rank = len(node.input_tensors[0].shape)
+        axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        return [a % rank for a in axes] == [rank - 1]
+    return len(node.input_tensors) == 1 and len(node.outputs) == 1
+
+
+class ProbedModel:
+    """Runs a model with a gain on each unit of its resizable groups.
+
+    Args:
+        model: a built functional or Sequential `keras.Model` with one
+            output. It is not modified; its layers (and weights) are shared.
+        layers: names of layers whose groups are probed; a name selects the
+            resizable group it belongs to. Defaults to `None` (every
+            resizable group whose layers are in the top-level graph).
+        loss: Keras loss identifier used by loss-based criteria. Defaults to
+            `None` (the model's compiled loss, when there is one).
+
+    Attributes:
+        groups: list of `ProbeGroup`, in trace order.
+        gains: `{key: float32 array}` of the units' current gains: 1 for
+            units in place, 0 for units switched off by `remove`.
+        live: `{key: bool array}` of the units that may still be scored and
+            removed (not removed, not masked off).
+
+    Raises:
+        ValueError: for a subclassed model, a model with several outputs, an
+            unknown or non-resizable layer name, or a probed layer inside a
+            nested model or called more than once.
+
+    Example:
+
+    ```python
+    probed = darn.criteria.ProbedModel(model)
+    probed.remove("dense", [3, 7])          # switch two units off
+    loss, accuracy = probed.evaluate(x_val, y_val)
+    smaller = probed.pruned_model()         # the same network, rebuilt
+    ```
+    """
+
+    def __init__(self, model, layers=None, loss=None):
+        if not isinstance(model, keras.Model):
+            raise ValueError(
+                f"Expected a keras.Model. Received: model of type {type(model).__name__}"
+            )
+        self.model = model
+        self._functional = functional_of(model)
+        if len(self._functional.outputs) != 1:
+            raise ValueError(
+                "Criteria support models with one output. Received: model "
+                f"'{model.name}' with {len(self._functional.outputs)} outputs"
+            )
+        self._loss = loss if loss is not None else getattr(model, "loss", None)
+        self._loss_fn = None
+        self._order = [
+            node
+            for depth in sorted(self._functional._nodes_by_depth, reverse=True)
+            for node in self._functional._nodes_by_depth[depth]
+            if node.operation is not None and not node.is_input
+        ]
+        self.groups = self._select_groups(layers)
+        self._gates = self._make_gates()
+        self._gate_edges = {}
+        for member in self._gates.values():
+            for gate in member:
+                for consumer in gate.consumers:
+                    self._gate_edges[(gate.tensor_id, consumer)] = gate
+        self.gains = {g.key: np.ones(g.size, dtype="float32") for g in self.groups}
+        self.live = {g.key: np.ones(g.size, dtype=bool) for g in self.groups}
+        self._compiled = {}
+        self.refresh_from_masks()
+
+    # ---- Set-up -----------------------------------------------------------
+    def _select_groups(self, layers):
+        groups = unit_groups(self.model, resizable_only=True)
+        top = {node.operation.name for node in self._order}
+        if layers is None:
+            chosen = [g for g in groups if all(name in top for name in g.layers)]
+        else:
+            if isinstance(layers, str):
+                layers = [layers]
+            chosen = []
+            for name in layers:
+                match = [g for g in groups if name in g.layers]
+                if not match:
+                    names = [n for g in groups for n in g.layers]
+                    raise ValueError(
+                        f"Received an invalid value for `layers`: '{name}' is not a layer "
+                        f"with resizable units. Resizable layers: {names}. "
+                        f"Received: layers={list(layers)}"
+                    )
+                if match[0] not in chosen:
+                    chosen.append(match[0])
+        if not chosen:
+            raise ValueError(
+                f"Model '{self.model.name}' has no resizable unit group in its "
+                "top-level graph to score."
+            )
+        return [ProbeGroup(g) for g in chosen]
+
+    def _make_gates(self):
+        consumers = {}
+        for node in self._order:
+            for tensor in node.input_tensors:
+                consumers.setdefault(id(tensor), []).append(node)
+        output_ids = {id(t) for t in self._functional.outputs}
+        nodes_of = {}
+        for node in self._order:
+            nodes_of.setdefault(node.operation.name, []).append(node)
+        gates = {}  # member layer name -> list of _Gate
+        for group in self.groups:
+            for name in group.layers:
+                if name not in gates:
+                    found = nodes_of.get(name, [])
+                    if len(found) != 1 or len(found[0].outputs) != 1:
+                        where = "is not in the top-level graph" if not found else (
+                            f"is called {len(found)} times"
+                        )
+                        raise ValueError(
+                            f"Layer '{name}' {where}; criteria can only score units of "
+                            "layers called once in the top-level graph (flatten nested "
+                            "models first)."
+                        )
+                    ends = _chain_ends(found[0].outputs[0], consumers, output_ids)
+                    gates[name] = [
+                        _Gate(name if i == 0 else f"{name}#{i}", found[0].operation, t, c)
+                        for i, (t, c) in enumerate(ends)
+                    ]
+                positions = np.asarray(group.unit_group.indices(name))
+                for gate in gates[name]:
+                    gate.parts.append((group.key, positions))
+        for member in gates.values():
+            for gate in member:
+                gate.finish()
+        return gates
+
+    def gates_of(self, key):
+        """The gates of a group's member layers (one or more per layer)."""
+        group = self.group(key)
+        return [gate for name in group.layers for gate in self._gates[name]]
+
+    def member_layer(self, name):
+        """The member layer object called `name`."""
+        return self._gates[name][0].layer
+
+    # ---- State ------------------------------------------------------------
+    @property
+    def keys(self):
+        """Keys of the probed groups, in trace order."""
+        return [g.key for g in self.groups]
+
+    def group(self, key):
+        """The `ProbeGroup` with key (or member layer name) `key`."""
+        for group in self.groups:
+            if key == group.key or key in group.layers:
+                return group
+        raise ValueError(
+            f"No probed group with layer '{key}'. Probed groups: {self.keys}. "
+            f"Received: {key!r}"
+        )
+
+    @property
+    def loss_fn(self):
+        """The per-example loss function used by loss-based criteria."""
+        if self._loss_fn is None:
+            self._loss_fn = per_example_loss(self._loss)
+        return self._loss_fn
+
+    def refresh_from_masks(self):
+        """Marks units masked off in `PrunableDense`/`PrunableConv2D` as not live.
+
+        Masked units keep gain 1: the mask already decides what they output.
+        """
+        for group in self.groups:
+            live = np.ones(group.size, dtype=bool)
+            for name in group.layers:
+                layer = self.member_layer(name)
+                if hasattr(layer, "get_unit_mask"):
+                    mask = layer.get_unit_mask()
+                    live &= mask[group.unit_group.indices(name)] > 0
+            self.live[group.key] = live & (self.gains[group.key] != 0)
+
+    def remove(self, key, units):
+        """Switches group units off (gain 0) so that they count as removed.
+
+        Args:
+            key: group key or member layer name.
+            units: unit indices in group order.
+        """
+        group = self.group(key)
+        units = np.atleast_1d(np.asarray(units, dtype=np.int64))
+        if units.size and (units.min() < 0 or units.max() >= group.size):
+            raise ValueError(
+                f"Unit indices out of range for group '{group.key}' with {group.size} "
+                f"units. Received: {units.tolist()}"
+            )
+        self.gains[group.key][units] = 0.0
+        self.live[group.key][units] = False
+
+    def removed(self, key):
+        """Group-order indices of the units switched off with `remove`."""
+        return np.flatnonzero(self.gains[self.group(key).key] == 0)
+
+    def removal_plan(self):
+        """`{layer_name: [indices]}` of the removed units, for `remove_units`."""
+        plan = {}
+        for group in self.groups:
+            units = np.flatnonzero(self.gains[group.key] == 0)
+            if units.size:
+                plan[group.key] = group.layer_indices(units).tolist()
+        return plan
+
+    def pruned_model(self, compile=True):
+        """The model with the removed units taken out by the Rebuilder.
+
+        Returns `model` itself when nothing was removed.
+        """
+        from keras_darn.rebuild import remove_units
+
+        plan = self.removal_plan()
+        if not plan:
+            return self.model
+        return remove_units(self.model, plan, compile=compile)
+
+    def gain_tensors(self, gains=None):
+        """The gains as a dict of float32 tensors (defaults to `self.gains`)."""
+        gains = self.gains if gains is None else gains
+        return {k: tf.constant(v, dtype=tf.float32) for k, v in gains.items()}
+
+    # ---- The forward pass -------------------------------------------------
+    def forward(self, inputs, gains, replicate=None, collect=False):
+        """Runs the model with unit gains (TensorFlow; usable in tf.function).
+
+        Args:
+            inputs: a tensor, or a list with one tensor per model input.
+            gains: `{key: tensor}` with shape `(units,)` (the same for every
+                example) or `(batch, units)` (one row per example).
+            replicate: optional `(key, variants)` with `variants` of shape
+                `(replicas, units)`: the batch is run once per row of
+                `variants`, whose gains replace group `key`'s. Layers upstream
+                of the group run once. Output rows are replica-major:
+                `replica * batch + example`.
+            collect: also return `{layer_name: gated output}` of every probed
+                member layer.
+
+        Returns:
+            The model output, and the collected outputs when `collect`.
+        """
+        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        values = {id(t): v for t, v in zip(self._functional.inputs, inputs)}
+        replicated = set()
+        key = variants = None
+        if replicate is not None:
+            key, variants = replicate
+            key = self.group(key).key
+            variants = tf.convert_to_tensor(variants, tf.float32)
+        gated = {}  # gate name -> (value, replicated)
+        collected = {}
+        for node in self._order:
+            local, flags = {}, {}
+            for tensor in node.input_tensors:
+                i = id(tensor)
+                gate = self._gate_edges.get((i, id(node)))
+                if gate is None:
+                    local[i], flags[i] = values[i], i in replicated
+                    continue
+                if gate.name not in gated:
+                    gated[gate.name] = self._gated_value(
+                        gate, values[i], i in replicated, gains, key, variants
+                    )
+                    collected[gate.name] = gated[gate.name][0]
+                local[i], flags[i] = gated[gate.name]
+            is_replicated = any(flags.values())
+            if is_replicated:
+                for i, flag in flags.items():
+                    if not flag:
+                        local[i] = _tile(local[i], tf.shape(variants)[0])
+            args, kwargs = node.arguments.fill_in(local)
+            operation = node.operation
+            if isinstance(operation, keras.layers.Layer):
+                kwargs["training"] = False
+            outputs = tf.nest.flatten(operation(*args, **kwargs))
+            for tensor, value in zip(node.outputs, outputs):
+                values[id(tensor)] = value
+                if is_replicated:
+                    replicated.add(id(tensor))
+        output = values[id(self._functional.outputs[0])]
+        if key is not None and id(self._functional.outputs[0]) not in replicated:
+            output = _tile(output, tf.shape(variants)[0])
+        return (output, collected) if collect else output
+
+    def _gated_value(self, gate, value, is_replicated, gains, key, variants):
+        hit = key is not None and any(k == key for k, _ in gate.parts)
+        rows = None
+        if hit:
+            replicas = tf.shape(variants)[0]
+            if is_replicated:
+                batch = tf.shape(value)[0] // replicas
+            else:
+                batch = tf.shape(value)[0]
+                value = _tile(value, replicas)
+                is_replicated = True
+            rows = tf.repeat(variants, batch, axis=0)
+        return self._apply_gate(gate, value, gains, key, rows), is_replicated
+
+    def _apply_gate(self, gate, value, gains, replicate_key, replicate_rows):
+        parts = []
+        for key, _ in gate.parts:
+            part = replicate_rows if key == replicate_key else gains[key]
+            part = tf.cast(part, value.dtype)
+            parts.append(part if len(part.shape) == 2 else part[tf.newaxis, :])
+        parts.append(tf.ones([1, 1], dtype=value.dtype))
+        rows = None
+        for part in parts:
+            if part.shape[0] != 1:
+                rows = tf.shape(part)[0]
+        if rows is not None:
+            parts = [
+                tf.broadcast_to(p, tf.stack([rows, tf.shape(p)[1]])) for p in parts
+            ]
+        gain = tf.gather(tf.concat(parts, axis=-1), gate.pos_map, axis=-1)
+        gain = tf.reshape(gain, [-1] + [1] * (len(value.shape) - 2) + [gate.width])
+        return value * gain
+
+    # ---- Running over data ------------------------------------------------
+    def accumulate(self, batch_fn, x, y=None, batch_size=256, strategy=None, args=()):
+        """Sums `batch_fn(x_batch, y_batch, *args)` over batches and replicas.
+
+        `batch_fn` returns a dict of tensors that add up over examples (sums,
+        counts, sums of products). It is compiled with `tf.function` once per
+        `ProbedModel` and reused. Under a `tf.distribute` strategy with
+        several replicas, every global batch is split across the replicas and
+        their dicts are summed with `strategy.reduce`.
+
+        Args:
+            batch_fn: a callable `(x, y, *args) -> {name: tensor}`.
+            x: model inputs: an array, a list of arrays for several inputs,
+                or a batched `tf.data.Dataset` of `(x, y)` pairs.
+            y: targets, or `None` (zeros are passed); ignored when `x` is a
+                dataset. Defaults to `None`.
+            batch_size: examples per (global) batch. Defaults to `256`.
+            strategy: a `tf.distribute.Strategy`, or `None` for the current
+                one. Defaults to `None`.
+            args: extra arguments passed to every call (tensors or nests of
+                tensors). Defaults to `()`.
+
+        Returns:
+            `{name: float64 array}`, the sums.
+        """
+        dataset = x if isinstance(x, tf.data.Dataset) else _dataset(x, y, batch_size)
+        if strategy is None and tf.distribute.has_strategy():
+            strategy = tf.distribute.get_strategy()
+        distributed = strategy is not None and strategy.num_replicas_in_sync > 1
+        args = tuple(tf.nest.map_structure(tf.convert_to_tensor, tuple(args)))
+        # One trace per data layout: the batch axis is left open, so the last,
+        # smaller batch does not trace again.
+        signature = (dataset.element_spec, tf.nest.map_structure(tf.TensorSpec.from_tensor, args))
+        cache_key = (batch_fn, id(strategy) if distributed else None, repr(signature))
+        step = self._compiled.get(cache_key)
+        if step is None:
+            if distributed:
+
+                def step(batch, extra):
+                    per_replica = strategy.run(batch_fn, args=tuple(batch) + tuple(extra))
+                    return tf.nest.map_structure(
+                        lambda t: strategy.reduce("SUM", t, axis=None), per_replica
+                    )
+
+                step = tf.function(step, reduce_retracing=True)
+            else:
+                step = tf.function(
+                    lambda batch, extra: batch_fn(*batch, *extra), input_signature=signature
+                )
+            self._compiled[cache_key] = step
+        if distributed:
+            dataset = strategy.experimental_distribute_dataset(dataset)
+        totals = None
+        for batch in dataset:
+            result = tf.nest.map_structure(
+                lambda t: np.asarray(t, dtype=np.float64), step(batch, args)
+            )
+            totals = result if totals is None else tf.nest.map_structure(
+                np.add, totals, result
+            )
+        if totals is None:
+            raise ValueError("Received no data: `x` holds no examples.")
+        return totals
+
+    def _evaluate_batch(self, x, y, gains):
+        y_pred = self.forward(x, gains)
+        return {
+            "loss": tf.reduce_sum(self.loss_fn(y, y_pred)),
+            "correct": tf.reduce_sum(per_example_correct(y, y_pred)),
+            "count": tf.cast(tf.shape(y_pred)[0], tf.float32),
+        }
+
+    def evaluate(self, x, y, batch_size=256, gains=None, strategy=None):
+        """Mean loss and accuracy with the current (or given) gains.
+
+        Args:
+            x: inputs (array, list of arrays, or a batched `tf.data.Dataset`
+                of `(x, y)`, then `y` is ignored).
+            y: targets.
+            batch_size: examples per batch. Defaults to `256`.
+            gains: `{key: array}` replacing `self.gains`. Defaults to `None`.
+            strategy: see `accumulate`. Defaults to `None`.
+
+        Returns:
+            `(loss, accuracy)` as floats.
+        """
+        sums = self.accumulate(
+            self._evaluate_batch, x, y, batch_size, strategy, (self.gain_tensors(gains),)
+        )
+        return float(sums["loss"] / sums["count"]), float(sums["correct"] / sums["count"])
+
+    def _variant_fn(self, key):
+        cache_key = ("variants", key)
+        if cache_key not in self._compiled:
+
+            def batch_fn(x, y, gains, variants):
+                replicas = tf.shape(variants)[0]
+                y_pred = self.forward(x, gains, replicate=(key, variants))
+                y_true = _tile(tf.convert_to_tensor(y), replicas)
+                losses = tf.reshape(self.loss_fn(y_true, y_pred), [replicas, -1])
+                correct = tf.reshape(per_example_correct(y_true, y_pred), [replicas, -1])
+                return {
+                    "loss": tf.reduce_sum(losses, axis=1),
+                    "correct": tf.reduce_sum(correct, axis=1),
+                    "count": tf.cast(tf.shape(losses)[1], tf.float32),
+                }
+
+            self._compiled[cache_key] = batch_fn
+        return self._compiled[cache_key]
+
+    def evaluate_variants(self, key, variants, x, y, max_rows=16384, strategy=None):
+        """Mean loss and accuracy for many gain settings of one group at once.
+
+        Each row of `variants` replaces the gains of group `key` (the other
+        groups keep `self.gains`). The data are replicated once per row at
+        the group's gates, so layers upstream of the group run once and all
+        variants run through the rest of the network in the same pass.
+
+        Args:
+            key: group key or member layer name.
+            variants: array of shape `(num_variants, group size)`.
+            x: inputs (array or list of arrays).
+            y: targets.
+            max_rows: rows per pass (examples times variants); the batch
+                size is `max(1, max_rows // num_variants)`. Defaults to
+                `16384`.
+            strategy: see `accumulate`. Defaults to `None`.
+
+        Returns:
+            `(losses, accuracies)`: float64 arrays of shape `(num_variants,)`.
+        """
+        group = self.group(key)
+        variants = np.asarray(variants, dtype="float32")
+        if variants.ndim != 2 or variants.shape[1] != group.size:
+            raise ValueError(
+                f"Expected `variants` of shape (num_variants, {group.size}) for group "
+                f"'{group.key}'. Received: shape {variants.shape}"
+            )
+        batch_size = max(1, int(max_rows) // len(variants))
+        sums = self.accumulate(
+            self._variant_fn(group.key),
+            x,
+            y,
+            batch_size,
+            strategy,
+            (self.gain_tensors(), tf.constant(variants)),
+        )
+        return sums["loss"] / sums["count"], sums["correct"] / sums["count"]
+
+
+def _chain_ends(tensor, consumers, output_ids):
+    """`(tensor, consumer nodes)` where channel-preserving chains from `tensor` end.
+
+    From a member layer's output, edges into channel-preserving layers are
+    followed; every other consumer (a producer, a merge, `Flatten`, a nested
+    model) receives the gated value of the tensor it reads.
+    """
+    ends = []
+    following = consumers.get(id(tensor), [])
+    stops = [
+        node
+        for node in following
+        if isinstance(node.operation, keras.Model)
+        or not _is_channel_preserving(node.operation, node)
+    ]
+    if stops:
+        ends.append((tensor, stops))
+    for node in following:
+        if node not in stops and id(node.outputs[0]) not in output_ids:
+            ends.extend(_chain_ends(node.outputs[0], consumers, output_ids))
+    return ends
+
+
+def _tile(value, times):
+    rank = len(value.shape)
+    return tf.tile(value, tf.concat([[times], tf.ones([rank - 1], tf.int32)], 0))
+
+
+def make_dataset(x, y, batch_size):
+    """A batched `tf.data.Dataset` of `(x, y)` (zeros when `y` is None)."""
+    return _dataset(x, y, batch_size)
+
+
+def _dataset(x, y, batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
+        batch_size < 1
+    ):
+        raise ValueError(
+            "Received an invalid value for `batch_size`, expected a positive integer. "
+            f"Received: batch_size={batch_size!r}"
+        )
+    xs = tuple(np.asarray(a) for a in x) if isinstance(x, (list, tuple)) else np.asarray(x)
+    n = len(xs[0]) if isinstance(xs, tuple) else len(xs)
+    y = np.zeros((n,), dtype="float32") if y is None else np.asarray(y)
+    if len(y) != n:
+        raise ValueError(
+            f"Expected `x` and `y` with the same number of examples. Received: {n} and {len(y)}"
+        )
+    return tf.data.Dataset.from_tensor_slices((xs, y)).batch(int(batch_size))
