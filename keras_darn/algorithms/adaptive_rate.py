@@ -1,0 +1,417 @@
+"""Prune-retrain drivers: a static pruning rate and the adaptive rate.
+
+Esfandiarpoor et al., *Simplified neural network based on auxiliary layer and
+adaptive pruning rate*. Connection pruning (Han et al.) repeats "prune a
+fraction PR of the weights, retrain" while the accuracy stays acceptable. A
+static PR either needs many steps (small PR, Table I) or fails (large PR).
+Algorithm 1 adapts PR at every step:
+
+```
+basic training of the network
+while accuracy > base accuracy:
+    PR = 0.1
+    while True:
+        PR += step                       # step = 0.05
+        prune with PR                    # a trial, undone afterwards
+        if test accuracy drop > threshold: break
+    PR -= step                           # the last good PR
+    prune with PR
+    retrain
+```
+
+What we do where the paper is not explicit:
+
+- "base accuracy" is the accuracy floor `base_accuracy - max_accuracy_drop`
+  (`base_accuracy`: the trained network's accuracy, measured when not
+  given). A step whose accuracy after retraining falls below the floor is
+  undone and ends the run; the model holds the last accepted step.
+- A trial's "accuracy drop" is measured against the accuracy of the model
+  before this step's pruning, with threshold `trial_drop` (defaults to
+  `max_accuracy_drop`, the paper's single threshold). Trials do not retrain.
+- PR is reset to `initial_rate` at every step (the pseudocode), so it can go
+  down as well as up; `restart_rate=False` starts the search from the last
+  PR instead. The search stops at `max_rate`.
+- "Prune with PR": the paper says connections "lower than a threshold are
+  removed" and calls PR a rate. Its tables fit an absolute magnitude
+  threshold better (a static PR removes fewer weights at every step, and PR
+  grows with the mean |w|), so both readings are available:
+  `mode="fraction"` removes the fraction PR of each layer's live
+  connections with the smallest |w|; `mode="threshold"` removes the live
+  connections with |w| < PR (`prune_connections`).
+
+Both drivers change the model in place, take the accuracy evaluation and the
+retraining as callables (so a test can script them), and record every step.
+"""
+
+import dataclasses
+
+import numpy as np
+from keras import ops
+
+from keras_darn.algorithms import connection_pruning
+
+
+@dataclasses.dataclass
+class PruningStep:
+    """One prune-retrain step (a row of the paper's Tables I and II).
+
+    Attributes:
+        step: 1-based step number.
+        rate: the pruning rate used.
+        remaining_weights: live kernel weights after the step.
+        accuracy: accuracy after retraining.
+        accuracy_after_pruning: accuracy after pruning, before retraining.
+        mean_abs_weight: mean |w| of the live weights after retraining.
+        accepted: whether the accuracy stayed at or above the floor (a
+            rejected step is undone).
+        trials: `(rate, accuracy)` of every rate tried by the adaptive
+            search in this step (empty for the static driver).
+    """
+
+    step: int
+    rate: float
+    remaining_weights: int
+    accuracy: float
+    accuracy_after_pruning: float
+    mean_abs_weight: float
+    accepted: bool
+    trials: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class PruningResult:
+    """What a prune-retrain driver did.
+
+    Attributes:
+        model: the pruned model (the same object that was passed in), in the
+            state of the last accepted step.
+        history: every `PruningStep`, rejected ones included.
+        base_accuracy: accuracy of the model before pruning (or as given).
+        accuracy_floor: `base_accuracy - max_accuracy_drop`.
+        initial_weights: live kernel weights before pruning.
+    """
+
+    model: object
+    history: list
+    base_accuracy: float
+    accuracy_floor: float
+    initial_weights: int
+
+    @property
+    def accepted_steps(self):
+        """Number of accepted prune-retrain steps."""
+        return sum(step.accepted for step in self.history)
+
+    @property
+    def prune_retrain_steps(self):
+        """Number of prune-retrain steps run, the rejected last one included."""
+        return len(self.history)
+
+    @property
+    def trial_evaluations(self):
+        """Number of accuracy evaluations of trial rates (adaptive search)."""
+        return sum(len(step.trials) for step in self.history)
+
+    @property
+    def failed(self):
+        """True when not even the first step was accepted (paper: "Failed")."""
+        return self.accepted_steps == 0
+
+    @property
+    def remaining_weights(self):
+        """Live kernel weights of the final model."""
+        accepted = [s for s in self.history if s.accepted]
+        return accepted[-1].remaining_weights if accepted else self.initial_weights
+
+    @property
+    def accuracy(self):
+        """Accuracy of the final model."""
+        accepted = [s for s in self.history if s.accepted]
+        return accepted[-1].accuracy if accepted else self.base_accuracy
+
+    def rows(self):
+        """The history as a list of dicts (JSON-friendly)."""
+        return [dataclasses.asdict(step) for step in self.history]
+
+
+def accuracy_evaluator(x, y, batch_size=1024):
+    """Returns `evaluate(model) -> accuracy` on fixed data.
+
+    Args:
+        x: inputs (a NumPy array).
+        y: integer class labels, or one-hot labels.
+        batch_size: examples per forward pass. Defaults to `1024`.
+
+    Returns:
+        A callable computing the fraction of `x` whose arg-max prediction is
+        the label (inference mode).
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    labels = y.argmax(axis=-1) if y.ndim > 1 else y.astype("int64")
+
+    def evaluate(model):
+        correct = 0
+        for start in range(0, len(x), batch_size):
+            logits = ops.convert_to_numpy(model(x[start : start + batch_size], training=False))
+            correct += int(np.sum(logits.argmax(axis=-1) == labels[start : start + batch_size]))
+        return correct / len(x)
+
+    return evaluate
+
+
+def fit_retrainer(x, y, epochs=1, batch_size=32, **fit_kwargs):
+    """Returns `retrain(model)`: `model.fit(x, y, ...)` on fixed data.
+
+    Args:
+        x: training inputs.
+        y: training targets.
+        epochs: epochs per retraining. Defaults to `1`.
+        batch_size: batch size. Defaults to `32`.
+        **fit_kwargs: other `model.fit` arguments (`verbose` defaults to 0).
+
+    Returns:
+        A callable that retrains a compiled model in place.
+    """
+    fit_kwargs.setdefault("verbose", 0)
+
+    def retrain(model):
+        model.fit(x, y, epochs=epochs, batch_size=batch_size, **fit_kwargs)
+
+    return retrain
+
+
+def _check_callable(name, value):
+    if not callable(value):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a callable taking "
+            f"the model. Received: {name}={value!r}"
+        )
+
+
+def _check_fraction(name, value, low=0.0, high=1.0, closed_low=True):
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
+    ok = ok and (low <= value if closed_low else low < value) and value <= high
+    if not ok:
+        interval = ("[" if closed_low else "(") + f"{low}, {high}]"
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a number in "
+            f"{interval}. Received: {name}={value!r}"
+        )
+
+
+def _check_steps(max_steps):
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(
+            "Received an invalid value for `max_steps`, expected a positive "
+            f"integer. Received: max_steps={max_steps!r}"
+        )
+
+
+def _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps):
+    _check_callable("evaluate", evaluate)
+    _check_callable("retrain", retrain)
+    _check_fraction("max_accuracy_drop", max_accuracy_drop)
+    _check_steps(max_steps)
+    connection_pruning.connection_layers(model)  # Raises without masks.
+    current = float(evaluate(model))
+    base = current if base_accuracy is None else float(base_accuracy)
+    return base, base - max_accuracy_drop, current
+
+
+def _prune_retrain(model, rate, mode, evaluate, retrain, floor, step_number, trials):
+    """Prunes at `rate`, retrains, and undoes the step if below `floor`."""
+    snapshot = model.get_weights()
+    before = connection_pruning.remaining_weights(model)
+    connection_pruning.prune_connections(model, rate, mode=mode)
+    after_pruning = float(evaluate(model))
+    retrain(model)
+    connection_pruning.zero_masked_weights(model)
+    accuracy = float(evaluate(model))
+    step = PruningStep(
+        step=step_number,
+        rate=float(rate),
+        remaining_weights=connection_pruning.remaining_weights(model),
+        accuracy=accuracy,
+        accuracy_after_pruning=after_pruning,
+        mean_abs_weight=connection_pruning.mean_abs_weight(model),
+        accepted=accuracy >= floor - 1e-9,
+        trials=trials,
+    )
+    if not step.accepted:
+        model.set_weights(snapshot)
+    return step, step.remaining_weights < before
+
+
+def static_pruning(
+    model,
+    rate,
+    evaluate,
+    retrain,
+    max_accuracy_drop,
+    mode="fraction",
+    base_accuracy=None,
+    max_steps=100,
+):
+    """Prune-retrain with a static pruning rate until the accuracy drops.
+
+    Every step prunes the fraction `rate` of each layer's remaining
+    connections, retrains, and is accepted while the accuracy stays at or
+    above `base_accuracy - max_accuracy_drop`. The first rejected step is
+    undone and ends the run (also `max_steps`, or a step that prunes
+    nothing). The model is changed in place.
+
+    Args:
+        model: a compiled model with connection masks
+            (`to_prunable(model, connection_mask=True)`), already trained.
+        rate: the static pruning rate: a fraction in (0, 1], or a magnitude
+            threshold > 0 with `mode="threshold"`.
+        evaluate: `evaluate(model) -> accuracy` in [0, 1], e.g.
+            `accuracy_evaluator(x_test, y_test)`.
+        retrain: `retrain(model)`, e.g. `fit_retrainer(x, y, epochs=2)`.
+        max_accuracy_drop: allowed accuracy drop, a fraction (0.0046 is the
+            paper's 0.46 points).
+        mode: `"fraction"` or `"threshold"`, see `prune_connections`.
+            Defaults to `"fraction"`.
+        base_accuracy: accuracy to measure drops from. Defaults to `None`
+            (`evaluate(model)` before pruning).
+        max_steps: most prune-retrain steps. Defaults to `100`.
+
+    Returns:
+        A `PruningResult`.
+
+    Raises:
+        ValueError: for arguments out of range, non-callable `evaluate` or
+            `retrain`, or a model without connection masks.
+
+    Example:
+
+    ```python
+    result = static_pruning(model, 0.2, accuracy_evaluator(x_val, y_val),
+                            fit_retrainer(x_train, y_train, epochs=2), 0.0046)
+    result.remaining_weights, result.accepted_steps
+    ```
+    """
+    connection_pruning.check_mode(mode)
+    _check_fraction("rate", rate, high=1.0 if mode == "fraction" else np.inf, closed_low=False)
+    base, floor, _ = _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps)
+    initial = connection_pruning.remaining_weights(model)
+    history = []
+    for number in range(1, max_steps + 1):
+        step, pruned = _prune_retrain(model, rate, mode, evaluate, retrain, floor, number, [])
+        history.append(step)
+        if not step.accepted or not pruned:
+            break
+    return PruningResult(model, history, base, floor, initial)
+
+
+def adaptive_pruning(
+    model,
+    evaluate,
+    retrain,
+    max_accuracy_drop,
+    initial_rate=0.1,
+    rate_step=0.05,
+    max_rate=None,
+    trial_drop=None,
+    restart_rate=True,
+    mode="fraction",
+    base_accuracy=None,
+    max_steps=100,
+):
+    """Prune-retrain with the adaptive pruning rate (paper's Algorithm 1).
+
+    At every step the rate is raised from `initial_rate` by `rate_step`
+    while a trial prune at the raised rate (undone afterwards, no
+    retraining) lowers the accuracy by at most `trial_drop` from the
+    accuracy before the step; the last good rate (`initial_rate` when the
+    first raise already fails) is then used to prune, and the model is
+    retrained. Steps repeat while the accuracy after retraining stays at or
+    above `base_accuracy - max_accuracy_drop`; the first step below it is
+    undone and ends the run (also `max_steps`, or a step that prunes
+    nothing). See the module docstring for the choices made where the paper
+    is not explicit. The model is changed in place.
+
+    Args:
+        model: a compiled, trained model with connection masks.
+        evaluate: `evaluate(model) -> accuracy` in [0, 1].
+        retrain: `retrain(model)`.
+        max_accuracy_drop: allowed accuracy drop after retraining, a fraction
+            (0.0046 is the paper's 0.46 points).
+        initial_rate: PR at the start of every search. Defaults to `0.1`.
+        rate_step: increment of PR. Defaults to `0.05`.
+        max_rate: largest PR tried. Defaults to `None` (0.95 with
+            `mode="fraction"`, no limit with `mode="threshold"`: the search
+            then stops at the first trial that loses too much accuracy).
+        trial_drop: allowed accuracy drop of a trial prune, from the accuracy
+            before the step. Defaults to `None` (`max_accuracy_drop`).
+        restart_rate: reset PR to `initial_rate` at every step (the
+            pseudocode) or continue from the last PR. Defaults to `True`.
+        mode: `"fraction"` or `"threshold"`, see `prune_connections`.
+            Defaults to `"fraction"`.
+        base_accuracy: accuracy to measure drops from. Defaults to `None`
+            (`evaluate(model)` before pruning).
+        max_steps: most prune-retrain steps. Defaults to `100`.
+
+    Returns:
+        A `PruningResult`; each step's `trials` lists the rates tried.
+
+    Raises:
+        ValueError: for arguments out of range, non-callable `evaluate` or
+            `retrain`, or a model without connection masks.
+
+    Example:
+
+    ```python
+    model = keras_darn.layers.to_prunable(trained, connection_mask=True)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    result = adaptive_pruning(model, accuracy_evaluator(x_val, y_val),
+                              fit_retrainer(x_train, y_train, epochs=2),
+                              max_accuracy_drop=0.0046)
+    [(s.rate, s.remaining_weights, s.accuracy) for s in result.history]
+    ```
+    """
+    connection_pruning.check_mode(mode)
+    high = 1.0 if mode == "fraction" else np.inf
+    if max_rate is None:
+        max_rate = 0.95 if mode == "fraction" else np.inf
+    _check_fraction("initial_rate", initial_rate, high=high)
+    _check_fraction("rate_step", rate_step, high=high, closed_low=False)
+    _check_fraction("max_rate", max_rate, high=high, closed_low=False)
+    if max_rate < initial_rate:
+        raise ValueError(
+            "Expected `max_rate` >= `initial_rate`. Received: "
+            f"initial_rate={initial_rate}, max_rate={max_rate}"
+        )
+    _check_fraction("max_accuracy_drop", max_accuracy_drop)
+    trial_drop = max_accuracy_drop if trial_drop is None else trial_drop
+    _check_fraction("trial_drop", trial_drop)
+    base, floor, current = _start(
+        model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps
+    )
+    initial = connection_pruning.remaining_weights(model)
+    history = []
+    rate = float(initial_rate)
+    for number in range(1, max_steps + 1):
+        if restart_rate:
+            rate = float(initial_rate)
+        snapshot = model.get_weights()
+        trials = []
+        while True:
+            candidate = round(rate + rate_step, 10)
+            if candidate > max_rate + 1e-12:
+                break
+            connection_pruning.prune_connections(model, candidate, mode=mode)
+            everything = connection_pruning.remaining_weights(model) == 0
+            accuracy = float(evaluate(model))
+            model.set_weights(snapshot)
+            trials.append((candidate, accuracy))
+            if current - accuracy > trial_drop + 1e-12 or everything:
+                break
+            rate = candidate
+        step, pruned = _prune_retrain(model, rate, mode, evaluate, retrain, floor, number, trials)
+        history.append(step)
+        if not step.accepted or not pruned:
+            break
+        current = step.accuracy
+    return PruningResult(model, history, base, floor, initial)
