@@ -170,10 +170,12 @@ def zero_masked_weights(model):
 def remaining_weights(model, by_layer=False):
     """Counts the kernel weights that are still live (the paper's "weights").
 
-    A weight is live when its entry of the effective kernel (stored kernel
-    times `kernel_mask` times `unit_mask`) is non-zero; every layer with a
-    kernel counts, masked or plain, so the count is the same before and
-    after `keras_darn.shrink`. Biases are not counted.
+    A weight is live when its masks (`kernel_mask`, `unit_mask`) are 1, or,
+    in a plain layer without masks, when it is non-zero
+    (`weight_magnitude.live_connections`). Every layer with a kernel counts,
+    so a masked model and its `keras_darn.shrink` result give the same count
+    except for the outgoing weights of constant units, which `shrink` folds
+    into biases. Biases are not counted.
 
     Args:
         model: a built Keras model.
@@ -191,11 +193,11 @@ def remaining_weights(model, by_layer=False):
 
 
 def mean_abs_weight(model):
-    """Mean |w| over the live kernel weights of the model (the paper's
-    "mean of weights", Tables I and II); 0.0 when none is live."""
+    """Mean |w| over the live kernel weights (the paper's "mean of weights",
+    Tables I and II); 0.0 when none is live."""
     values = [
-        np.abs(kernel[kernel != 0])
-        for kernel in map(weight_magnitude.effective_kernel, weight_magnitude.kernel_layers(model))
+        np.abs(weight_magnitude.effective_kernel(layer)[weight_magnitude.live_connections(layer)])
+        for layer in weight_magnitude.kernel_layers(model)
     ]
     values = np.concatenate(values) if values else np.zeros(0)
     return float(values.mean()) if values.size else 0.0

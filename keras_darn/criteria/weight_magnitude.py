@@ -83,8 +83,24 @@ def effective_kernel(layer):
 
 
 def live_connections(layer):
-    """Boolean array: which kernel entries are non-zero in `effective_kernel`."""
-    return effective_kernel(layer) != 0
+    """Boolean array: which kernel entries are live connections.
+
+    In a layer with masks (`kernel_mask` or `unit_mask`), an entry is live
+    when its masks are 1, whatever its value (a live weight that is 0 now
+    can train away from 0). A plain layer has no masks; there an entry is
+    live when it is non-zero, which is where `keras_darn.shrink` and
+    `from_prunable` leave the masked entries. So a masked model and its
+    shrunk plain version have the same live connections.
+
+    Args:
+        layer: a built layer with a `kernel`.
+
+    Returns:
+        A boolean NumPy array of the kernel's shape.
+    """
+    if getattr(layer, "kernel_mask", None) is None and getattr(layer, "unit_mask", None) is None:
+        return keras.ops.convert_to_numpy(layer.kernel) != 0
+    return connection_mask(layer) != 0
 
 
 def smallest_magnitude(weights, live, rate):

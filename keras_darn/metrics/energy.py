@@ -14,11 +14,13 @@ What is counted, per example (no batch dimension):
 
 - Only the weighted sums of `Dense`, `Conv1D`/`Conv2D`/`Conv3D` (any
   `groups`) and `DepthwiseConv1D`/`DepthwiseConv2D` layers, keras_darn's
-  prunable versions included. A weight counts when its entry of the
-  effective kernel (kernel times `kernel_mask` times `unit_mask`) is
-  non-zero: masked and pruned connections cost nothing, as on hardware that
-  skips zeros, so a masked model and its `keras_darn.shrink` result cost the
-  same.
+  prunable versions included. Only live weights count
+  (`keras_darn.criteria.weight_magnitude.live_connections`): in a masked
+  layer those whose `kernel_mask` and `unit_mask` are 1, in a plain layer
+  the non-zero ones (where `shrink` leaves the pruned ones). Pruned
+  connections cost nothing, as on hardware that skips them, so a masked
+  model and its `keras_darn.shrink` result cost the same (less the outgoing
+  weights of constant units, which `shrink` folds into biases).
 - Multiplies: every live weight once per output position (1 for `Dense` on a
   vector; the output's spatial size for a convolution, padded positions
   included; every position for `Dense` on a sequence).
@@ -69,12 +71,12 @@ def _check_dtype(name, value):
         )
 
 
-def _unit_columns(layer, effective):
-    """The effective kernel as (fan-in, output units) columns."""
+def _unit_columns(layer, live):
+    """The live-connection array as (fan-in, output units) columns."""
     if isinstance(layer, _DEPTHWISE):
         # (..., in_channels, multiplier): output channel c * m + k.
-        return effective.reshape(-1, effective.shape[-2] * effective.shape[-1])
-    return effective.reshape(-1, effective.shape[-1])
+        return live.reshape(-1, live.shape[-2] * live.shape[-1])
+    return live.reshape(-1, live.shape[-1])
 
 
 def _counted(layer):
@@ -83,7 +85,7 @@ def _counted(layer):
 
 def _layer_operations(layer, output_shape):
     """(live weights, multiplies, additions) of one call of `layer`."""
-    columns = _unit_columns(layer, weight_magnitude.effective_kernel(layer))
+    columns = _unit_columns(layer, weight_magnitude.live_connections(layer))
     fan_in = np.count_nonzero(columns, axis=0)
     live = int(fan_in.sum())
     live_units = int(np.count_nonzero(fan_in))
