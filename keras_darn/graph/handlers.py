@@ -418,4 +418,25 @@ def _register_builtin_handlers():
     register_handler(layers.Lambda, LambdaHandler())
 
 
+def _register_keras_darn_handlers():
+    from keras_darn.layers.standout_dense import StandoutDense
+
+    # No `fold_weight`: a constant input also moves the retention probability,
+    # so only zero inputs are removed exactly.
+    register_handler(
+        StandoutDense,
+        ProducerHandler(
+            "units",
+            {
+                "kernel": {0: IN, 1: OUT},
+                "bias": {0: OUT},
+                "standout_kernel": {0: IN, 1: OUT},
+                "unit_mask": {0: OUT},
+                "retention_sum": {0: OUT},
+            },
+        ),
+    )
+
+
 _register_builtin_handlers()
+_register_keras_darn_handlers()

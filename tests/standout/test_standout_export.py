@@ -22,23 +22,6 @@ def _masked_model():
     return model
 
 
-def _standout_handler_registered():
-    try:
-        from keras_darn.graph import handlers
-    except ImportError:
-        return False
-    return isinstance(handlers.get_handler(StandoutDense(1)), handlers.ProducerHandler)
-
-
-@pytest.mark.skipif(
-    not hasattr(keras_darn.rebuild, "shrink"),
-    reason="keras_darn.rebuild.shrink is not exported yet (Rebuilder issue)",
-)
-@pytest.mark.skipif(
-    not _standout_handler_registered(),
-    reason="StandoutDense has no unit handler in keras_darn.graph.handlers yet "
-    "(the lead registers it; see the issue 6 report)",
-)
 def test_shrink_removes_masked_units_with_same_outputs():
     model = _masked_model()
     small = keras_darn.rebuild.shrink(model)
