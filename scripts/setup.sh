@@ -62,10 +62,11 @@ if [ "${KERAS_DARN_SKIP_DATA:-0}" != "1" ] && ! fashion_mnist_found; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     say "Fashion-MNIST not found; installing the Debian package dataset-fashion-mnist"
     if DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; then
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall dataset-fashion-mnist >/dev/null \
+      && fashion_mnist_found; then
       say "installed dataset-fashion-mnist"
     else
-      say "apt-get could not install dataset-fashion-mnist; the demo will use scikit-learn's digits instead"
+      say "apt-get did not make Fashion-MNIST available; the demo will use scikit-learn's digits instead"
     fi
   else
     say "Fashion-MNIST not found and apt-get cannot be used as root here; the demo will use scikit-learn's digits instead."
