@@ -1,0 +1,591 @@
+"""Benchmark: adaptive pruning rate and auxiliary layer (Esfandiarpoor et al.), Tables I-V.
+
+The paper's MLP 80-60-40 (ReLU, softmax 10) on MNIST downsampled to 10x10,
+10-fold cross-validation. MNIST is not available offline; we use
+
+- **digits**: scikit-learn's 1,797 8x8 digits (the nearest offline analogue),
+  with the paper's 10-fold cross-validation (StratifiedKFold, seed 0). The
+  accuracy drop is measured on the held-out fold (about 180 images: one image
+  is 0.56 points, so the 0.46-point threshold allows no lost image and the
+  1.0-point threshold one);
+- **fashion**: Fashion-MNIST downsampled (area) to 10x10, one stratified
+  split (`--fashion_train` / `--fashion_test` images).
+
+Per fold: the MLP (with connection masks) is trained `--base_epochs`; its
+test accuracy is the base A0. For both accuracy-drop thresholds (0.46 and
+1.0 points, Table III) the static rates 0.2 / 0.3 / 0.4 and the adaptive
+rate (Algorithm 1: PR from 0.1 in steps of 0.05) each start from the same
+trained weights with a fresh Adam optimizer; "prune" removes the fraction PR
+of every layer's remaining connections (smallest |w|), "retrain" is
+`--retrain_epochs` epochs. Then (Table IV, threshold 0.46) an auxiliary
+fully connected ReLU layer of 20 / 40 / 60 units is inserted after
+`--aux_after` in the adaptively pruned model, the network is retrained
+`--aux_epochs` epochs and pruned again with the adaptive rate against the same
+A0. For every adaptive model the structural pay-off is measured: units dead
+on the input / output side, `mask_disconnected_units` + `keras_darn.shrink`
+(outputs compared), parameters, and the energy estimate (Table V).
+
+The peer, tensorflow-model-optimization's `prune_low_magnitude`, runs in its
+own virtualenv and process (`benchmarks/peer_tfmot.py`) on fold 0 of each
+dataset with the same MLP, the same data and as many fine-tuning epochs as
+our adaptive run retrained; both are compared at the same accuracy floor by
+remaining non-zero weights, TFLite size (raw and gzipped) and TFLite latency
+(measured here, same interpreter, batch 1).
+
+Writes `<output_dir>/adaptive_rate.json`, `adaptive_rate.md` and
+`adaptive_rate_steps.png`.
+
+    python benchmarks/adaptive_rate.py          # defaults: ~25 min on 2 shared CPU cores
+    python benchmarks/adaptive_rate.py --folds=10 --time_budget_s=100000   # all folds
+"""
+
+import gzip
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from keras_darn import datasets  # noqa: E402
+from keras_darn.algorithms import adaptive_rate as ar  # noqa: E402
+from keras_darn.algorithms import connection_pruning as cp  # noqa: E402
+from keras_darn.export import to_tflite  # noqa: E402
+from keras_darn.layers import to_prunable  # noqa: E402
+from keras_darn.metrics import count_params  # noqa: E402
+from keras_darn.metrics import measure_latency  # noqa: E402
+from keras_darn.metrics import energy  # noqa: E402
+from keras_darn.rebuild import shrink  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("datasets", ["digits", "fashion"], "digits and/or fashion.")
+flags.DEFINE_integer("folds", 10, "Cross-validation folds on digits (the paper: 10).")
+flags.DEFINE_integer(
+    "time_budget_s", 720, "No new digits fold starts unless it can end (at the mean fold time) before this."
+)
+flags.DEFINE_integer("fashion_train", 8000, "Fashion-MNIST training images (stratified subset).")
+flags.DEFINE_integer("fashion_test", 3000, "Fashion-MNIST test images (stratified subset).")
+flags.DEFINE_list("thresholds", ["0.46", "1.0"], "Allowed accuracy drops, in points.")
+flags.DEFINE_list("static_rates", ["0.2", "0.3", "0.4"], "Static pruning rates.")
+flags.DEFINE_list("aux_units", ["20", "40", "60"], "Auxiliary layer widths.")
+flags.DEFINE_string("aux_after", "h80", "Layer the auxiliary layer follows.")
+flags.DEFINE_integer("base_epochs", 40, "Epochs of the initial training (digits).")
+flags.DEFINE_integer("retrain_epochs", 2, "Epochs of every retraining (digits).")
+flags.DEFINE_integer("fashion_base_epochs", 15, "Epochs of the initial training (fashion).")
+flags.DEFINE_integer("fashion_retrain_epochs", 1, "Epochs of every retraining (fashion).")
+flags.DEFINE_integer("aux_epochs", 10, "Epochs of training after inserting the auxiliary layer.")
+flags.DEFINE_integer("batch_size", 64, "Batch size.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_integer("max_steps", 60, "Most prune-retrain steps per run.")
+flags.DEFINE_boolean("peer", True, "Run the tfmot peer.")
+flags.DEFINE_string("peer_python", "/tmp/tfmot-venv/bin/python", "Python of the tfmot virtualenv.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(__file__), "results"), "Output directory.")
+
+WIDTHS = (80, 60, 40)
+
+
+def load_splits(name):
+    """Yields `(fold, x_train, y_train, x_test, y_test)` with flat float inputs."""
+    if name == "digits":
+        from sklearn.model_selection import StratifiedKFold
+
+        x, y = datasets.load_digits(split=False)
+        x = x.reshape(len(x), -1).astype("float32") / 255.0
+        folds = StratifiedKFold(n_splits=10, shuffle=True, random_state=FLAGS.seed)
+        for fold, (train, test) in enumerate(folds.split(x, y)):
+            if fold >= FLAGS.folds:
+                return
+            yield fold, x[train], y[train].astype("int64"), x[test], y[test].astype("int64")
+        return
+    import tensorflow as tf
+
+    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist()
+    x_train, y_train = datasets.subset(x_train, y_train, FLAGS.fashion_train, seed=FLAGS.seed)
+    x_test, y_test = datasets.subset(x_test, y_test, FLAGS.fashion_test, seed=FLAGS.seed)
+
+    def small(x):
+        images = tf.image.resize(x[..., None].astype("float32") / 255.0, (10, 10), method="area")
+        return images.numpy().reshape(len(x), -1)
+
+    yield 0, small(x_train), y_train.astype("int64"), small(x_test), y_test.astype("int64")
+
+
+def build_model(inputs):
+    layers = [keras.Input((inputs,))]
+    layers += [keras.layers.Dense(w, activation="relu", name=f"h{w}") for w in WIDTHS]
+    layers.append(keras.layers.Dense(10, activation="softmax", name="out"))
+    return to_prunable(keras.Sequential(layers), connection_mask=True)
+
+
+def compile_fresh(model):
+    model.compile(
+        keras.optimizers.Adam(FLAGS.learning_rate),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def summary(result, seconds):
+    return {
+        "remaining_weights": result.remaining_weights,
+        "accuracy": result.accuracy,
+        "failed": result.failed,
+        "accepted_steps": result.accepted_steps,
+        "prune_retrain_steps": result.prune_retrain_steps,
+        "trial_evaluations": result.trial_evaluations,
+        "seconds": seconds,
+        "history": result.rows(),
+    }
+
+
+def structure(model, x_test):
+    """Dead units, mask_disconnected_units + shrink, parameters, energy."""
+    dead = cp.dead_units(model)
+    widths_before = [layer.units for layer in model.layers[:-1]]
+    remaining_masked = cp.remaining_weights(model)
+    expected = model.predict(x_test, verbose=0)
+    switched = cp.mask_disconnected_units(model)
+    small = shrink(model, compile=False)
+    return {
+        "dead_incoming": sum(len(d["incoming"]) for d in dead.values()),
+        "dead_outgoing": sum(len(d["outgoing"]) for d in dead.values()),
+        "units_switched_off": sum(len(u) for u in switched.values()),
+        "hidden_widths_before": widths_before,
+        "hidden_widths_after": [l.units for l in small.layers[:-1]],
+        "params_masked_model": count_params(model),
+        "params_shrunk": count_params(small),
+        "remaining_weights_masked": remaining_masked,
+        "remaining_weights_shrunk": cp.remaining_weights(small),
+        "max_output_change": float(np.abs(small.predict(x_test, verbose=0) - expected).max()),
+        "energy_nj": {
+            dtype: energy.estimate_energy(small, dtype=dtype) / 1000
+            for dtype in energy.ENERGY_COSTS_45NM
+        },
+        "energy_nj_multiplies_only_float32": energy.estimate_energy(small, include_additions=False) / 1000,
+    }, small
+
+
+def epochs(name):
+    """(base epochs, retrain epochs) of a dataset."""
+    if name == "fashion":
+        return FLAGS.fashion_base_epochs, FLAGS.fashion_retrain_epochs
+    return FLAGS.base_epochs, FLAGS.retrain_epochs
+
+
+def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
+    keras.utils.set_random_seed(FLAGS.seed + fold)
+    base_epochs, retrain_epochs = epochs(name)
+    model = build_model(x_train.shape[1])
+    compile_fresh(model)
+    start = time.time()
+    model.fit(x_train, y_train, epochs=base_epochs, batch_size=FLAGS.batch_size, verbose=0)
+    evaluate = ar.accuracy_evaluator(x_test, y_test)
+    retrain = ar.fit_retrainer(x_train, y_train, epochs=retrain_epochs, batch_size=FLAGS.batch_size)
+    base = evaluate(model)
+    trained = model.get_weights()
+    out = {
+        "fold": fold,
+        "base_accuracy": base,
+        "initial_weights": cp.remaining_weights(model),
+        "train_seconds": time.time() - start,
+        "runs": {},
+    }
+    log(f"{name} fold {fold}: base accuracy {base:.4f} ({out['train_seconds']:.0f} s)")
+    adaptive_state = {}
+    for threshold in FLAGS.thresholds:
+        drop = float(threshold) / 100
+        arms = [(f"static {r}", float(r)) for r in FLAGS.static_rates] + [("adaptive", None)]
+        for arm, rate in arms:
+            model.set_weights(trained)
+            compile_fresh(model)
+            t = time.time()
+            if rate is None:
+                result = ar.adaptive_pruning(
+                    model, evaluate, retrain, drop, base_accuracy=base, max_steps=FLAGS.max_steps
+                )
+                adaptive_state[threshold] = model.get_weights()
+            else:
+                result = ar.static_pruning(
+                    model, rate, evaluate, retrain, drop, base_accuracy=base, max_steps=FLAGS.max_steps
+                )
+            entry = summary(result, time.time() - t)
+            if rate is None:
+                entry["structure"], small = structure(model, x_test)
+                if threshold == FLAGS.thresholds[0]:
+                    adaptive_state["shrunk"] = small
+            out["runs"][f"{arm} @ {threshold}"] = entry
+            log(
+                f"  {arm:>10} @ {threshold}: {entry['remaining_weights']} weights, "
+                f"acc {entry['accuracy']:.4f}, {entry['accepted_steps']} steps "
+                f"({'FAILED, ' if entry['failed'] else ''}{entry['seconds']:.0f} s)"
+            )
+    threshold = FLAGS.thresholds[0]
+    for units in [int(u) for u in FLAGS.aux_units]:
+        model.set_weights(adaptive_state[threshold])
+        t = time.time()
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            deeper = cp.insert_auxiliary_layer(model, after=FLAGS.aux_after, units=units, compile=False)
+        compile_fresh(deeper)
+        deeper.fit(x_train, y_train, epochs=FLAGS.aux_epochs, batch_size=FLAGS.batch_size, verbose=0)
+        after_insertion = evaluate(deeper)
+        inserted_weights = cp.remaining_weights(deeper)
+        result = ar.adaptive_pruning(
+            deeper, evaluate, retrain, float(threshold) / 100, base_accuracy=base,
+            max_steps=FLAGS.max_steps,
+        )
+        entry = summary(result, time.time() - t)
+        entry.update(accuracy_after_insertion=after_insertion, weights_after_insertion=inserted_weights)
+        entry["structure"], _ = structure(deeper, x_test)
+        out["runs"][f"auxiliary {units} @ {threshold}"] = entry
+        log(
+            f"  auxiliary {units} @ {threshold}: {entry['remaining_weights']} weights "
+            f"(after insertion {inserted_weights}, acc {after_insertion:.4f}), acc "
+            f"{entry['accuracy']:.4f}, {entry['accepted_steps']} steps ({entry['seconds']:.0f} s)"
+        )
+    return out, adaptive_state.get("shrunk")
+
+
+def run_peer(name, fold_data, ours, base_accuracy, tflite_dir, log):
+    """tfmot in its own process; compares at the accuracy floor of threshold 0.46."""
+    x_train, y_train, x_test, y_test = fold_data
+    if not os.path.exists(FLAGS.peer_python):
+        return {"error": f"peer virtualenv not found: {FLAGS.peer_python} (see peer_tfmot.py)"}
+    data_path = os.path.join(tflite_dir, f"{name}_split.npz")
+    np.savez(data_path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    output = os.path.join(tflite_dir, f"{name}_peer.json")
+    adaptive = ours["runs"][f"adaptive @ {FLAGS.thresholds[0]}"]
+    base_epochs, retrain_epochs = epochs(name)
+    fine_tune = max(adaptive["prune_retrain_steps"] * retrain_epochs, 2)
+    our_sparsity = 1 - adaptive["remaining_weights"] / ours["initial_weights"]
+    sparsities = sorted({0.5, 0.6, 0.7, 0.8, 0.9, round(our_sparsity, 3)})
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("PYTHONPATH", None)
+    command = [
+        FLAGS.peer_python, os.path.join(os.path.dirname(__file__), "peer_tfmot.py"),
+        f"--data={data_path}", f"--output={output}", f"--tflite_dir={tflite_dir}",
+        f"--sparsities={','.join(str(s) for s in sparsities)}",
+        f"--base_epochs={base_epochs}", f"--fine_tune_epochs={fine_tune}",
+        f"--batch_size={FLAGS.batch_size}", f"--learning_rate={FLAGS.learning_rate}",
+        f"--seed={FLAGS.seed}",
+    ]
+    t = time.time()
+    process = subprocess.run(command, env=env, capture_output=True, text=True)
+    if process.returncode != 0:
+        return {"error": process.stderr[-3000:], "command": command}
+    with open(output) as f:
+        peer = json.load(f)
+    log(f"  peer ({time.time() - t:.0f} s): base accuracy {peer['base_accuracy']:.4f}")
+    floor = base_accuracy - float(FLAGS.thresholds[0]) / 100
+    x_one = x_test[:1]
+    for run in peer["runs"]:
+        with open(run["tflite_path"], "rb") as f:
+            run["tflite_latency_ms"] = measure_latency(f.read(), x_one, repeats=200, warmup=20)["median"] * 1e3
+    within = [r for r in peer["runs"] if r["accuracy"] >= floor - 1e-9]
+    peer["at_our_floor"] = min(within, key=lambda r: r["nonzero_weights"]) if within else None
+    peer["at_our_sparsity"] = min(
+        peer["runs"], key=lambda r: abs(r["target_sparsity"] - round(our_sparsity, 3))
+    )
+    peer["accuracy_floor"] = floor
+    return peer
+
+
+def ours_tflite(small, x_test):
+    tflite = to_tflite(small)
+    return {
+        "remaining_weights": cp.remaining_weights(small),
+        "params": count_params(small),
+        "tflite_bytes": len(tflite),
+        "tflite_gzip_bytes": len(gzip.compress(tflite, 9)),
+        "tflite_latency_ms": measure_latency(tflite, x_test[:1], repeats=200, warmup=20)["median"] * 1e3,
+    }
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def aggregate(folds):
+    """Mean over folds of every arm; failures counted."""
+    arms = list(folds[0]["runs"])
+    table = {}
+    for arm in arms:
+        entries = [f["runs"][arm] for f in folds]
+        table[arm] = {
+            "remaining_weights": mean([e["remaining_weights"] for e in entries]),
+            "remaining_weights_std": float(np.std([e["remaining_weights"] for e in entries])),
+            "accuracy": mean([e["accuracy"] for e in entries]),
+            "failed_folds": sum(e["failed"] for e in entries),
+            "accepted_steps": mean([e["accepted_steps"] for e in entries]),
+            "prune_retrain_steps": mean([e["prune_retrain_steps"] for e in entries]),
+            "trial_evaluations": mean([e["trial_evaluations"] for e in entries]),
+            "seconds": mean([e["seconds"] for e in entries]),
+        }
+        if "structure" in entries[0]:
+            table[arm]["structure"] = {
+                key: mean([e["structure"][key] for e in entries])
+                for key in ("dead_incoming", "dead_outgoing", "units_switched_off", "params_masked_model",
+                            "params_shrunk", "remaining_weights_shrunk", "max_output_change")
+            }
+            table[arm]["energy_nj"] = {
+                d: mean([e["structure"]["energy_nj"][d] for e in entries]) for d in energy.ENERGY_COSTS_45NM
+            }
+            table[arm]["energy_nj_multiplies_only_float32"] = mean(
+                [e["structure"]["energy_nj_multiplies_only_float32"] for e in entries]
+            )
+    table["base_accuracy"] = mean([f["base_accuracy"] for f in folds])
+    table["initial_weights"] = folds[0]["initial_weights"]
+    return table
+
+
+def markdown(results):
+    lines = [
+        "# Adaptive pruning rate and auxiliary layer (Esfandiarpoor et al.)",
+        "",
+        "Generated by `benchmarks/adaptive_rate.py`; every number below is in `adaptive_rate.json`.",
+        "",
+        f"Config: {json.dumps(results['config'])}",
+        "",
+    ]
+    for name, data in results["datasets"].items():
+        table = data["aggregate"]
+        folds = len(data["folds"])
+        lines += [
+            f"## {name} ({folds} fold{'s' if folds > 1 else ''}; {data['split']})",
+            "",
+            f"Base accuracy {table['base_accuracy']:.4f}, {table['initial_weights']} kernel weights "
+            f"before pruning. Means over folds; a run \"fails\" when its first step already ends below "
+            "the floor (the paper's \"Failed\").",
+            "",
+            "### Table III: remaining weights (mean over folds) per rate and allowed accuracy drop",
+            "",
+            "| pruning rate | " + " | ".join(f"drop {t} pts: weights / steps / acc / failed" for t in FLAGS.thresholds)
+            + " |",
+            "|---|" + "---|" * len(FLAGS.thresholds),
+        ]
+        for arm in [f"static {r}" for r in FLAGS.static_rates] + ["adaptive"]:
+            cells = []
+            for t in FLAGS.thresholds:
+                e = table[f"{arm} @ {t}"]
+                cells.append(
+                    f"{e['remaining_weights']:.0f} ± {e['remaining_weights_std']:.0f} / "
+                    f"{e['accepted_steps']:.1f} (+{e['trial_evaluations']:.1f} trials) / "
+                    f"{e['accuracy']:.4f} / {e['failed_folds']}"
+                )
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+        lines += ["", "Targets (adaptive vs the best static rate that did not fail, per threshold):", ""]
+        for t in FLAGS.thresholds:
+            statics = {
+                r: table[f"static {r} @ {t}"] for r in FLAGS.static_rates
+                if table[f"static {r} @ {t}"]["failed_folds"] < folds
+            }
+            adaptive = table[f"adaptive @ {t}"]
+            if statics:
+                best = min(statics, key=lambda r: statics[r]["remaining_weights"])
+                b = statics[best]
+                fewer_weights = adaptive["remaining_weights"] <= b["remaining_weights"]
+                fewer_steps = adaptive["accepted_steps"] < b["accepted_steps"]
+                lines.append(
+                    f"- drop {t}: best static {best} keeps {b['remaining_weights']:.0f} weights in "
+                    f"{b['accepted_steps']:.1f} steps; adaptive keeps {adaptive['remaining_weights']:.0f} in "
+                    f"{adaptive['accepted_steps']:.1f} steps -> no more weights: "
+                    f"{'MET' if fewer_weights else 'NOT MET'}; fewer steps: {'MET' if fewer_steps else 'NOT MET'}"
+                )
+        t = FLAGS.thresholds[0]
+        adaptive = table[f"adaptive @ {t}"]
+        lines += [
+            "",
+            f"### Table IV: auxiliary layer after `{FLAGS.aux_after}`, then adaptive pruning (drop {t} pts)",
+            "",
+            "| auxiliary units | remaining weights | vs adaptive without | accuracy | steps | failed folds |",
+            "|---|---|---|---|---|---|",
+            f"| none (adaptive) | {adaptive['remaining_weights']:.0f} | - | {adaptive['accuracy']:.4f} | "
+            f"{adaptive['accepted_steps']:.1f} | {adaptive['failed_folds']} |",
+        ]
+        best_aux = None
+        for units in FLAGS.aux_units:
+            e = table[f"auxiliary {units} @ {t}"]
+            change = e["remaining_weights"] / adaptive["remaining_weights"] - 1
+            best_aux = e["remaining_weights"] if best_aux is None else min(best_aux, e["remaining_weights"])
+            lines.append(
+                f"| {units} | {e['remaining_weights']:.0f} | {change:+.1%} | {e['accuracy']:.4f} | "
+                f"{e['accepted_steps']:.1f} | {e['failed_folds']} |"
+            )
+        lines += [
+            "",
+            f"Target (an auxiliary layer lowers the remaining weights further; paper: -22 %): best "
+            f"{best_aux:.0f} vs {adaptive['remaining_weights']:.0f} -> "
+            f"{'MET' if best_aux < adaptive['remaining_weights'] else 'NOT MET'}",
+            "",
+            "### Structural pay-off and energy (Table V costs, shrunk model, per inference)",
+            "",
+            "| model | live weights | dead units (in / out) | switched off | params masked -> shrunk | "
+            "max output change | float32 nJ (mult only) | float16 nJ | int32 nJ | int8 nJ |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for arm in [f"adaptive @ {x}" for x in FLAGS.thresholds] + [
+            f"auxiliary {u} @ {t}" for u in FLAGS.aux_units
+        ]:
+            e = table[arm]
+            s = e["structure"]
+            n = e["energy_nj"]
+            lines.append(
+                f"| {arm} | {s['remaining_weights_shrunk']:.0f} | {s['dead_incoming']:.1f} / "
+                f"{s['dead_outgoing']:.1f} | {s['units_switched_off']:.1f} | {s['params_masked_model']:.0f} -> "
+                f"{s['params_shrunk']:.0f} | {s['max_output_change']:.1e} | {n['float32']:.1f} "
+                f"({e['energy_nj_multiplies_only_float32']:.1f}) | {n['float16']:.1f} | {n['int32']:.1f} | "
+                f"{n['int8']:.2f} |"
+            )
+        fold0 = data["folds"][0]["runs"]
+        for arm, title in ((f"static 0.2 @ {t}", "Table I: static rate 0.2"), (f"adaptive @ {t}", "Table II: adaptive rate")):
+            if arm not in fold0:
+                continue
+            lines += [
+                "",
+                f"### {title}, fold 0, drop {t} pts",
+                "",
+                "| step | rate | remaining weights | accuracy | accuracy after pruning | mean abs weight | accepted |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for row in fold0[arm]["history"]:
+                lines.append(
+                    f"| {row['step']} | {row['rate']:.2f} | {row['remaining_weights']} | {row['accuracy']:.4f} | "
+                    f"{row['accuracy_after_pruning']:.4f} | {row['mean_abs_weight']:.4f} | {row['accepted']} |"
+                )
+        peer = data.get("peer")
+        lines += ["", "### Peer: tensorflow-model-optimization `prune_low_magnitude` (fold 0)", ""]
+        if peer is None:
+            lines.append("Not run (`--nopeer`).")
+        elif "error" in peer:
+            lines.append(f"The peer could not run: `{peer['error'][-500:]}`")
+        else:
+            ours = data["ours_tflite"]
+            lines += [
+                f"tfmot {peer['versions']['tensorflow_model_optimization']}, TF "
+                f"{peer['versions']['tensorflow']} (own virtualenv and process). Its dense base accuracy "
+                f"{peer['base_accuracy']:.4f}; floor {peer['accuracy_floor']:.4f} (our base - "
+                f"{FLAGS.thresholds[0]} pts). Fine-tuning: {peer['fine_tune_epochs']} epochs (as many as our "
+                "adaptive run retrained). TFLite float32, latency = median of 200 invokes, batch 1, same interpreter.",
+                "",
+                "| model | accuracy | non-zero weights | TFLite bytes | gzipped | latency ms |",
+                "|---|---|---|---|---|---|",
+                f"| keras_darn adaptive @ {FLAGS.thresholds[0]}, shrunk | {ours['accuracy']:.4f} | "
+                f"{ours['remaining_weights']} | {ours['tflite_bytes']} | {ours['tflite_gzip_bytes']} | "
+                f"{ours['tflite_latency_ms']:.4f} |",
+            ]
+            for label, run in (("tfmot, sparsest within the floor", peer["at_our_floor"]),
+                               ("tfmot, at our sparsity", peer["at_our_sparsity"])):
+                if run is None:
+                    lines.append(f"| {label} | none of its runs reached the floor | | | | |")
+                else:
+                    lines.append(
+                        f"| {label} (target {run['target_sparsity']}) | {run['accuracy']:.4f} | "
+                        f"{run['nonzero_weights']} | {run['tflite_bytes']} | {run['tflite_gzip_bytes']} | "
+                        f"{run['tflite_latency_ms']:.4f} |"
+                    )
+            lines += ["", "All tfmot runs: " + ", ".join(
+                f"{r['target_sparsity']}: acc {r['accuracy']:.4f}, {r['nonzero_weights']} weights"
+                for r in peer["runs"])]
+        lines.append("")
+    lines += [
+        "## Notes",
+        "",
+        f"- Wall clock: {results['seconds']:.0f} s on {results['machine']}.",
+        "- \"steps\" are accepted prune-retrain steps; the adaptive rate also evaluates trial rates "
+        "(no retraining), counted separately.",
+        "- The digits folds are those of a 10-fold StratifiedKFold; fewer than 10 were run when the "
+        "time budget ran out (see the fold count in each heading).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["datasets"])
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4), squeeze=False)
+    t = FLAGS.thresholds[0]
+    for ax, name in zip(axes[0], names):
+        runs = results["datasets"][name]["folds"][0]["runs"]
+        initial = results["datasets"][name]["folds"][0]["initial_weights"]
+        for arm in [f"static {r}" for r in FLAGS.static_rates] + ["adaptive"]:
+            history = [h for h in runs[f"{arm} @ {t}"]["history"] if h["accepted"]]
+            ax.plot([0] + [h["step"] for h in history], [initial] + [h["remaining_weights"] for h in history],
+                    marker="o", label=arm)
+        ax.set_title(f"{name}, fold 0, drop {t} pts")
+        ax.set_xlabel("accepted prune-retrain step")
+        ax.set_ylabel("remaining weights")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv):
+    del argv
+    start = time.time()
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    tflite_dir = tempfile.mkdtemp(prefix="adaptive_rate_")
+
+    def log(message):
+        print(f"[{time.time() - start:6.0f} s] {message}", flush=True)
+
+    results = {
+        "config": {k: FLAGS[k].value for k in (
+            "datasets", "folds", "time_budget_s", "fashion_train", "fashion_test", "thresholds",
+            "static_rates", "aux_units", "aux_after", "base_epochs", "retrain_epochs", "fashion_base_epochs",
+            "fashion_retrain_epochs", "aux_epochs",
+            "batch_size", "learning_rate", "max_steps", "seed")},
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+                   f"Keras {keras.__version__}",
+        "datasets": {},
+    }
+    for name in FLAGS.datasets:
+        folds, peer_data, shrunk0 = [], None, None
+        for fold, x_train, y_train, x_test, y_test in load_splits(name):
+            fold_seconds = (time.time() - start) / len(folds) if folds else 0.0
+            if name == "digits" and folds and time.time() - start + fold_seconds > FLAGS.time_budget_s:
+                log(f"time budget reached: {len(folds)} digits folds run")
+                break
+            result, shrunk = run_fold(name, fold, x_train, y_train, x_test, y_test, log)
+            folds.append(result)
+            if fold == 0:
+                peer_data, shrunk0 = (x_train, y_train, x_test, y_test), shrunk
+            entry = {"folds": folds, "aggregate": aggregate(folds),
+                     "split": "10-fold CV" if name == "digits" else
+                     f"{FLAGS.fashion_train} train / {FLAGS.fashion_test} test images, 10x10"}
+            results["datasets"][name] = entry
+            results["seconds"] = time.time() - start
+            with open(os.path.join(FLAGS.output_dir, "adaptive_rate.json"), "w") as f:
+                json.dump(results, f, indent=1, default=float)
+        entry = results["datasets"][name]
+        ours = ours_tflite(shrunk0, peer_data[2])
+        ours["accuracy"] = folds[0]["runs"][f"adaptive @ {FLAGS.thresholds[0]}"]["accuracy"]
+        entry["ours_tflite"] = ours
+        if FLAGS.peer:
+            entry["peer"] = run_peer(name, peer_data, folds[0], folds[0]["base_accuracy"], tflite_dir, log)
+    results["seconds"] = time.time() - start
+    with open(os.path.join(FLAGS.output_dir, "adaptive_rate.json"), "w") as f:
+        json.dump(results, f, indent=1, default=float)
+    with open(os.path.join(FLAGS.output_dir, "adaptive_rate.md"), "w") as f:
+        f.write(markdown(results))
+    plot(results, os.path.join(FLAGS.output_dir, "adaptive_rate_steps.png"))
+    log("done")
+
+
+if __name__ == "__main__":
+    app.run(main)
