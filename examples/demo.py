@@ -139,18 +139,17 @@ def describe(model, x_test, y_test):
 
 
 ROWS = [
-    ("Parameters", "params", "{:,}"),
-    ("FLOPs per example", "flops", "{:,}"),
-    ("Test accuracy", "test_accuracy", "{:.4f}"),
+    ("Parameters", "params", "{:,}".format),
+    ("FLOPs per example", "flops", "{:,}".format),
+    ("Test accuracy", "test_accuracy", "{:.4f}".format),
     ("TFLite size (KiB)", "tflite_bytes", lambda b: f"{b / 1024:,.1f}"),
-    ("TFLite latency, median (ms, batch 1, 1 thread)", "tflite_latency_median_ms", "{:.3f}"),
+    ("TFLite latency, median (ms, batch 1, 1 thread)", "tflite_latency_median_ms", "{:.3f}".format),
 ]
 
 
 def markdown_table(before, after):
     lines = ["| | before | after | after / before |", "|---|---:|---:|---:|"]
-    for label, key, fmt in ROWS:
-        render = fmt if callable(fmt) else fmt.format
+    for label, key, render in ROWS:
         ratio = after[key] / before[key] if before[key] else float("nan")
         lines.append(f"| {label} | {render(before[key])} | {render(after[key])} | {ratio:.3f} |")
     return "\n".join(lines)
