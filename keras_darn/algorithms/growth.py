@@ -284,7 +284,9 @@ def fit_with_growth(
         layers: names of the layers that may grow, one per coupled group.
             Defaults to `None`: the first layer of every resizable group.
         schedule: a `GrowthSchedule` (e.g. `ProportionalGrowth`). Defaults
-            to `None` (then `trigger` sets the amounts).
+            to `None` (then `trigger` sets the amounts; with neither, the
+            model trains without growing: a baseline with the same stages
+            and data order).
         trigger: e.g. `EffectiveRankTrigger()`. Defaults to `None`.
         criterion: source units for "net2net"/"naive" (default
             `HighVariance`) or pairs for "pair_average" (default
@@ -344,27 +346,29 @@ def fit_with_growth(
 
         layers = [g.layers[0] for g in unit_groups(model, resizable_only=True)]
     probe_x, probe_y = probe_arrays(probe_data, x, y)
-    growth = GrowthCallback(
-        layers,
-        schedule=schedule,
-        trigger=trigger,
-        criterion=criterion,
-        probe_data=probe_x if (trigger is not None or criterion is not None) else None,
-    )
+    growth = None
+    if schedule is not None or trigger is not None:
+        growth = GrowthCallback(
+            layers,
+            schedule=schedule,
+            trigger=trigger,
+            criterion=criterion,
+            probe_data=probe_x if (trigger is not None or criterion is not None) else None,
+        )
     staged = StagedCallbacks(callbacks or [])
     history, events = {}, []
-    runner = EpochRunner(x, y, shuffle_seed, [growth, staged], verbose, fit_kwargs)
+    runner = EpochRunner(x, y, shuffle_seed, [c for c in (growth, staged) if c], verbose, fit_kwargs)
     for epoch in range(epochs):
         runner.run(model, epoch, history)
         if model.stop_training:
             break  # a user callback (e.g. EarlyStopping) ended training
-        decision = growth.pending
+        decision = growth.pending if growth is not None else None
         if decision is None or epoch == epochs - 1:
             continue
         model, event = _grow(model, decision, init, noise, seed, reset_optimizer, probe_x, probe_y)
         events.append(event)
     staged.finish()
-    return GrowthResult(model, history, events, growth.decisions)
+    return GrowthResult(model, history, events, growth.decisions if growth else [])
 
 
 class EpochRunner:

@@ -147,7 +147,7 @@ def test_optimizer_reset_and_same_data_order(digits):
         model.set_weights(weights)
         runs.append(fit_with_growth(
             model, x, y, epochs=epochs, layers=["h1"], reset_optimizer=True,
-            schedule=schedule or ProportionalGrowth(start_epoch=99), batch_size=BATCH,
+            schedule=schedule, batch_size=BATCH,
             shuffle_seed=3, seed=0,
         ))
     grown, plain = runs
@@ -155,6 +155,7 @@ def test_optimizer_reset_and_same_data_order(digits):
     assert grown.history["loss"][0] == plain.history["loss"][0]
     assert int(grown.model.optimizer.iterations) == 4  # fresh optimizer after growth
     assert grown.model.optimizer is not plain.model.optimizer
+    assert plain.events == [] and plain.decisions == []
     assert grown.events[0].relative_loss_change <= 1e-5
 
 

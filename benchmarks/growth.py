@@ -1,0 +1,348 @@
+"""Benchmark: growing units on Fashion-MNIST (issue 8), an MLP and a small CNN.
+
+MLP 784-h-h-10 (ReLU, Adam 1e-3), start width 16, target 256. Arms, each over
+several seeds with the same number of steps and the same data order (the
+same seeded permutation every epoch, `fit_with_growth(shuffle_seed=seed)`):
+
+- `fixed-16`, `fixed-256`: no growth.
+- `grow-zeros_out` (the default): doubling after every epoch from
+  `--start_epoch` until 256; new units get zero outgoing weights.
+- `grow-net2net`: Net2WiderNet split of the highest-variance units (DARN's
+  rule) with relative noise `--noise`, outgoing weights divided.
+- `grow-naive`: the DARN paper's own growth, kept as a baseline: the same
+  copies plus noise (on sources and copies), outgoing weights NOT divided.
+- `grow-zeros_out-reset`: like the default, but a fresh optimizer after each
+  growth (moments and step counter restart).
+- `grow-rank`: zeros_out doubling only while the effective-rank trigger fires
+  (the layer's activations use >= `--rank_saturation` of its width); its final
+  widths vary.
+- `fixed-final`: fixed at `grow-rank`'s final widths (per seed) from scratch.
+  (`fixed-256` is also the "fixed at the final width" arm of the scheduled
+  growth arms, which all end at 256.)
+
+The CNN arms repeat the first six with Conv2D(c)-Pool-Conv2D(2c)-Pool-Dense(10),
+c from `--cnn_start` to `--cnn_target`.
+
+Training FLOPs are estimated as 3 x forward FLOPs (`count_flops`, per
+example, of the model trained in that epoch) x examples seen: the usual
+forward + backward estimate. Writes `<output_dir>/growth.json` (config, every
+run, summary), `growth.md` and `growth.png`.
+
+    python benchmarks/growth.py     # the defaults fit ~25 min on 2 shared CPU cores
+"""
+
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from keras_darn import datasets  # noqa: E402
+from keras_darn.algorithms.growth import fit_with_growth  # noqa: E402
+from keras_darn.callbacks.growth import ProportionalGrowth  # noqa: E402
+from keras_darn.criteria.growth_triggers import EffectiveRankTrigger  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
+flags.DEFINE_integer("num_train", 12000, "MLP training examples (stratified subset, seed 0).")
+flags.DEFINE_integer("num_test", 10000, "MLP test examples.")
+flags.DEFINE_integer("epochs", 12, "MLP epochs.")
+flags.DEFINE_integer("start_width", 16, "MLP start width.")
+flags.DEFINE_integer("target_width", 256, "MLP target width.")
+flags.DEFINE_integer("start_epoch", 2, "MLP: completed epochs before the first growth.")
+flags.DEFINE_integer("cnn_start_epoch", 1, "CNN: completed epochs before the first growth.")
+flags.DEFINE_float("rank_saturation", 0.8, "Saturation of the effective-rank trigger (grow-rank arm).")
+flags.DEFINE_float("rate", 1.0, "Relative growth per epoch (1.0 = doubling).")
+flags.DEFINE_float("noise", 0.1, "Relative noise of the net2net and naive copies.")
+flags.DEFINE_float("lr", 1e-3, "Adam learning rate.")
+flags.DEFINE_integer("batch_size", 128, "Batch size.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
+flags.DEFINE_list("mlp_arms", None, "MLP arms to run (default: all).")
+flags.DEFINE_bool("cnn", True, "Also run the CNN arms.")
+flags.DEFINE_integer("cnn_num_train", 5000, "CNN training examples.")
+flags.DEFINE_integer("cnn_num_test", 2000, "CNN test examples.")
+flags.DEFINE_integer("cnn_epochs", 8, "CNN epochs.")
+flags.DEFINE_integer("cnn_start", 2, "CNN start width c (filters of the first conv).")
+flags.DEFINE_integer("cnn_target", 16, "CNN target width c.")
+flags.DEFINE_string("output_dir", "benchmarks/results", "Where results go.")
+flags.DEFINE_string("name", "growth", "Prefix of the result files.")
+
+GROW_ARMS = {
+    "grow-zeros_out": dict(init="zeros_out"),
+    "grow-net2net": dict(init="net2net", noise=True),
+    "grow-naive": dict(init="naive", noise=True),
+    "grow-zeros_out-reset": dict(init="zeros_out", reset_optimizer=True),
+    "grow-rank": dict(init="zeros_out", trigger=True),
+}
+MLP_ARMS = ["fixed-16", "fixed-256", "grow-zeros_out", "grow-net2net", "grow-naive",
+            "grow-zeros_out-reset", "grow-rank", "fixed-final"]
+CNN_ARMS = ["fixed-small", "fixed-large", "grow-zeros_out", "grow-net2net", "grow-naive",
+            "grow-zeros_out-reset"]
+
+
+def build_mlp(widths):
+    inputs = keras.Input((784,))
+    x = keras.layers.Dense(widths[0], activation="relu", name="hidden1")(inputs)
+    x = keras.layers.Dense(widths[1], activation="relu", name="hidden2")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name="mlp")
+
+
+def build_cnn(widths):
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(widths[0], 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(widths[1], 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name="cnn")
+
+
+def compile_model(model):
+    model.compile(
+        keras.optimizers.Adam(FLAGS.lr),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def run_arm(task, arm, seed, data, final_widths=None):
+    (x_train, y_train), (x_test, y_test) = data
+    small, large, layers, build, epochs = task["small"], task["large"], task["layers"], task["build"], task["epochs"]
+    if arm.startswith("fixed"):
+        widths = {"fixed-16": small, "fixed-small": small, "fixed-256": large,
+                  "fixed-large": large, "fixed-final": final_widths}[arm]
+    else:
+        widths = small
+    keras.utils.set_random_seed(seed)
+    model = compile_model(build(widths))
+    options = GROW_ARMS.get(arm)
+    kwargs = {}
+    if options is not None:
+        max_width = {layer: w for layer, w in zip(layers, large)}
+        kwargs = dict(
+            layers=layers,
+            schedule=ProportionalGrowth(FLAGS.rate, task["start_epoch"], max_width=max_width),
+            init=options["init"],
+            noise=FLAGS.noise if options.get("noise") else 0.0,
+            reset_optimizer=options.get("reset_optimizer", False),
+            trigger=EffectiveRankTrigger(FLAGS.rank_saturation) if options.get("trigger") else None,
+        )
+    start = time.time()
+    result = fit_with_growth(
+        model, x_train, y_train, epochs=epochs, batch_size=FLAGS.batch_size,
+        validation_data=(x_test, y_test), shuffle_seed=seed, seed=seed,
+        probe_data=(x_train[:512], y_train[:512]), **kwargs,
+    )
+    seconds = time.time() - start
+    history = result.history
+    flops_per_epoch = [3 * f * len(x_train) for f in history["forward_flops"]]
+    final = result.model
+    return {
+        "task": task["name"],
+        "arm": arm,
+        "seed": seed,
+        "initial_widths": list(widths),
+        "final_widths": [int(getattr(final.get_layer(n), "units", None) or final.get_layer(n).filters) for n in layers],
+        "test_accuracy": float(history["val_accuracy"][-1]),
+        "test_accuracy_curve": [float(a) for a in history["val_accuracy"]],
+        "train_loss_curve": [float(a) for a in history["loss"]],
+        "training_flops": float(sum(flops_per_epoch)),
+        "cumulative_training_flops": [float(v) for v in np.cumsum(flops_per_epoch)],
+        "final_params": int(history["params"][-1]),
+        "insertions": [
+            {
+                "epoch": e.epoch,
+                "widths_after": e.widths_after,
+                "loss_before": e.loss_before,
+                "loss_after": e.loss_after,
+                "relative_loss_change": e.relative_loss_change,
+            }
+            for e in result.events
+        ],
+        "seconds": seconds,
+    }
+
+
+def summarize(runs):
+    summary = {}
+    for run in runs:
+        summary.setdefault(run["task"], {}).setdefault(run["arm"], []).append(run)
+    table = {}
+    for task, arms in summary.items():
+        table[task] = {}
+        for arm, items in arms.items():
+            acc = np.array([r["test_accuracy"] for r in items])
+            changes = [i["relative_loss_change"] for r in items for i in r["insertions"]]
+            table[task][arm] = {
+                "seeds": len(items),
+                "accuracy_mean": float(acc.mean()),
+                "accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+                "accuracy_min": float(acc.min()),
+                "accuracy_max": float(acc.max()),
+                "training_flops_mean": float(np.mean([r["training_flops"] for r in items])),
+                "final_params_mean": float(np.mean([r["final_params"] for r in items])),
+                "final_widths": [r["final_widths"] for r in items],
+                "insertions": len(changes) // max(len(items), 1),
+                "max_relative_loss_change": float(max(changes)) if changes else None,
+                "mean_relative_loss_change": float(np.mean(changes)) if changes else None,
+                "seconds_mean": float(np.mean([r["seconds"] for r in items])),
+            }
+    return table
+
+
+def targets(table, small_arm, large_arm):
+    """The issue's targets for the default (zeros_out) grown arm."""
+    grown, small, large = table["grow-zeros_out"], table[small_arm], table[large_arm]
+    sd_small = small["accuracy_sd"]
+    checks = {
+        "sd_above_small": (grown["accuracy_mean"] - small["accuracy_mean"]) / sd_small if sd_small else None,
+        "points_below_large": 100 * (large["accuracy_mean"] - grown["accuracy_mean"]),
+        "flops_ratio_to_large": grown["training_flops_mean"] / large["training_flops_mean"],
+    }
+    checks["above_small_by_3sd"] = bool(checks["sd_above_small"] is not None and checks["sd_above_small"] >= 3)
+    checks["within_half_point_of_large"] = checks["points_below_large"] <= 0.5
+    checks["flops_at_most_70_percent"] = checks["flops_ratio_to_large"] <= 0.70
+    for other in ("grow-naive", "grow-zeros_out-reset"):
+        if other in table:
+            checks[f"beats_{other}"] = grown["accuracy_mean"] > table[other]["accuracy_mean"]
+    return checks
+
+
+def write_markdown(path, config, table, checks):
+    lines = ["# Growing units on Fashion-MNIST", ""]
+    lines.append(
+        f"Generated by `benchmarks/growth.py`. MLP: {config['num_train']} training / {config['num_test']} test "
+        f"examples, {config['epochs']} epochs; CNN: {config['cnn_num_train']} / {config['cnn_num_test']}, "
+        f"{config['cnn_epochs']} epochs. Adam lr {config['lr']}, batch {config['batch_size']}, seeds "
+        f"{config['seeds']}; growth x{1 + config['rate']:.1f} after every epoch from epoch "
+        f"{config['start_epoch']} (MLP) / {config['cnn_start_epoch']} (CNN) up to the target; "
+        f"net2net/naive noise {config['noise']}; grow-rank grows only while the effective rank "
+        f"is >= {config['rank_saturation']} x width. "
+        "Training FLOPs = 3 x forward FLOPs x examples seen (forward + backward estimate). "
+        "Accuracy: final test accuracy, mean +- sample sd over seeds (min-max). Loss change: "
+        "|loss after - loss before| / loss before at each growth, on 512 training examples."
+    )
+    for task, arms in table.items():
+        lines += ["", f"## {task}", "",
+                  "| arm | test accuracy (%) | min-max | training FLOPs | final params | final widths | insertions | max rel. loss change |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for arm, s in arms.items():
+            widths = sorted({tuple(w) for w in s["final_widths"]})
+            change = "-" if s["max_relative_loss_change"] is None else f"{s['max_relative_loss_change']:.2e}"
+            lines.append(
+                f"| {arm} | {100 * s['accuracy_mean']:.2f} +- {100 * s['accuracy_sd']:.2f} | "
+                f"{100 * s['accuracy_min']:.2f}-{100 * s['accuracy_max']:.2f} | "
+                f"{s['training_flops_mean']:.3g} | {s['final_params_mean']:.0f} | "
+                f"{', '.join('x'.join(map(str, w)) for w in widths)} | {s['insertions']} | {change} |"
+            )
+        if task in checks:
+            c = checks[task]
+            sd = "n/a" if c["sd_above_small"] is None else f"{c['sd_above_small']:.1f}"
+            lines += ["", "Targets for the default arm (grow-zeros_out):", "",
+                      f"- {sd} sd (of the small fixed arm) above it: {'met' if c['above_small_by_3sd'] else 'NOT met'} (target >= 3)",
+                      f"- {c['points_below_large']:.2f} points below the large fixed arm: {'met' if c['within_half_point_of_large'] else 'NOT met'} (target <= 0.5)",
+                      f"- {100 * c['flops_ratio_to_large']:.0f} % of its training FLOPs: {'met' if c['flops_at_most_70_percent'] else 'NOT met'} (target <= 70 %)"]
+            for key in ("beats_grow-naive", "beats_grow-zeros_out-reset"):
+                if key in c:
+                    lines.append(f"- beats {key[6:]}: {'yes' if c[key] else 'NO'}")
+    lines.append("")
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines))
+
+
+def plot(path, runs, table):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(table)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for arm in table[task]:
+            items = [r for r in runs if r["task"] == task and r["arm"] == arm]
+            flops = np.mean([r["cumulative_training_flops"] for r in items], axis=0)
+            curves = np.array([r["test_accuracy_curve"] for r in items])
+            line, = ax.plot(flops, 100 * curves.mean(axis=0), marker="o", ms=3, label=arm)
+            ax.fill_between(flops, 100 * curves.min(axis=0), 100 * curves.max(axis=0),
+                            color=line.get_color(), alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_xlabel("training FLOPs (3 x forward x examples)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{task}: accuracy vs training FLOPs (mean, min-max over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def load_data(num_train, num_test, images):
+    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
+    x_train, y_train = datasets.subset(x_train, y_train, num_train, seed=0)
+    x_test, y_test = datasets.subset(x_test, y_test, num_test, seed=0)
+    shape = (28, 28, 1) if images else (784,)
+    prep = lambda x: (x.astype("float32") / 255.0).reshape((-1,) + shape)  # noqa: E731
+    return (prep(x_train), y_train.astype("int32")), (prep(x_test), y_test.astype("int32"))
+
+
+def main(argv):
+    del argv
+    seeds = [int(s) for s in FLAGS.seeds]
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    config = {k: FLAGS[k].value for k in (
+        "num_train", "num_test", "epochs", "start_width", "target_width", "start_epoch",
+        "cnn_start_epoch", "rank_saturation", "rate",
+        "noise", "lr", "batch_size", "seeds", "cnn", "cnn_num_train", "cnn_num_test",
+        "cnn_epochs", "cnn_start", "cnn_target")}
+    config["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    tasks = [dict(name="MLP 784-h-h-10", build=build_mlp, layers=["hidden1", "hidden2"],
+                  small=[FLAGS.start_width] * 2, large=[FLAGS.target_width] * 2,
+                  epochs=FLAGS.epochs, start_epoch=FLAGS.start_epoch, arms=FLAGS.mlp_arms or MLP_ARMS,
+                  data=load_data(FLAGS.num_train, FLAGS.num_test, images=False))]
+    if FLAGS.cnn:
+        tasks.append(dict(name="CNN c-2c", build=build_cnn, layers=["conv1", "conv2"],
+                          small=[FLAGS.cnn_start, 2 * FLAGS.cnn_start],
+                          large=[FLAGS.cnn_target, 2 * FLAGS.cnn_target], epochs=FLAGS.cnn_epochs,
+                          start_epoch=FLAGS.cnn_start_epoch,
+                          arms=CNN_ARMS,
+                          data=load_data(FLAGS.cnn_num_train, FLAGS.cnn_num_test, images=True)))
+    runs, started = [], time.time()
+    for task in tasks:
+        for seed in seeds:
+            final_widths = None
+            for arm in task["arms"]:
+                if arm == "fixed-final" and final_widths is None:
+                    continue
+                run = run_arm(task, arm, seed, task["data"], final_widths)
+                if arm == "grow-rank":
+                    final_widths = run["final_widths"]
+                runs.append(run)
+                print(f"[{time.time() - started:6.0f}s] {task['name']} {arm} seed {seed}: "
+                      f"acc {100 * run['test_accuracy']:.2f} widths {run['final_widths']} "
+                      f"flops {run['training_flops']:.3g} ({run['seconds']:.0f}s)", flush=True)
+    table = summarize(runs)
+    checks = {}
+    for task in tasks:
+        arms = table[task["name"]]
+        small_arm = "fixed-16" if "fixed-16" in arms else "fixed-small"
+        large_arm = "fixed-256" if "fixed-256" in arms else "fixed-large"
+        if {"grow-zeros_out", small_arm, large_arm} <= set(arms):
+            checks[task["name"]] = targets(arms, small_arm, large_arm)
+    config["wall_clock_seconds"] = time.time() - started
+    prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
+    with open(prefix + ".json", "w") as handle:
+        json.dump({"config": config, "summary": table, "targets": checks, "runs": runs}, handle, indent=1)
+    write_markdown(prefix + ".md", config, table, checks)
+    plot(prefix + ".png", runs, table)
+    print(f"Wrote {prefix}.json, .md, .png in {config['wall_clock_seconds']:.0f}s")
+
+
+if __name__ == "__main__":
+    app.run(main)
