@@ -66,6 +66,10 @@ flags.DEFINE_list("networks", list(NETWORKS), "Networks of Table 1 to run.")
 flags.DEFINE_float("c", 1.0, "NodeDrop C (the paper: 1).")
 flags.DEFINE_integer("seed", 0, "Seed (same initial weights for every lambda of a network).")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where to write the results.")
+flags.DEFINE_bool(
+    "render_only", False,
+    "Rewrite nodedrop.md and the plot from an existing nodedrop.json, without training.",
+)
 
 
 def build_network(widths):
@@ -155,19 +159,15 @@ def train_run(network, lam, data):
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "drops": len(nodedrop.events) if nodedrop else 0,
     }
-    try:
-        small = shrink(model, compile=False)
-        shrunk = small.predict(x_test, batch_size=1000, verbose=0)
-        run["params"] = count_params(small)
-        run["shrink_max_abs_output_change"] = float(np.max(np.abs(shrunk - probabilities)))
-        run["collapsed"] = False
-    except ValueError as error:
-        # A layer lost every unit: the network computes a constant. The paper
-        # reports such runs with 0 parameters; we say so explicitly.
-        run["params"] = 0
-        run["shrink_max_abs_output_change"] = None
-        run["collapsed"] = True
-        run["collapse_reason"] = str(error)
+    # A layer that lost every unit makes the output constant (the paper lists
+    # such runs with 0 parameters); shrink keeps one dead unit there.
+    run["collapsed"] = any(
+        layer.active_units == 0 for layer in model.layers if hasattr(layer, "active_units")
+    )
+    small = shrink(model, compile=False)
+    shrunk = small.predict(x_test, batch_size=1000, verbose=0)
+    run["params"] = count_params(small)
+    run["shrink_max_abs_output_change"] = float(np.max(np.abs(shrunk - probabilities)))
     return run
 
 
@@ -206,7 +206,17 @@ def summarize(runs):
     ratios = [r["epoch_time_ratio"] for r in regularized]
     targets["epoch_time_ratio_median"] = float(np.median(ratios)) if ratios else None
     targets["epoch_time_ratio_max"] = float(np.max(ratios)) if ratios else None
-    targets["epoch_time_ratio_within_1_15_met"] = bool(ratios and np.median(ratios) <= 1.15)
+    targets["epoch_time_ratio_min"] = float(np.min(ratios)) if ratios else None
+    # Other jobs share the CPU: only a verdict that holds for every run counts.
+    if not ratios:
+        verdict = "NOT MEASURED"
+    elif max(ratios) <= 1.15:
+        verdict = "MET"
+    elif min(ratios) > 1.15:
+        verdict = "NOT MET"
+    else:
+        verdict = "INCONCLUSIVE"
+    targets["epoch_time_ratio_verdict"] = verdict
     return targets
 
 
@@ -229,10 +239,13 @@ def write_markdown(path, config, runs, targets, total_seconds):
         f"(stratified subsets), {config['epochs']} epochs, batch {config['batch_size']}, "
         f"Adam {config['learning_rate']}, C = {config['c']}, seed {config['seed']}, "
         f"{config['steps_per_run']} optimizer steps per run. The paper trained 480 epochs of "
-        "the full MNIST training set at batch 1024 (about 28,000 steps); this budget "
-        "allows a tiny fraction of that, so NodeDrop has had little time to drive units "
-        "into the dead region. Read the table as a smoke test of the pipeline, not a "
-        "reproduction of the paper's numbers.",
+        "the full MNIST training set at batch 1024 (about 28,000 steps); this run has a "
+        "tiny fraction of that, so NodeDrop has had little time to drive units into the "
+        "dead region: the sizes below are snapshots early in training, not the converged "
+        "sizes the paper reports. Unless the setup line says batch 1024, the batch was "
+        "made smaller than the paper's to get more optimizer steps out of the same "
+        "compute; the same goes for lambda 1e-3, added to the issue's sweep (the paper's "
+        "sweep reached 1e-3) because larger penalties act faster.",
         "",
         "| network | lambda | test error % | parameters | pruned % | factor | nodes | "
         "nodes pruned % | epoch time ratio | shrink max abs output change |",
@@ -241,8 +254,9 @@ def write_markdown(path, config, runs, targets, total_seconds):
     for r in runs:
         factor = f"{r['factor']:.2f}" if r["factor"] else "-"
         ratio = f"{r['epoch_time_ratio']:.2f}" if r.get("epoch_time_ratio") else "-"
-        change = r["shrink_max_abs_output_change"]
-        change = "collapsed" if r["collapsed"] else f"{change:.1e}"
+        change = f"{r['shrink_max_abs_output_change']:.1e}"
+        if r["collapsed"]:
+            change += " (collapsed)"
         lines.append(
             f"| {r['network']} | {_fmt_lambda(r['lambda'])} | {r['test_error']:.2f} | "
             f"{_params(r['params'])} | {r['pruned_pct']:.2f} | {factor} | {r['nodes']} | "
@@ -256,7 +270,10 @@ def write_markdown(path, config, runs, targets, total_seconds):
         "seconds per epoch (first epoch excluded) of the run over its network's baseline, "
         "NodeDrop's per-epoch check included; other jobs shared the CPU, so ratios carry "
         "noise. 'collapsed': a layer lost every unit, the network outputs a constant "
-        "(the paper lists such runs with 0 parameters).",
+        "(the paper lists such runs with 0 parameters; shrink keeps one dead unit). "
+        "Shrink output change: largest |difference| of the softmax outputs of the shrunk "
+        "and the masked model on the test subset (float rounding only: the shrunk model "
+        "sums fewer terms).",
         "",
         "## Targets of the issue",
         "",
@@ -274,9 +291,11 @@ def write_markdown(path, config, runs, targets, total_seconds):
                     targets["final_size_spread_per_lambda"].items())
         + ")",
         "- Per-epoch training time with regularizer and callback at most 1.15x the plain "
-        f"model's: {'MET' if targets['epoch_time_ratio_within_1_15_met'] else 'NOT MET'} "
-        f"(median ratio {targets['epoch_time_ratio_median']:.2f}, max "
-        f"{targets['epoch_time_ratio_max']:.2f})",
+        f"model's: {targets['epoch_time_ratio_verdict']} (ratios over runs: median "
+        f"{targets['epoch_time_ratio_median']:.2f}, min {targets['epoch_time_ratio_min']:.2f}, "
+        f"max {targets['epoch_time_ratio_max']:.2f}; MET needs every run <= 1.15, NOT MET every "
+        "run above; epoch times moved by more than 15% between runs of the same model "
+        "because other jobs shared the two CPU cores)",
         "",
         "Plot: `nodedrop_sizes.png` (final against initial parameters per lambda).",
         "",
@@ -285,39 +304,61 @@ def write_markdown(path, config, runs, targets, total_seconds):
         f.write("\n".join(lines))
 
 
-def plot_sizes(runs, path):
+def plot_sizes(runs, path, epochs):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     lambdas = sorted({r["lambda"] for r in runs if r["lambda"] is not None})
     initial = sorted({r["initial_params"] for r in runs})
     ax.plot(initial, initial, "k--", label="no pruning")
     for lam in [None] + lambdas:
+        label = "baseline (no penalty)" if lam is None else f"lambda {lam:.1e}"
         chosen = sorted(
-            (r for r in runs if r["lambda"] == lam and not r["collapsed"]),
+            (r for r in runs if r["lambda"] == lam),
             key=lambda r: r["initial_params"],
         )
         if chosen:
             ax.plot(
                 [r["initial_params"] for r in chosen], [r["params"] for r in chosen],
-                "o-", label=f"lambda {_fmt_lambda(lam)}",
+                "o-", label=label,
             )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("initial parameters")
     ax.set_ylabel("final parameters (shrunk)")
-    ax.set_title(f"NodeDrop, Fashion-MNIST, {FLAGS.epochs} epochs")
+    ax.set_title(f"NodeDrop, Fashion-MNIST, {epochs} epochs")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def render(prefix):
+    with open(prefix + ".json") as f:
+        results = json.load(f)
+    runs = results["runs"]
+    targets = summarize(runs)
+    results["targets"] = targets
+    with open(prefix + ".json", "w") as f:
+        json.dump(results, f, indent=1)
+    write_markdown(
+        prefix + ".md", results["config"], runs, targets, results["total_seconds"]
+    )
+    plot_sizes(runs, prefix + "_sizes.png", results["config"]["epochs"])
+    print(open(prefix + ".md").read())
+
+
 def main(argv):
     del argv
+    prefix = os.path.join(FLAGS.output_dir, "nodedrop")
+    if FLAGS.render_only:
+        render(prefix)
+        return
     begin = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
     x_train, y_train = datasets.subset(x_train, y_train, FLAGS.num_train)
@@ -345,7 +386,6 @@ def main(argv):
         "keras": keras.__version__,
     }
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    prefix = os.path.join(FLAGS.output_dir, "nodedrop")
     runs = []
     for network in FLAGS.networks:
         for lam in lambdas:
@@ -359,17 +399,13 @@ def main(argv):
             )
             with open(prefix + ".json", "w") as f:
                 json.dump({"config": config, "runs": runs, "complete": False}, f, indent=1)
-    targets = summarize(runs)
     total = time.perf_counter() - begin
     with open(prefix + ".json", "w") as f:
         json.dump(
-            {"config": config, "targets": targets, "runs": runs, "complete": True,
-             "total_seconds": total},
+            {"config": config, "runs": runs, "complete": True, "total_seconds": total},
             f, indent=1,
         )
-    write_markdown(prefix + ".md", config, runs, targets, total)
-    plot_sizes(runs, prefix + "_sizes.png")
-    print(open(prefix + ".md").read())
+    render(prefix)
 
 
 if __name__ == "__main__":

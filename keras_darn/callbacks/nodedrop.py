@@ -56,8 +56,9 @@ class NodeDrop(keras.callbacks.Callback):
             activation the dropped units had (`max_inference_output`) and the
             largest change of the model output (`output_change`). Defaults
             to `None`.
-        count_params: write `live_params` into `logs` (needs
-            `keras_darn.rebuild.shrink`). Defaults to `True`.
+        count_params: write `live_params` into `logs`, recomputed after
+            every drop with `keras_darn.shrink` (NaN, with a warning, if
+            `shrink` cannot rebuild the model). Defaults to `True`.
         verbose: 1 prints a line per drop. Defaults to `0`.
 
     Attributes:
@@ -147,6 +148,7 @@ class NodeDrop(keras.callbacks.Callback):
             )
         self._steps_before_epoch = 0
         self._last_check_step = 0
+        self._live_units = None
         self._live_params = None
         self._params_unavailable = False
         self._params_warned = False
@@ -222,6 +224,7 @@ class NodeDrop(keras.callbacks.Callback):
                     f"'{group.name}' ({group.kind}); {group.layer.active_units}"
                     " left."
                 )
+        self._live_units = None
         self._live_params = None
 
     def _drop(self, group, newly_dead):
@@ -242,13 +245,12 @@ class NodeDrop(keras.callbacks.Callback):
         ).astype("float64")
 
     def _live_logs(self):
-        live_units = 0
-        for group in self._eligibility.groups:
-            if group in self._groups:
-                live_units += group.layer.active_units
-            else:
-                live_units += group.units
-        logs = {"live_units": live_units}
+        if self._live_units is None:
+            self._live_units = sum(
+                g.layer.active_units if g in self._groups else g.units
+                for g in self._eligibility.groups
+            )
+        logs = {"live_units": self._live_units}
         if self.count_params and not self._params_unavailable:
             if self._live_params is None:
                 self._live_params = self._count_live_params()
@@ -270,8 +272,8 @@ class NodeDrop(keras.callbacks.Callback):
             )
             return None
         except ValueError as error:
-            # E.g. every unit of a layer is dead: the model has collapsed to
-            # a constant and `shrink` cannot build it. Say so, log NaN.
+            # `shrink` refuses models it cannot rebuild; training goes on and
+            # the log says NaN rather than a number that was not measured.
             if not self._params_warned:
                 self._params_warned = True
                 warnings.warn(

@@ -156,34 +156,24 @@ def nodedrop_eligibility(model, input_range=None):
     """
     graph = _FunctionalGraph(model)
     bounded = _unit_interval_tensors(graph, input_range)
-    groups, ineligible, covered = [], [], set()
+    groups, ineligible, seen = [], [], set()
     for node in graph.nodes:
         layer = node.operation
-        if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
+        if id(layer) in seen or not isinstance(
+            layer, (keras.layers.Dense, keras.layers.Conv2D)
+        ):
             continue
+        seen.add(id(layer))
         group, reason = _group_for(graph, node, bounded)
         if group is None:
             ineligible.append(IneligibleLayer(layer.name, reason))
             continue
         groups.append(group)
-        covered.add(id(layer))
         if group.bn_layer is not None:
-            covered.add(id(group.bn_layer))
+            seen.add(id(group.bn_layer))
     for layer in graph.layers:
-        if id(layer) in covered or not layer.weights:
-            continue
-        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
-            if all(i.name != layer.name for i in ineligible):
-                ineligible.append(
-                    IneligibleLayer(
-                        layer.name,
-                        f"shared layer (called {graph.calls(layer)} times)",
-                    )
-                )
-            continue
-        ineligible.append(
-            IneligibleLayer(layer.name, _unsupported_reason(layer))
-        )
+        if id(layer) not in seen and layer.weights:
+            ineligible.append(IneligibleLayer(layer.name, _unsupported_reason(layer)))
     return NodeDropEligibility(groups, ineligible)
 
 

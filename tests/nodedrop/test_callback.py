@@ -198,13 +198,33 @@ def test_invalid_arguments_and_warnings():
     assert "nothing will be dropped" in messages
 
 
-def test_collapsed_layer_logs_nan_params_instead_of_crashing():
+def test_collapsed_layer_still_shrinks_to_the_same_function():
     x, y = _data(n=64)
     model = _nodedrop_cnn(lam=0.05)  # kills whole layers within a few steps
-    with pytest.warns(UserWarning, match="cannot count `live_params`"):
-        history = model.fit(
-            x, y, batch_size=16, epochs=2, verbose=0,
-            callbacks=[NodeDrop(check_every=1, input_range=(0, 1))],
-        )
-    assert np.isnan(history.history["live_params"][-1])
+    history = model.fit(
+        x, y, batch_size=16, epochs=2, verbose=0,
+        callbacks=[NodeDrop(check_every=1, input_range=(0, 1))],
+    )
     assert min(l.active_units for l in model.layers if hasattr(l, "active_units")) == 0
+    small = shrink(model, compile=False)
+    assert history.history["live_params"][-1] == count_params(small)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(small(x)), keras.ops.convert_to_numpy(model(x)), atol=1e-6
+    )
+
+
+def test_live_params_failure_logs_nan_and_training_goes_on(monkeypatch):
+    from keras_darn.metrics import params
+
+    def failing_count(model, active_only=False):
+        raise ValueError("cannot shrink this model")
+
+    monkeypatch.setattr(params, "count_params", failing_count)
+    x, y = _data(n=32)
+    model = _nodedrop_cnn(lam=0.0)
+    with pytest.warns(UserWarning, match="cannot count `live_params`.*cannot shrink"):
+        history = model.fit(
+            x, y, batch_size=16, epochs=2, verbose=0, callbacks=[NodeDrop(input_range=(0, 1))]
+        )
+    assert np.isnan(history.history["live_params"]).all()
+    assert history.history["live_units"] == [20, 20]

@@ -234,9 +234,16 @@ def test_sequential_and_invalid_models():
         condition.nodedrop_eligibility(model, input_range={"nope": (0, 1)})
 
 
-def test_nested_model_is_reported():
+def test_nested_models_and_shared_layers_are_reported_once():
     inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)], name="inner")
     inputs = keras.Input((3,))
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="relu")(inner(inputs)))
-    _, reasons = _reasons(model)
+    shared = keras.layers.Dense(3, activation="relu", name="shared")
+    x = shared(shared(keras.layers.Activation("sigmoid")(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="relu", name="top")(inner(x)))
+    eligibility = condition.nodedrop_eligibility(model)
+    names = [i.name for i in eligibility.ineligible]
+    assert sorted(names) == ["inner", "shared", "top"]
+    reasons = {i.name: i.reason for i in eligibility.ineligible}
     assert "nested model" in reasons["inner"]
+    assert "shared layer (called 2 times)" in reasons["shared"]
+    assert "'inner' (Sequential)" in reasons["top"]
