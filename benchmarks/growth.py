@@ -6,7 +6,10 @@ same seeded permutation every epoch, `fit_with_growth(shuffle_seed=seed)`):
 
 - `fixed-16`, `fixed-256`: no growth.
 - `grow-zeros_out` (the default): doubling after every epoch from
-  `--start_epoch` until 256; new units get zero outgoing weights.
+  `--start_epoch` until 256; new units get zero outgoing weights and random
+  incoming weights as large as the layer's average unit (`incoming_norm=1`).
+- `grow-zeros_out-norm0.5`, `grow-zeros_out-norm2`: the same with new units at
+  0.5 x (the Rebuilder's own choice) and 2 x the average incoming norm.
 - `grow-net2net`: Net2WiderNet split of the highest-variance units (DARN's
   rule) with relative noise `--noise`, outgoing weights divided.
 - `grow-naive`: the DARN paper's own growth, kept as a baseline: the same
@@ -75,13 +78,16 @@ flags.DEFINE_string("name", "growth", "Prefix of the result files.")
 
 GROW_ARMS = {
     "grow-zeros_out": dict(init="zeros_out"),
+    "grow-zeros_out-norm0.5": dict(init="zeros_out", incoming_norm=None),
+    "grow-zeros_out-norm2": dict(init="zeros_out", incoming_norm=2.0),
     "grow-net2net": dict(init="net2net", noise=True),
     "grow-naive": dict(init="naive", noise=True),
     "grow-zeros_out-reset": dict(init="zeros_out", reset_optimizer=True),
     "grow-rank": dict(init="zeros_out", trigger=True),
 }
-MLP_ARMS = ["fixed-16", "fixed-256", "grow-zeros_out", "grow-net2net", "grow-naive",
-            "grow-zeros_out-reset", "grow-rank", "fixed-final"]
+MLP_ARMS = ["fixed-16", "fixed-256", "grow-zeros_out", "grow-zeros_out-norm0.5",
+            "grow-zeros_out-norm2", "grow-net2net", "grow-naive", "grow-zeros_out-reset",
+            "grow-rank", "fixed-final"]
 CNN_ARMS = ["fixed-small", "fixed-large", "grow-zeros_out", "grow-net2net", "grow-naive",
             "grow-zeros_out-reset"]
 
@@ -132,6 +138,7 @@ def run_arm(task, arm, seed, data, final_widths=None):
             init=options["init"],
             noise=FLAGS.noise if options.get("noise") else 0.0,
             reset_optimizer=options.get("reset_optimizer", False),
+            incoming_norm=options.get("incoming_norm", 1.0),
             trigger=EffectiveRankTrigger(FLAGS.rank_saturation) if options.get("trigger") else None,
         )
     start = time.time()

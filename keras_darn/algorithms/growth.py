@@ -4,11 +4,15 @@
 
 | init           | new units' incoming weights      | outgoing weights                 | same outputs |
 |----------------|----------------------------------|----------------------------------|--------------|
-| `zeros_out`    | random, 0.5 x mean norm          | 0                                | yes          |
+| `zeros_out`    | random, `incoming_norm` x mean   | 0                                | yes          |
 | `net2net`      | copy of a source unit (+ noise)  | source's divided among copies    | if noise = 0 |
 | `pair_average` | mean of two source units         | 0                                | yes          |
-| `random`       | random, 0.5 x mean norm          | random                           | no           |
+| `random`       | random, `incoming_norm` x mean   | random                           | no           |
 | `naive`        | copy of a source (+ noise), noise also on the source | source's, not divided | no |
+
+"mean" is the mean norm of the existing units' incoming weights; the
+Rebuilder draws new units at 0.5 x that, the drivers default to 1.0 x (under
+Adam, larger new units learn faster; see `grow_units`).
 
 `naive` is the DARN paper's own growth (copy a high-variance unit and add
 noise to both copies), kept as a baseline: the copies' outgoing weights are
@@ -41,7 +45,9 @@ from keras_darn.rebuild import compile_like
 INITS = ("zeros_out", "net2net", "pair_average", "random", "naive")
 
 
-def grow_units(model, plan, init="zeros_out", sources=None, noise=0.0, seed=None, compile=True):
+def grow_units(
+    model, plan, init="zeros_out", sources=None, noise=0.0, incoming_norm=None, seed=None, compile=True
+):
     """Returns a new model with more units, initialised by `init`.
 
     Args:
@@ -58,6 +64,13 @@ def grow_units(model, plan, init="zeros_out", sources=None, noise=0.0, seed=None
         noise: relative noise on the copies' incoming weights (scale
             `noise * std(kernel)`), for "net2net" and "naive". Defaults to
             `0.0`.
+        incoming_norm: for "zeros_out" and "random": the norm of each new
+            unit's incoming weights (its kernel slice in the named layer),
+            as a multiple of the mean norm of the existing units'. `None`
+            keeps the Rebuilder's 0.5. Under Adam, whose steps do not scale
+            with the weights, larger new units learn faster; the outputs
+            stay the same with "zeros_out" whatever the value. Defaults to
+            `None`.
         seed: seed of the random draws. Defaults to `None`.
         compile: compile like `model` and carry the optimizer state over.
             Defaults to `True`.
@@ -87,7 +100,15 @@ def grow_units(model, plan, init="zeros_out", sources=None, noise=0.0, seed=None
                 f"`sources` are only used by the inits {SPLIT_INITS + PAIR_INITS}. "
                 f"Received: init={init!r}, sources={sources!r}"
             )
-        return add_units(model, plan, init=init, seed=seed, compile=compile)
+        new_model = add_units(model, plan, init=init, seed=seed, compile=compile)
+        if incoming_norm is not None:
+            _set_incoming_norm(model, new_model, plan, incoming_norm)
+        return new_model
+    if incoming_norm is not None:
+        raise ValueError(
+            "`incoming_norm` applies to the random incoming weights of 'zeros_out' and "
+            f"'random'. Received: init={init!r}, incoming_norm={incoming_norm!r}"
+        )
     rng = np.random.default_rng(seed)
     if init == "pair_average":
         return _grow_pair_average(model, plan, _pair_sources(model, plan, sources), rng, seed, compile)
@@ -97,6 +118,21 @@ def grow_units(model, plan, init="zeros_out", sources=None, noise=0.0, seed=None
             model, plan, init="net2net", sources=split, noise=noise, seed=seed, compile=compile
         )
     return _grow_naive(model, plan, split, noise, rng, seed, compile)
+
+
+def _set_incoming_norm(model, new_model, plan, multiple):
+    if isinstance(multiple, bool) or not isinstance(multiple, (int, float)) or multiple <= 0:
+        raise ValueError(f"Expected a positive `incoming_norm`. Received: incoming_norm={multiple!r}")
+    for name in plan:
+        old_width = growth_triggers.layer_width(model, name)
+        kernel = _weight(new_model.get_layer(name), "kernel")
+        value = keras.ops.convert_to_numpy(kernel)
+        columns = value.reshape(-1, value.shape[-1])
+        norms = np.sqrt((columns.astype(np.float64) ** 2).sum(axis=0))
+        target = multiple * float(norms[:old_width].mean())
+        scale = target / np.maximum(norms[old_width:], 1e-12)
+        value[..., old_width:] = value[..., old_width:] * scale.astype(value.dtype)
+        kernel.assign(value)
 
 
 def _split_sources(model, plan, sources, rng):
@@ -257,6 +293,7 @@ def fit_with_growth(
     criterion=None,
     init="zeros_out",
     noise=0.0,
+    incoming_norm=1.0,
     probe_data=None,
     reset_optimizer=False,
     shuffle_seed=None,
@@ -295,6 +332,11 @@ def fit_with_growth(
         init: initialisation of new units, see `grow_units`. Defaults to
             "zeros_out".
         noise: relative noise for "net2net"/"naive". Defaults to `0.0`.
+        incoming_norm: for "zeros_out" and "random" (ignored by the other
+            inits): each new unit's incoming norm as a multiple of the mean
+            norm of the layer's units, see `grow_units`; `None` keeps the
+            Rebuilder's 0.5. Defaults to `1.0`: new units as large as an
+            average unit.
         probe_data: `(x_probe, y_probe)` or `x_probe`: inputs for the trigger
             and criterion, and (with labels) the loss measured before and
             after each growth. Defaults to `None`: the first 512 examples of
@@ -365,7 +407,9 @@ def fit_with_growth(
         decision = growth.pending if growth is not None else None
         if decision is None or epoch == epochs - 1:
             continue
-        model, event = _grow(model, decision, init, noise, seed, reset_optimizer, probe_x, probe_y)
+        model, event = _grow(
+            model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y
+        )
         events.append(event)
     staged.finish()
     return GrowthResult(model, history, events, growth.decisions if growth else [])
@@ -407,7 +451,7 @@ class EpochRunner:
         history.setdefault("params", []).append(count_params(model))
 
 
-def _grow(model, decision, init, noise, seed, reset_optimizer, probe_x, probe_y):
+def _grow(model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y):
     loss_before = probe_loss(model, probe_x, probe_y)
     draw_seed = None if seed is None else int(seed) + decision.epoch
     with model.distribute_strategy.scope():
@@ -417,6 +461,7 @@ def _grow(model, decision, init, noise, seed, reset_optimizer, probe_x, probe_y)
             init=init,
             sources=decision.sources or None,
             noise=noise,
+            incoming_norm=incoming_norm if init in ("zeros_out", "random") else None,
             seed=draw_seed,
             compile=not reset_optimizer,
         )

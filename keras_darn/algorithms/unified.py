@@ -127,6 +127,7 @@ def darn_unified(
     init="zeros_out",
     criterion=None,
     noise=0.0,
+    incoming_norm=1.0,
     dead_tolerance=1e-6,
     redundancy=0.98,
     min_units=1,
@@ -160,6 +161,11 @@ def darn_unified(
         criterion: source units for the split/pair inits. Defaults to
             `None` (the init's default).
         noise: relative noise for "net2net"/"naive". Defaults to `0.0`.
+        incoming_norm: for "zeros_out" and "random" (ignored by the other
+            inits): each new unit's incoming norm as a multiple of the mean
+            norm of the layer's units, see `grow_units`; `None` keeps the
+            Rebuilder's 0.5. Defaults to `1.0`: new units as large as an
+            average unit.
         dead_tolerance: mean |activation| at or below which a unit is dead.
             Defaults to `1e-6`.
         redundancy: |correlation| at or above which one unit of a pair is
@@ -222,7 +228,8 @@ def darn_unified(
             break
         model, record = _one_round(
             model, round_index, epoch, layers, param_budget, growth_rate, max_width, trigger,
-            init, criterion, noise, dead_tolerance, redundancy, min_units, probe_x, probe_y,
+            init, criterion, noise, incoming_norm, dead_tolerance, redundancy, min_units,
+            probe_x, probe_y,
             None if seed is None else int(seed) + round_index,
         )
         records.append(record)
@@ -231,7 +238,8 @@ def darn_unified(
 
 
 def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigger, init,
-               criterion, noise, dead_tolerance, redundancy, min_units, probe_x, probe_y, seed):
+               criterion, noise, incoming_norm, dead_tolerance, redundancy, min_units, probe_x,
+               probe_y, seed):
     widths = {n: growth_triggers.layer_width(model, n) for n in layers}
     activations = growth_triggers.collect_activations(model, probe_x, layers)
     params_before = count_params(model)
@@ -277,7 +285,11 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
         if criterion is not None:
             sources = {n: criterion(activations[n][:, kept[n]], c) for n, c in growth.items()}
         with strategy.scope():
-            model = grow_units(model, growth, init=init, sources=sources, noise=noise, seed=seed)
+            model = grow_units(
+                model, growth, init=init, sources=sources, noise=noise,
+                incoming_norm=incoming_norm if init in ("zeros_out", "random") else None,
+                seed=seed,
+            )
     record = UnifiedRound(
         round=round_index,
         epoch=epoch,

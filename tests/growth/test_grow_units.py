@@ -81,6 +81,25 @@ def test_pair_average_sets_incoming_weights_to_the_mean():
     np.testing.assert_array_equal(grown.get_layer("h2").get_weights()[0][6:], 0.0)
 
 
+@pytest.mark.parametrize("name,build,plan", CASES, ids=[c[0] for c in CASES])
+def test_incoming_norm_sets_new_units_norm_and_keeps_outputs(name, build, plan):
+    model = build()
+    x, _ = _data(model)
+    grown = grow_units(model, plan, incoming_norm=2.0, seed=0, compile=False)
+    for layer, count in plan.items():
+        old = np.asarray(model.get_layer(layer).kernel)
+        new = np.asarray(grown.get_layer(layer).kernel)
+        old_norms = np.linalg.norm(old.reshape(-1, old.shape[-1]), axis=0)
+        new_norms = np.linalg.norm(new.reshape(-1, new.shape[-1]), axis=0)
+        np.testing.assert_allclose(new_norms[-count:], 2.0 * old_norms.mean(), rtol=1e-5)
+        np.testing.assert_array_equal(new[tuple(slice(0, n) for n in old.shape)], old)
+    np.testing.assert_allclose(grown(x), model(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="incoming_norm"):
+        grow_units(model, plan, init="net2net", incoming_norm=2.0)
+    with pytest.raises(ValueError, match="positive `incoming_norm`"):
+        grow_units(model, plan, incoming_norm=-1.0)
+
+
 def test_naive_copies_without_dividing_outgoing_weights():
     model = _mlp()
     grown = grow_units(model, {"h1": 3}, init="naive", sources={"h1": [1, 3, 1]}, compile=False)
