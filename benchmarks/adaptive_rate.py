@@ -89,6 +89,7 @@ flags.DEFINE_boolean("peer", True, "Run the tfmot peer.")
 flags.DEFINE_string("peer_python", "/tmp/tfmot-venv/bin/python", "Python of the tfmot virtualenv.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(__file__), "results"), "Output directory.")
+flags.DEFINE_boolean("rerender", False, "Only rewrite the markdown and plot from the saved JSON.")
 
 WIDTHS = (80, 60, 40)
 
@@ -138,6 +139,7 @@ def summary(result, seconds):
     return {
         "remaining_weights": result.remaining_weights,
         "accuracy": result.accuracy,
+        "below_floor": result.accuracy < result.accuracy_floor - 1e-9,
         "failed": result.failed,
         "accepted_steps": result.accepted_steps,
         "prune_retrain_steps": result.prune_retrain_steps,
@@ -328,6 +330,7 @@ def aggregate(folds):
             "remaining_weights_std": float(np.std([e["remaining_weights"] for e in entries])),
             "accuracy": mean([e["accuracy"] for e in entries]),
             "failed_folds": sum(e["failed"] for e in entries),
+            "below_floor_folds": sum(e["below_floor"] for e in entries),
             "accepted_steps": mean([e["accepted_steps"] for e in entries]),
             "prune_retrain_steps": mean([e["prune_retrain_steps"] for e in entries]),
             "trial_evaluations": mean([e["trial_evaluations"] for e in entries]),
@@ -409,25 +412,37 @@ def markdown(results):
             "",
             f"### Table IV: auxiliary layer after `{FLAGS.aux_after}`, then adaptive pruning (drop {t} pts)",
             "",
-            "| auxiliary units | remaining weights | vs adaptive without | accuracy | steps | failed folds |",
-            "|---|---|---|---|---|---|",
+            "A fold whose retrained network (after insertion) does not reach the floor accepts no pruning "
+            "step; it keeps its post-insertion weights and counts in \"below floor\" (an invalid result).",
+            "",
+            "| auxiliary units | remaining weights | vs adaptive without | accuracy | steps | failed folds | "
+            "folds below floor |",
+            "|---|---|---|---|---|---|---|",
             f"| none (adaptive) | {adaptive['remaining_weights']:.0f} | - | {adaptive['accuracy']:.4f} | "
-            f"{adaptive['accepted_steps']:.1f} | {adaptive['failed_folds']} |",
+            f"{adaptive['accepted_steps']:.1f} | {adaptive['failed_folds']} | {adaptive['below_floor_folds']} |",
         ]
-        best_aux = None
+        valid = {}
         for units in FLAGS.aux_units:
             e = table[f"auxiliary {units} @ {t}"]
             change = e["remaining_weights"] / adaptive["remaining_weights"] - 1
-            best_aux = e["remaining_weights"] if best_aux is None else min(best_aux, e["remaining_weights"])
+            if e["below_floor_folds"] == 0:
+                valid[units] = e["remaining_weights"]
             lines.append(
                 f"| {units} | {e['remaining_weights']:.0f} | {change:+.1%} | {e['accuracy']:.4f} | "
-                f"{e['accepted_steps']:.1f} | {e['failed_folds']} |"
+                f"{e['accepted_steps']:.1f} | {e['failed_folds']} | {e['below_floor_folds']} |"
             )
+        if valid:
+            best = min(valid, key=valid.get)
+            verdict = (
+                f"best valid: {best} units, {valid[best]:.0f} vs {adaptive['remaining_weights']:.0f} "
+                f"({valid[best] / adaptive['remaining_weights'] - 1:+.1%}) -> "
+                f"{'MET' if valid[best] < adaptive['remaining_weights'] else 'NOT MET'}"
+            )
+        else:
+            verdict = "every auxiliary width has folds below the floor -> NOT MET"
         lines += [
             "",
-            f"Target (an auxiliary layer lowers the remaining weights further; paper: -22 %): best "
-            f"{best_aux:.0f} vs {adaptive['remaining_weights']:.0f} -> "
-            f"{'MET' if best_aux < adaptive['remaining_weights'] else 'NOT MET'}",
+            f"Target (an auxiliary layer lowers the remaining weights further; paper: -22 %): {verdict}",
             "",
             "### Structural pay-off and energy (Table V costs, shrunk model, per inference)",
             "",
@@ -507,6 +522,10 @@ def markdown(results):
         "(no retraining), counted separately.",
         "- The digits folds are those of a 10-fold StratifiedKFold; fewer than 10 were run when the "
         "time budget ran out (see the fold count in each heading).",
+        "- A run that accepts no step keeps the model it started from and reports that model's accuracy "
+        "(for an auxiliary layer: the accuracy after insertion and retraining, which can be below the floor).",
+        "- Digits test folds hold about 180 images: 0.46 points allows no lost image and 1.0 point one, so "
+        "single images decide steps; the fold-to-fold spread (±) is large.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -535,8 +554,35 @@ def plot(results, path):
     fig.savefig(path, dpi=100)
 
 
+def rerender():
+    """Rewrites markdown and plot from the JSON (older JSON: marks failed auxiliary runs)."""
+    path = os.path.join(FLAGS.output_dir, "adaptive_rate.json")
+    with open(path) as f:
+        results = json.load(f)
+    for key in ("thresholds", "static_rates", "aux_units", "aux_after", "retrain_epochs"):
+        FLAGS[key].value = results["config"][key]
+    for data in results["datasets"].values():
+        for fold in data["folds"]:
+            for arm, entry in fold["runs"].items():
+                if "below_floor" in entry:
+                    continue
+                if entry["failed"] and "accuracy_after_insertion" in entry:
+                    entry["accuracy"] = entry["accuracy_after_insertion"]
+                drop = float(arm.rsplit("@ ", 1)[1]) / 100
+                entry["below_floor"] = entry["accuracy"] < fold["base_accuracy"] - drop - 1e-9
+        data["aggregate"] = aggregate(data["folds"])
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1, default=float)
+    with open(os.path.join(FLAGS.output_dir, "adaptive_rate.md"), "w") as f:
+        f.write(markdown(results))
+    plot(results, os.path.join(FLAGS.output_dir, "adaptive_rate_steps.png"))
+
+
 def main(argv):
     del argv
+    if FLAGS.rerender:
+        rerender()
+        return
     start = time.time()
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     tflite_dir = tempfile.mkdtemp(prefix="adaptive_rate_")

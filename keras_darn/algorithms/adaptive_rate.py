@@ -89,6 +89,8 @@ class PruningResult:
         base_accuracy: accuracy of the model before pruning (or as given).
         accuracy_floor: `base_accuracy - max_accuracy_drop`.
         initial_weights: live kernel weights before pruning.
+        initial_accuracy: accuracy of the model before pruning, as measured
+            (it differs from `base_accuracy` when that was given).
     """
 
     model: object
@@ -96,6 +98,7 @@ class PruningResult:
     base_accuracy: float
     accuracy_floor: float
     initial_weights: int
+    initial_accuracy: float
 
     @property
     def accepted_steps(self):
@@ -125,9 +128,10 @@ class PruningResult:
 
     @property
     def accuracy(self):
-        """Accuracy of the final model."""
+        """Accuracy of the final model (`initial_accuracy` if no step was
+        accepted; it can then be below the floor)."""
         accepted = [s for s in self.history if s.accepted]
-        return accepted[-1].accuracy if accepted else self.base_accuracy
+        return accepted[-1].accuracy if accepted else self.initial_accuracy
 
     def rows(self):
         """The history as a list of dicts (JSON-friendly)."""
@@ -294,7 +298,7 @@ def static_pruning(
     """
     connection_pruning.check_mode(mode)
     _check_fraction("rate", rate, high=1.0 if mode == "fraction" else np.inf, closed_low=False)
-    base, floor, _ = _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps)
+    base, floor, current = _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps)
     initial = connection_pruning.remaining_weights(model)
     history = []
     for number in range(1, max_steps + 1):
@@ -302,7 +306,7 @@ def static_pruning(
         history.append(step)
         if not step.accepted or not pruned:
             break
-    return PruningResult(model, history, base, floor, initial)
+    return PruningResult(model, history, base, floor, initial, current)
 
 
 def adaptive_pruning(
@@ -414,4 +418,4 @@ def adaptive_pruning(
         if not step.accepted or not pruned:
             break
         current = step.accuracy
-    return PruningResult(model, history, base, floor, initial)
+    return PruningResult(model, history, base, floor, initial, current)

@@ -107,6 +107,7 @@ def test_adaptive_rate_respects_max_rate_and_base_accuracy():
     assert result.history[0].rate == 0.2  # the search stopped at max_rate
     assert [t[0] for t in result.history[0].trials] == [0.15, 0.2]
     assert result.failed and result.remaining_weights == 100
+    assert result.accuracy == 0.95  # measured before pruning, not the given base
     assert cp.remaining_weights(model) == 100  # the rejected step was undone
 
 
