@@ -153,7 +153,10 @@ def plot_darn_history(history, path=None, title=None):
     bound = history["initial_accuracy"] - history["sacrifice"]
     accuracy_axis.axhline(bound, color="gray", linestyle=":", label="initial - sacrifice")
     accuracy_axis.set_ylabel("validation accuracy")
+    from matplotlib.ticker import MaxNLocator
+
     for axis in (size_axis, accuracy_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("training iteration")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)

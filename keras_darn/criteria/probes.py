@@ -459,6 +459,8 @@ class ProbedModel:
             strategy = tf.distribute.get_strategy()
         distributed = strategy is not None and strategy.num_replicas_in_sync > 1
         args = tuple(tf.nest.map_structure(tf.convert_to_tensor, tuple(args)))
+        if distributed:
+            dataset = strategy.experimental_distribute_dataset(dataset)
         # One trace per data layout: the batch axis is left open, so the last,
         # smaller batch does not trace again.
         signature = (dataset.element_spec, tf.nest.map_structure(tf.TensorSpec.from_tensor, args))
@@ -473,14 +475,13 @@ class ProbedModel:
                         lambda t: strategy.reduce("SUM", t, axis=None), per_replica
                     )
 
-                step = tf.function(step, reduce_retracing=True)
             else:
-                step = tf.function(
-                    lambda batch, extra: batch_fn(*batch, *extra), input_signature=signature
-                )
+
+                def step(batch, extra):
+                    return batch_fn(*batch, *extra)
+
+            step = tf.function(step, input_signature=signature)
             self._compiled[cache_key] = step
-        if distributed:
-            dataset = strategy.experimental_distribute_dataset(dataset)
         totals = None
         for batch in dataset:
             result = tf.nest.map_structure(

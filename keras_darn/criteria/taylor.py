@@ -13,8 +13,10 @@ switching the unit off (`g_k: 1 -> 0`). For a convolution the gain scales
 the whole feature map, so the derivatives sum over its positions.
 
 The second derivative is the exact diagonal of the Hessian with respect to
-the units' outputs, computed per example with a second `GradientTape`
-(`batch_jacobian`) and summed over the data. The paper's second-order
+the units' gains: the batch is replicated once per unit of the group, and a
+forward-mode tangent `e_k` on replica k over the reverse-mode gradient gives
+Hessian column k there (one forward-over-backward pass; layers upstream of the
+group run once), summed over the data. The paper's second-order
 backpropagation (eqs. 8-10) gives the same value for the last hidden layer of
 a sigmoid network with squared error; for earlier layers it drops the
 off-diagonal terms of the layers above, which this computation keeps.
@@ -25,6 +27,7 @@ import tensorflow as tf
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
+from keras_darn.criteria.probes import _tile
 
 _CLIPS = (None, "mean", "median")
 
@@ -32,34 +35,49 @@ _CLIPS = (None, "mean", "median")
 def _taylor_fn(probed, key, second_order):
     cache_key = ("taylor", key, second_order)
     if cache_key not in probed._compiled:
+        size = probed.group(key).size
 
-        def batch_fn(x, y, gains):
+        def first_order(x, y, gains):
             inputs = x if isinstance(x, (list, tuple)) else [x]
-            n = tf.shape(inputs[0])[0]
-            per_example = tf.tile(gains[key][tf.newaxis, :], tf.stack([n, 1]))
-            with tf.GradientTape() as outer:
-                outer.watch(per_example)
-                with tf.GradientTape() as inner:
-                    inner.watch(per_example)
-                    all_gains = dict(gains)
-                    all_gains[key] = per_example
-                    y_pred = probed.forward(x, all_gains)
-                    loss = tf.reduce_sum(probed.loss_fn(y, y_pred))
-                first = inner.gradient(loss, per_example)
-            result = {
-                "first": tf.reduce_sum(first, axis=0),
-                "count": tf.cast(n, tf.float32),
+            shared = gains[key]
+            with tf.GradientTape() as tape:
+                tape.watch(shared)
+                all_gains = dict(gains)
+                all_gains[key] = shared
+                loss = tf.reduce_sum(probed.loss_fn(y, probed.forward(x, all_gains)))
+            return {
+                "first": tape.gradient(loss, shared),
+                "count": tf.cast(tf.shape(inputs[0])[0], tf.float32),
             }
-            if second_order:
-                hessians = outer.batch_jacobian(first, per_example)
-                result["second"] = tf.reduce_sum(tf.linalg.diag_part(hessians), axis=0)
-            return result
 
-        probed._compiled[cache_key] = batch_fn
+        def second_order_fn(x, y, gains):
+            # Replica k of the batch carries the same gains; the forward-mode
+            # tangent of replica k is e_k, so one forward-over-backward pass
+            # gives column k of the Hessian in replica k: its diagonal is the
+            # second derivative of every unit. Layers upstream of the group
+            # run once (`ProbedModel.forward(replicate=...)`).
+            inputs = x if isinstance(x, (list, tuple)) else [x]
+            variants = tf.tile(gains[key][tf.newaxis, :], [size, 1])
+            with tf.autodiff.ForwardAccumulator(variants, tf.eye(size)) as accumulator:
+                with tf.GradientTape() as tape:
+                    tape.watch(variants)
+                    y_pred = probed.forward(x, gains, replicate=(key, variants))
+                    y_true = _tile(tf.convert_to_tensor(y), size)
+                    loss = tf.reduce_sum(probed.loss_fn(y_true, y_pred))
+                gradient = tape.gradient(loss, variants)
+            return {
+                "first": gradient[0],
+                "second": tf.linalg.diag_part(accumulator.jvp(gradient)),
+                "count": tf.cast(tf.shape(inputs[0])[0], tf.float32),
+            }
+
+        probed._compiled[cache_key] = second_order_fn if second_order else first_order
     return probed._compiled[cache_key]
 
 
-def taylor_terms(probed, x, y, second_order=True, batch_size=256, strategy=None):
+def taylor_terms(
+    probed, x, y, second_order=True, batch_size=256, max_rows=16384, strategy=None
+):
     """Derivatives of the mean loss with respect to each unit's gain.
 
     Args:
@@ -68,8 +86,10 @@ def taylor_terms(probed, x, y, second_order=True, batch_size=256, strategy=None)
         y: targets.
         second_order: also compute the exact second derivative. Defaults
             to `True`.
-        batch_size: examples per batch (the second derivative holds
-            `batch_size x units` gradients at once). Defaults to `256`.
+        batch_size: examples per batch. Defaults to `256`.
+        max_rows: for the second derivative the batch is replicated once
+            per unit; the batch size is capped so that examples times units
+            stays within `max_rows`. Defaults to `16384`.
         strategy: a `tf.distribute.Strategy`. Defaults to `None`.
 
     Returns:
@@ -87,11 +107,14 @@ def taylor_terms(probed, x, y, second_order=True, batch_size=256, strategy=None)
     """
     result = {}
     for group in probed.groups:
+        rows = batch_size
+        if second_order:
+            rows = max(1, min(batch_size, int(max_rows) // group.size))
         sums = probed.accumulate(
             _taylor_fn(probed, group.key, bool(second_order)),
             x,
             y,
-            batch_size,
+            rows,
             strategy,
             (probed.gain_tensors(),),
         )
@@ -123,7 +146,9 @@ class TaylorFirstOrder(Criterion):
     needs_labels = True
 
     def score(self, probed, x, y, strategy):
-        terms = taylor_terms(probed, x, y, False, self.batch_size, strategy)
+        terms = taylor_terms(
+            probed, x, y, second_order=False, batch_size=self.batch_size, strategy=strategy
+        )
         return {key: -t["first"] for key, t in terms.items()}
 
 
@@ -143,6 +168,8 @@ class TaylorSecondOrder(Criterion):
             gives no value; this is our choice).
         clip_sigma: see `clip_threshold`. Defaults to `3.0`.
         batch_size: examples per batch. Defaults to `256`.
+        max_rows: cap on examples times units per pass (the batch is
+            replicated once per unit). Defaults to `16384`.
 
     Example:
 
@@ -154,8 +181,18 @@ class TaylorSecondOrder(Criterion):
     name = "taylor2"
     needs_labels = True
 
-    def __init__(self, clip=None, clip_threshold=None, clip_sigma=3.0, batch_size=256):
+    def __init__(
+        self, clip=None, clip_threshold=None, clip_sigma=3.0, batch_size=256, max_rows=16384
+    ):
         super().__init__(batch_size)
+        if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or (
+            max_rows < 1
+        ):
+            raise ValueError(
+                "Received an invalid value for `max_rows`, expected a positive integer. "
+                f"Received: max_rows={max_rows!r}"
+            )
+        self.max_rows = int(max_rows)
         if clip not in _CLIPS:
             raise ValueError(
                 f"Received an invalid value for `clip`, expected one of {_CLIPS}. "
@@ -171,7 +208,10 @@ class TaylorSecondOrder(Criterion):
         self.clip_sigma = float(clip_sigma)
 
     def score(self, probed, x, y, strategy):
-        terms = taylor_terms(probed, x, y, True, self.batch_size, strategy)
+        terms = taylor_terms(
+            probed, x, y, second_order=True, batch_size=self.batch_size,
+            max_rows=self.max_rows, strategy=strategy,
+        )
         scores = {}
         for key, t in terms.items():
             estimate = -t["first"] + 0.5 * t["second"]
@@ -197,4 +237,5 @@ class TaylorSecondOrder(Criterion):
             "clip": self.clip,
             "clip_threshold": self.clip_threshold,
             "clip_sigma": self.clip_sigma,
+            "max_rows": self.max_rows,
         }

@@ -1,0 +1,283 @@
+"""Benchmark: DARN's Algorithm 1 (Dynamic Neuron Removal) on Fashion-MNIST.
+
+The paper's CNN (Section 7.3): four convolutional layers, each followed by
+batch normalization and ReLU (max pooling after the first three), and one
+linear layer before the output (here the softmax output layer itself, read
+through `Flatten`). It is pretrained for `pretrain_epochs` (the paper: 3),
+then pruned by Algorithm 1 on its first three convolutions (as the paper),
+with
+
+- `l1`: the mean absolute activation of each filter (relative to the
+  layer's largest) below a threshold t, t on a log scale;
+- `correlation`: one filter of every pair whose activations correlate at
+  least t, t = 0.98 down on a log scale of 1 - t;
+- `correlation+fold`: the same, folding each removed filter's outgoing
+  weights into its partner's (least-squares scale and offset).
+
+Every threshold is followed by up to `max_retrains` epochs of retraining;
+the model is accepted while its validation accuracy stays >= initial -
+sacrifice. Reported per step: validation accuracy, parameters, FLOPs and
+inference wall-clock on a batch; at the end, test accuracy of the initial
+and final models. A one-shot comparison measures, for the same correlated
+pairs, the accuracy right after removal with and without folding.
+
+Target (issue 5): >= 25 % fewer parameters and >= 30 % fewer FLOPs with at
+most 1.5 points accuracy loss.
+
+Writes `<output_dir>/darn_prune.json`, `darn_prune.md` and
+`darn_prune_<arm>.png`.
+
+    python benchmarks/darn_prune.py    # the defaults fit ~20 min on 2 shared CPU cores
+"""
+
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from keras_darn import datasets  # noqa: E402
+from keras_darn import plots  # noqa: E402
+from keras_darn.algorithms.darn import accuracy  # noqa: E402
+from keras_darn.algorithms.darn import correlation_thresholds  # noqa: E402
+from keras_darn.algorithms.darn import dynamic_neuron_removal  # noqa: E402
+from keras_darn.algorithms.darn import log_thresholds  # noqa: E402
+from keras_darn.algorithms.darn import prune_by_threshold  # noqa: E402
+from keras_darn.metrics import count_flops  # noqa: E402
+from keras_darn.metrics import count_params  # noqa: E402
+from keras_darn.metrics import measure_latency  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
+flags.DEFINE_integer("num_train", 10000, "Training examples (stratified subset).")
+flags.DEFINE_integer("num_val", 2000, "Validation examples, held out of the training split.")
+flags.DEFINE_integer("num_test", 2000, "Test examples (stratified subset).")
+flags.DEFINE_list("filters", ["32", "64", "64", "64"], "Filters of the four convolutions.")
+flags.DEFINE_integer("prune_layers", 3, "Prune the first N convolutions (the paper: 3).")
+flags.DEFINE_integer("pretrain_epochs", 4, "Pretraining epochs (the paper: 3).")
+flags.DEFINE_integer("max_retrains", 2, "Retraining epochs per threshold, n_rt_max.")
+flags.DEFINE_float("sacrifice", 0.015, "Accuracy that may be lost (fraction).")
+flags.DEFINE_list("arms", ["l1", "correlation", "correlation+fold"], "Arms.")
+flags.DEFINE_float("l1_first", 0.05, "First relative-L1 threshold.")
+flags.DEFINE_float("l1_last", 0.6, "Last relative-L1 threshold.")
+flags.DEFINE_integer("l1_num", 6, "Number of L1 thresholds.")
+flags.DEFINE_float("corr_first", 0.98, "First correlation threshold.")
+flags.DEFINE_float("corr_last", 0.5, "Last correlation threshold.")
+flags.DEFINE_integer("corr_num", 7, "Number of correlation thresholds.")
+flags.DEFINE_integer("score_examples", 2048, "Training examples the statistics use.")
+flags.DEFINE_integer("latency_batch", 512, "Batch timed for inference wall-clock.")
+flags.DEFINE_integer("batch_size", 64, "Batch size.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_integer("seed", 0, "Seed.")
+flags.DEFINE_string("output_dir", "benchmarks/results", "Where results go.")
+flags.DEFINE_string("name", "darn_prune", "Prefix of the result files.")
+
+
+def build_cnn(filters, seed):
+    """Four conv-BN-ReLU blocks (pooling after the first three) and one linear layer."""
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((28, 28, 1))], name="darn_cnn")
+    for index, width in enumerate(filters, 1):
+        model.add(layers.Conv2D(width, 3, padding="same", name=f"conv{index}"))
+        model.add(layers.BatchNormalization(name=f"bn{index}"))
+        model.add(layers.ReLU(name=f"relu{index}"))
+        if index < len(filters):
+            model.add(layers.MaxPooling2D(2, name=f"pool{index}"))
+    model.add(layers.Flatten(name="flatten"))
+    model.add(layers.Dense(10, activation="softmax", name="linear"))
+    model.compile(
+        keras.optimizers.Adam(FLAGS.learning_rate), "sparse_categorical_crossentropy"
+    )
+    return model
+
+
+def load():
+    (x_all, y_all), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
+    x_all, y_all = datasets.subset(x_all, y_all, FLAGS.num_train + FLAGS.num_val,
+                                   seed=FLAGS.seed)
+    x_test, y_test = datasets.subset(x_test, y_test, FLAGS.num_test, seed=FLAGS.seed)
+    x_all = datasets.to_float_images(x_all)
+    train = (x_all[: FLAGS.num_train], y_all[: FLAGS.num_train].astype("int64"))
+    val = (x_all[FLAGS.num_train:], y_all[FLAGS.num_train:].astype("int64"))
+    test = (datasets.to_float_images(x_test), y_test.astype("int64"))
+    return train, val, test
+
+
+def copy_model(model):
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.compile(keras.optimizers.Adam(FLAGS.learning_rate), "sparse_categorical_crossentropy")
+    return clone
+
+
+def fold_comparison(model, x_score, val, prune):
+    """Same pairs removed with and without folding; accuracy before retraining."""
+    rows = []
+    for threshold in (0.95, 0.9, 0.8, 0.7):
+        plain, removed = prune_by_threshold(model, "correlation", threshold, x_score,
+                                            layers=prune, fold=False)
+        folded, removed_fold = prune_by_threshold(model, "correlation", threshold, x_score,
+                                                  layers=prune, fold=True)
+        assert removed == removed_fold
+        rows.append({
+            "threshold": threshold,
+            "units_removed": {k: len(v) for k, v in removed.items()},
+            "plain_accuracy": accuracy(plain, *val) if removed else accuracy(model, *val),
+            "fold_accuracy": accuracy(folded, *val) if removed else accuracy(model, *val),
+        })
+        print(f"  fold comparison {rows[-1]}", flush=True)
+    return rows
+
+
+def main(argv):
+    del argv
+    start = time.time()
+    train, val, test = load()
+    filters = [int(f) for f in FLAGS.filters]
+    prune = [f"conv{i}" for i in range(1, FLAGS.prune_layers + 1)]
+    config = {key: FLAGS[key].value for key in (
+        "num_train", "num_val", "num_test", "filters", "prune_layers", "pretrain_epochs",
+        "max_retrains", "sacrifice", "arms", "l1_first", "l1_last", "l1_num", "corr_first",
+        "corr_last", "corr_num", "score_examples", "latency_batch", "batch_size",
+        "learning_rate", "seed")}
+    config["machine"] = (
+        f"{platform.machine()} CPU x{os.cpu_count()} (shared), keras {keras.__version__}"
+    )
+    pretrained = build_cnn(filters, FLAGS.seed)
+    began = time.time()
+    pretrained.fit(*train, epochs=FLAGS.pretrain_epochs, batch_size=FLAGS.batch_size,
+                   verbose=0)
+    pretrain_seconds = time.time() - began
+    x_score = train[0][: FLAGS.score_examples]
+    latency_data = test[0][: FLAGS.latency_batch]
+    initial = {
+        "val_accuracy": accuracy(pretrained, *val),
+        "test_accuracy": accuracy(pretrained, *test),
+        "params": count_params(pretrained),
+        "flops": count_flops(pretrained),
+        "inference_seconds": measure_latency(pretrained, latency_data, repeats=10)["median"],
+        "pretrain_seconds": pretrain_seconds,
+    }
+    print(f"pretrained: {initial}", flush=True)
+    prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    result = {"config": config, "initial": initial, "arms": {}}
+    result["fold_comparison"] = fold_comparison(pretrained, x_score, val, prune)
+    for arm in FLAGS.arms:
+        began = time.time()
+        criterion = "l1" if arm == "l1" else "correlation"
+        thresholds = (
+            log_thresholds(FLAGS.l1_first, FLAGS.l1_last, FLAGS.l1_num) if arm == "l1"
+            else correlation_thresholds(FLAGS.corr_first, FLAGS.corr_last, FLAGS.corr_num)
+        )
+        model = copy_model(pretrained)
+        final, history = dynamic_neuron_removal(
+            model, criterion, thresholds, *train, *val, sacrifice=FLAGS.sacrifice,
+            max_retrains=FLAGS.max_retrains, batch_size=FLAGS.batch_size, layers=prune,
+            fold=arm.endswith("+fold"), score_data=x_score, latency_data=latency_data,
+            verbose=1,
+        )
+        summary = {
+            "thresholds": thresholds,
+            "stopped_at": history["stopped_at"],
+            "val_accuracy": accuracy(final, *val),
+            "test_accuracy": accuracy(final, *test),
+            "params": count_params(final),
+            "flops": count_flops(final),
+            "widths": {n: int(final.get_layer(n).filters) for n in prune},
+            "inference_seconds": measure_latency(final, latency_data, repeats=10)["median"],
+            "training_iterations": len(history["steps"]) - 1,
+            "seconds": time.time() - began,
+        }
+        summary["param_reduction"] = 1 - summary["params"] / initial["params"]
+        summary["flop_reduction"] = 1 - summary["flops"] / initial["flops"]
+        summary["test_accuracy_loss"] = initial["test_accuracy"] - summary["test_accuracy"]
+        summary["val_accuracy_loss"] = initial["val_accuracy"] - summary["val_accuracy"]
+        summary["target_met"] = bool(
+            summary["param_reduction"] >= 0.25 and summary["flop_reduction"] >= 0.30
+            and summary["test_accuracy_loss"] <= 0.015
+        )
+        result["arms"][arm] = {"summary": summary, "history": history}
+        print(f"{arm}: {summary}", flush=True)
+        plots.plot_darn_history(
+            history, f"{prefix}_{arm.replace('+', '_')}.png",
+            title=f"DARN Algorithm 1, {arm}, Fashion-MNIST CNN (val accuracy)",
+        )
+        result["seconds"] = time.time() - start
+        with open(prefix + ".json", "w") as f:
+            json.dump(result, f, indent=1)
+    write_markdown(prefix + ".md", result)
+    print(open(prefix + ".md").read())
+
+
+def write_markdown(path, result):
+    config, initial = result["config"], result["initial"]
+    lines = [
+        "# DARN Algorithm 1 on Fashion-MNIST",
+        "",
+        f"Generated by `benchmarks/darn_prune.py` in {result['seconds'] / 60:.1f} min on "
+        f"{config['machine']}. Data: {config['num_train']} training, {config['num_val']} "
+        f"validation (acceptance) and {config['num_test']} test examples (stratified "
+        f"subsets, seed {config['seed']}). CNN: conv {config['filters']} (3x3, BN, ReLU, "
+        "max pooling after the first three) + one linear softmax layer; pretrained "
+        f"{config['pretrain_epochs']} epochs (Adam {config['learning_rate']}); the first "
+        f"{config['prune_layers']} convolutions pruned; sacrifice "
+        f"{config['sacrifice']}, up to {config['max_retrains']} retraining epochs per "
+        "threshold.",
+        "",
+        f"Unpruned: val accuracy {initial['val_accuracy']:.4f}, test accuracy "
+        f"{initial['test_accuracy']:.4f}, {initial['params']} parameters, "
+        f"{initial['flops']} FLOPs, {initial['inference_seconds'] * 1e3:.1f} ms per batch of "
+        f"{config['latency_batch']}.",
+        "",
+        "| arm | stopped at | widths | test acc | test loss (pts) | params | params -% | "
+        "FLOPs -% | ms/batch | iterations | target met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arm, run in result["arms"].items():
+        s = run["summary"]
+        stop = "all thresholds" if s["stopped_at"] is None else f"{s['stopped_at']:.3g}"
+        lines.append(
+            f"| {arm} | {stop} | {s['widths']} | {s['test_accuracy']:.4f} | "
+            f"{100 * s['test_accuracy_loss']:.2f} | {s['params']} | "
+            f"{100 * s['param_reduction']:.1f} | {100 * s['flop_reduction']:.1f} | "
+            f"{s['inference_seconds'] * 1e3:.1f} | {s['training_iterations']} | "
+            f"{'yes' if s['target_met'] else 'NO'} |"
+        )
+    lines += ["", "Target: >= 25 % fewer parameters and >= 30 % fewer FLOPs with <= 1.5 "
+              "points test accuracy loss.", "",
+              "## Folding into the correlated partner vs plain removal", "",
+              "Same pretrained model, same pairs removed; validation accuracy right after "
+              "removal, before any retraining.", "",
+              "| threshold | units removed | plain removal | folded |", "|---|---|---|---|"]
+    for row in result["fold_comparison"]:
+        lines.append(
+            f"| {row['threshold']} | {row['units_removed']} | {row['plain_accuracy']:.4f} | "
+            f"{row['fold_accuracy']:.4f} |"
+        )
+    lines += ["", "## Steps", ""]
+    for arm, run in result["arms"].items():
+        lines += [f"### {arm}", "", "| iteration | threshold | retrain | units pruned | "
+                  "acc. after pruning | val acc | accepted | params | FLOPs | ms/batch |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for s in run["history"]["steps"]:
+            ms = "" if s["inference_seconds"] is None else f"{s['inference_seconds'] * 1e3:.1f}"
+            lines.append(
+                f"| {s['iteration']} | {s['threshold']:.3g} | {s['retrain']} | "
+                f"{s['units_pruned']} | {s['pruned_accuracy']:.4f} | {s['accuracy']:.4f} | "
+                f"{s['accepted']} | {s['params']} | {s['flops']} | {ms} |"
+            )
+        lines.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    app.run(main)
