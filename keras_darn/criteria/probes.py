@@ -22,13 +22,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_darn.criteria.batches import accumulate
+from keras_darn.criteria.gates import apply_gate
+from keras_darn.criteria.gates import make_gates
+from keras_darn.criteria.gates import tile
 from keras_darn.criteria.per_example import per_example_correct
 from keras_darn.criteria.per_example import per_example_loss
-from keras_darn.graph import handlers as handlers_lib
 from keras_darn.graph import unit_groups
 from keras_darn.graph.unit_graph import functional_of
-
-_MIXING = ("softmax", "log_softmax")
 
 
 class ProbeGroup:
@@ -54,61 +55,6 @@ class ProbeGroup:
 
     def __repr__(self):
         return f"<ProbeGroup '{self.key}': {self.size} units of {self.layers}>"
-
-
-class _Gate:
-    """Scales one tensor on its way into some of its consumers.
-
-    A gate sits at the end of a chain of channel-preserving layers that
-    starts at a member layer's output, on the edges into the layers where
-    the chain ends (a producer, a merge, `Flatten`...). A member whose output
-    branches has one gate per branch.
-
-    Attributes:
-        name: the member layer's name, then `#1`, `#2`... for further gates.
-        layer: the member (producer) layer.
-        tensor_id: id of the gated symbolic tensor.
-        consumers: ids of the nodes that receive the gated value.
-        width: number of channels.
-        parts: `(group key, channel positions in group order)` pairs.
-        pos_map: where each channel reads its gain (see `finish`).
-    """
-
-    def __init__(self, name, layer, tensor, consumers):
-        self.name = name
-        self.layer = layer
-        self.tensor = tensor
-        self.tensor_id = id(tensor)
-        self.consumers = {id(node) for node in consumers}
-        self.consumer_nodes = list(consumers)
-        self.width = int(tensor.shape[-1])
-        self.parts = []
-        self.pos_map = None
-
-    def finish(self):
-        # Channel c reads entry pos_map[c] of concat([gains of each part..., 1]).
-        pos_map = np.full(self.width, -1, dtype=np.int64)
-        offset = 0
-        for _, positions in self.parts:
-            pos_map[positions] = offset + np.arange(len(positions))
-            offset += len(positions)
-        pos_map[pos_map < 0] = offset
-        self.pos_map = pos_map
-
-
-def _is_channel_preserving(layer, node):
-    handler = handlers_lib.get_handler(layer)
-    if not isinstance(handler, handlers_lib.PassThroughHandler):
-        return False
-    if isinstance(layer, keras.layers.LayerNormalization):
-        return False  # normalizes across channels
-    if handlers_lib.activation_name(layer) in _MIXING:
-        return False
-    if isinstance(layer, keras.layers.BatchNormalization):
-        rank = len(node.input_tensors[0].shape)
-        axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-        return [a % rank for a in axes] == [rank - 1]
-    return len(node.input_tensors) == 1 and len(node.outputs) == 1
 
 
 class ProbedModel:
@@ -166,7 +112,7 @@ class ProbedModel:
             if node.operation is not None and not node.is_input
         ]
         self.groups = self._select_groups(layers)
-        self._gates = self._make_gates()
+        self._gates = make_gates(self._order, self._functional, self.groups)
         self._gate_edges = {}
         for member in self._gates.values():
             for gate in member:
@@ -204,42 +150,6 @@ class ProbedModel:
                 "top-level graph to score."
             )
         return [ProbeGroup(g) for g in chosen]
-
-    def _make_gates(self):
-        consumers = {}
-        for node in self._order:
-            for tensor in node.input_tensors:
-                consumers.setdefault(id(tensor), []).append(node)
-        output_ids = {id(t) for t in self._functional.outputs}
-        nodes_of = {}
-        for node in self._order:
-            nodes_of.setdefault(node.operation.name, []).append(node)
-        gates = {}  # member layer name -> list of _Gate
-        for group in self.groups:
-            for name in group.layers:
-                if name not in gates:
-                    found = nodes_of.get(name, [])
-                    if len(found) != 1 or len(found[0].outputs) != 1:
-                        where = "is not in the top-level graph" if not found else (
-                            f"is called {len(found)} times"
-                        )
-                        raise ValueError(
-                            f"Layer '{name}' {where}; criteria can only score units of "
-                            "layers called once in the top-level graph (flatten nested "
-                            "models first)."
-                        )
-                    ends = _chain_ends(found[0].outputs[0], consumers, output_ids)
-                    gates[name] = [
-                        _Gate(name if i == 0 else f"{name}#{i}", found[0].operation, t, c)
-                        for i, (t, c) in enumerate(ends)
-                    ]
-                positions = np.asarray(group.unit_group.indices(name))
-                for gate in gates[name]:
-                    gate.parts.append((group.key, positions))
-        for member in gates.values():
-            for gate in member:
-                gate.finish()
-        return gates
 
     def gates_of(self, key):
         """The gates of a group's member layers (one or more per layer)."""
@@ -381,7 +291,7 @@ class ProbedModel:
             if is_replicated:
                 for i, flag in flags.items():
                     if not flag:
-                        local[i] = _tile(local[i], tf.shape(variants)[0])
+                        local[i] = tile(local[i], tf.shape(variants)[0])
             args, kwargs = node.arguments.fill_in(local)
             operation = node.operation
             if isinstance(operation, keras.layers.Layer):
@@ -393,7 +303,7 @@ class ProbedModel:
                     replicated.add(id(tensor))
         output = values[id(self._functional.outputs[0])]
         if key is not None and id(self._functional.outputs[0]) not in replicated:
-            output = _tile(output, tf.shape(variants)[0])
+            output = tile(output, tf.shape(variants)[0])
         return (output, collected) if collect else output
 
     def _gated_value(self, gate, value, is_replicated, gains, key, variants):
@@ -405,94 +315,19 @@ class ProbedModel:
                 batch = tf.shape(value)[0] // replicas
             else:
                 batch = tf.shape(value)[0]
-                value = _tile(value, replicas)
+                value = tile(value, replicas)
                 is_replicated = True
             rows = tf.repeat(variants, batch, axis=0)
-        return self._apply_gate(gate, value, gains, key, rows), is_replicated
-
-    def _apply_gate(self, gate, value, gains, replicate_key, replicate_rows):
-        parts = []
-        for key, _ in gate.parts:
-            part = replicate_rows if key == replicate_key else gains[key]
-            part = tf.cast(part, value.dtype)
-            parts.append(part if len(part.shape) == 2 else part[tf.newaxis, :])
-        parts.append(tf.ones([1, 1], dtype=value.dtype))
-        rows = None
-        for part in parts:
-            if part.shape[0] != 1:
-                rows = tf.shape(part)[0]
-        if rows is not None:
-            parts = [
-                tf.broadcast_to(p, tf.stack([rows, tf.shape(p)[1]])) for p in parts
-            ]
-        gain = tf.gather(tf.concat(parts, axis=-1), gate.pos_map, axis=-1)
-        gain = tf.reshape(gain, [-1] + [1] * (len(value.shape) - 2) + [gate.width])
-        return value * gain
+        return apply_gate(gate, value, gains, key, rows), is_replicated
 
     # ---- Running over data ------------------------------------------------
     def accumulate(self, batch_fn, x, y=None, batch_size=256, strategy=None, args=()):
         """Sums `batch_fn(x_batch, y_batch, *args)` over batches and replicas.
 
-        `batch_fn` returns a dict of tensors that add up over examples (sums,
-        counts, sums of products). It is compiled with `tf.function` once per
-        `ProbedModel` and reused. Under a `tf.distribute` strategy with
-        several replicas, every global batch is split across the replicas and
-        their dicts are summed with `strategy.reduce`.
-
-        Args:
-            batch_fn: a callable `(x, y, *args) -> {name: tensor}`.
-            x: model inputs: an array, a list of arrays for several inputs,
-                or a batched `tf.data.Dataset` of `(x, y)` pairs.
-            y: targets, or `None` (zeros are passed); ignored when `x` is a
-                dataset. Defaults to `None`.
-            batch_size: examples per (global) batch. Defaults to `256`.
-            strategy: a `tf.distribute.Strategy`, or `None` for the current
-                one. Defaults to `None`.
-            args: extra arguments passed to every call (tensors or nests of
-                tensors). Defaults to `()`.
-
-        Returns:
-            `{name: float64 array}`, the sums.
+        See `keras_darn.criteria.batches.accumulate`; compiled functions are
+        cached on this `ProbedModel`.
         """
-        dataset = x if isinstance(x, tf.data.Dataset) else _dataset(x, y, batch_size)
-        if strategy is None and tf.distribute.has_strategy():
-            strategy = tf.distribute.get_strategy()
-        distributed = strategy is not None and strategy.num_replicas_in_sync > 1
-        args = tuple(tf.nest.map_structure(tf.convert_to_tensor, tuple(args)))
-        if distributed:
-            dataset = strategy.experimental_distribute_dataset(dataset)
-        # One trace per data layout: the batch axis is left open, so the last,
-        # smaller batch does not trace again.
-        signature = (dataset.element_spec, tf.nest.map_structure(tf.TensorSpec.from_tensor, args))
-        cache_key = (batch_fn, id(strategy) if distributed else None, repr(signature))
-        step = self._compiled.get(cache_key)
-        if step is None:
-            if distributed:
-
-                def step(batch, extra):
-                    per_replica = strategy.run(batch_fn, args=tuple(batch) + tuple(extra))
-                    return tf.nest.map_structure(
-                        lambda t: strategy.reduce("SUM", t, axis=None), per_replica
-                    )
-
-            else:
-
-                def step(batch, extra):
-                    return batch_fn(*batch, *extra)
-
-            step = tf.function(step, input_signature=signature)
-            self._compiled[cache_key] = step
-        totals = None
-        for batch in dataset:
-            result = tf.nest.map_structure(
-                lambda t: np.asarray(t, dtype=np.float64), step(batch, args)
-            )
-            totals = result if totals is None else tf.nest.map_structure(
-                np.add, totals, result
-            )
-        if totals is None:
-            raise ValueError("Received no data: `x` holds no examples.")
-        return totals
+        return accumulate(self._compiled, batch_fn, x, y, batch_size, strategy, args)
 
     def _evaluate_batch(self, x, y, gains):
         y_pred = self.forward(x, gains)
@@ -528,7 +363,7 @@ class ProbedModel:
             def batch_fn(x, y, gains, variants):
                 replicas = tf.shape(variants)[0]
                 y_pred = self.forward(x, gains, replicate=(key, variants))
-                y_true = _tile(tf.convert_to_tensor(y), replicas)
+                y_true = tile(tf.convert_to_tensor(y), replicas)
                 losses = tf.reshape(self.loss_fn(y_true, y_pred), [replicas, -1])
                 correct = tf.reshape(per_example_correct(y_true, y_pred), [replicas, -1])
                 return {
@@ -578,54 +413,3 @@ class ProbedModel:
             (self.gain_tensors(), tf.constant(variants)),
         )
         return sums["loss"] / sums["count"], sums["correct"] / sums["count"]
-
-
-def _chain_ends(tensor, consumers, output_ids):
-    """`(tensor, consumer nodes)` where channel-preserving chains from `tensor` end.
-
-    From a member layer's output, edges into channel-preserving layers are
-    followed; every other consumer (a producer, a merge, `Flatten`, a nested
-    model) receives the gated value of the tensor it reads.
-    """
-    ends = []
-    following = consumers.get(id(tensor), [])
-    stops = [
-        node
-        for node in following
-        if isinstance(node.operation, keras.Model)
-        or not _is_channel_preserving(node.operation, node)
-    ]
-    if stops:
-        ends.append((tensor, stops))
-    for node in following:
-        if node not in stops and id(node.outputs[0]) not in output_ids:
-            ends.extend(_chain_ends(node.outputs[0], consumers, output_ids))
-    return ends
-
-
-def _tile(value, times):
-    rank = len(value.shape)
-    return tf.tile(value, tf.concat([[times], tf.ones([rank - 1], tf.int32)], 0))
-
-
-def make_dataset(x, y, batch_size):
-    """A batched `tf.data.Dataset` of `(x, y)` (zeros when `y` is None)."""
-    return _dataset(x, y, batch_size)
-
-
-def _dataset(x, y, batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-        batch_size < 1
-    ):
-        raise ValueError(
-            "Received an invalid value for `batch_size`, expected a positive integer. "
-            f"Received: batch_size={batch_size!r}"
-        )
-    xs = tuple(np.asarray(a) for a in x) if isinstance(x, (list, tuple)) else np.asarray(x)
-    n = len(xs[0]) if isinstance(xs, tuple) else len(xs)
-    y = np.zeros((n,), dtype="float32") if y is None else np.asarray(y)
-    if len(y) != n:
-        raise ValueError(
-            f"Expected `x` and `y` with the same number of examples. Received: {n} and {len(y)}"
-        )
-    return tf.data.Dataset.from_tensor_slices((xs, y)).batch(int(batch_size))

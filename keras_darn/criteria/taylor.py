@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
-from keras_darn.criteria.probes import _tile
+from keras_darn.criteria.gates import tile
 
 _CLIPS = (None, "mean", "median")
 
@@ -62,7 +62,7 @@ def _taylor_fn(probed, key, second_order):
                 with tf.GradientTape() as tape:
                     tape.watch(variants)
                     y_pred = probed.forward(x, gains, replicate=(key, variants))
-                    y_true = _tile(tf.convert_to_tensor(y), size)
+                    y_true = tile(tf.convert_to_tensor(y), size)
                     loss = tf.reduce_sum(probed.loss_fn(y_true, y_pred))
                 gradient = tape.gradient(loss, variants)
             return {
