@@ -1,1 +1,29 @@
-"""keras_darn.criteria (re-exports only)."""
+"""Importance criteria: one score per unit, computed on data (re-exports only)."""
+
+from keras_darn.criteria.activation_statistics import ActivationL1
+from keras_darn.criteria.activation_statistics import ActivationVariance
+from keras_darn.criteria.activation_statistics import activation_statistics
+from keras_darn.criteria.base import Criterion
+from keras_darn.criteria.base import get
+from keras_darn.criteria.base import register_criterion
+from keras_darn.criteria.brute_force import BruteForce
+from keras_darn.criteria.brute_force import brute_force_effects
+from keras_darn.criteria.correlation import ActivationCorrelation
+from keras_darn.criteria.correlation import correlated_pairs
+from keras_darn.criteria.growth_triggers import EffectiveRankTrigger
+from keras_darn.criteria.growth_triggers import HighL1
+from keras_darn.criteria.growth_triggers import HighVariance
+from keras_darn.criteria.growth_triggers import LowCorrelation
+from keras_darn.criteria.growth_triggers import effective_rank
+from keras_darn.criteria.nodedrop_condition import IneligibleLayer
+from keras_darn.criteria.nodedrop_condition import NodeDropEligibility
+from keras_darn.criteria.nodedrop_condition import NodeDropGroup
+from keras_darn.criteria.nodedrop_condition import bn_unit_margins
+from keras_darn.criteria.nodedrop_condition import measure_dropped_unit_outputs
+from keras_darn.criteria.nodedrop_condition import nodedrop_dead_units
+from keras_darn.criteria.nodedrop_condition import nodedrop_eligibility
+from keras_darn.criteria.nodedrop_condition import unit_margins
+from keras_darn.criteria.random_score import RandomScore
+from keras_darn.criteria.taylor import TaylorFirstOrder
+from keras_darn.criteria.taylor import TaylorSecondOrder
+from keras_darn.criteria.weight_l1 import WeightL1

@@ -1,5 +1,8 @@
 """Model size and cost: parameters, FLOPs and latency."""
 
+from keras_darn.metrics.energy import ENERGY_COSTS_45NM
+from keras_darn.metrics.energy import energy_by_layer
+from keras_darn.metrics.energy import estimate_energy
 from keras_darn.metrics.flop_counters import ACTIVATION_FLOPS
 from keras_darn.metrics.flop_counters import register_flops
 from keras_darn.metrics.flops import count_flops
