@@ -105,10 +105,14 @@ def insert_layer(model, after, layer, identity=False, compile=True):
         model: a functional or Sequential Keras model; it is not modified.
         after: name of the layer whose output feeds the new layer.
         layer: a new, unbuilt Keras layer.
-        identity: initialise `layer` to the identity, so the model computes
-            the same function. Possible for `Dense` and `Conv2D` with as many
-            units as their input has channels and a linear or ReLU activation
-            (ReLU only after a ReLU-like output). Defaults to `False`.
+        identity: initialise `layer` so the model computes the same
+            function: its first units copy the input channels, any further
+            units get random incoming and zero outgoing weights (the layers
+            reading it keep their weights, with zero rows for the extra
+            units). Possible for `Dense` and `Conv2D` ('same' padding, odd
+            kernel, stride 1) with at least as many units as their input has
+            channels and a linear or ReLU activation (ReLU is exact after a
+            non-negative output, e.g. a ReLU). Defaults to `False`.
         compile: compile like `model`. Defaults to `True`.
 
     Returns:
@@ -116,7 +120,7 @@ def insert_layer(model, after, layer, identity=False, compile=True):
 
     Raises:
         ValueError: unknown `after`, a `layer` already in use, or
-            `identity=True` where the layer cannot represent the identity.
+            `identity=True` where the layer cannot pass its input through.
 
     Example:
 
@@ -164,13 +168,21 @@ def insert_layer(model, after, layer, identity=False, compile=True):
         new_model = keras.models.clone_model(
             model, clone_function=clone_layer, call_function=call_layer
         )
+    if identity:
+        _check_identity(layer, _width(anchor))
     reinitialised = []
     for old in model.layers:
         clone = clones.get(id(old))
         if clone is None:
             continue
-        if [tuple(w.shape) for w in old.weights] == [tuple(w.shape) for w in clone.weights]:
-            clone.set_weights(old.get_weights())
+        old_weights = old.get_weights()
+        if [w.shape for w in old_weights] == [tuple(w.shape) for w in clone.weights]:
+            clone.set_weights(old_weights)
+        elif identity and _widened_inputs(old_weights, clone):
+            # The new layer passes the old channels first: the old rows read them.
+            clone.set_weights(
+                [_pad_rows(w, v) for w, v in zip(old_weights, clone.weights)]
+            )
         else:
             reinitialised.append(old.name)
     if reinitialised:
@@ -188,18 +200,48 @@ def insert_layer(model, after, layer, identity=False, compile=True):
     return new_model
 
 
-def _set_identity(layer):
+def _width(layer):
+    shape = layer.output.shape
+    return int(shape[-1])
+
+
+def _widened_inputs(old_weights, clone):
+    """Whether the clone's weights only grew along the input axis (-2)."""
+    if len(old_weights) != len(clone.weights):
+        return False
+    for old, new in zip(old_weights, clone.weights):
+        new = tuple(new.shape)
+        if old.shape == new:
+            continue
+        if len(old.shape) < 2 or old.shape[:-2] + old.shape[-1:] != new[:-2] + new[-1:]:
+            return False
+        if new[-2] < old.shape[-2]:
+            return False
+    return True
+
+
+def _pad_rows(array, variable):
+    """Old rows first; new rows 0 (1 for a connection mask, so they can learn)."""
+    shape = tuple(variable.shape)
+    if array.shape == shape:
+        return array
+    fill = 1.0 if variable.name == "kernel_mask" else 0.0
+    padded = np.full(shape, fill, dtype=array.dtype)
+    padded[..., : array.shape[-2], :] = array
+    return padded
+
+
+def _check_identity(layer, width):
     if not isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
         raise ValueError(
             f"`identity=True` needs a Dense or Conv2D layer. Received: {type(layer).__name__}"
         )
-    kernel = keras.ops.convert_to_numpy(layer.kernel)
-    n_in, n_out = kernel.shape[-2], kernel.shape[-1]
+    units = layer.units if isinstance(layer, keras.layers.Dense) else layer.filters
     activation = getattr(layer.activation, "__name__", "")
-    if n_in != n_out or activation not in ("linear", "relu"):
+    if units < width or activation not in ("linear", "relu"):
         raise ValueError(
-            f"`identity=True` needs as many units as input channels ({n_in}) and a linear "
-            f"or relu activation. Received: units={n_out}, activation={activation!r}"
+            f"`identity=True` needs at least as many units as input channels ({width}) and a "
+            f"linear or relu activation. Received: units={units}, activation={activation!r}"
         )
     if isinstance(layer, keras.layers.Conv2D) and (
         layer.padding != "same"
@@ -212,12 +254,19 @@ def _set_identity(layer):
             f"strides 1 and groups 1. Received: padding={layer.padding!r}, "
             f"kernel_size={layer.kernel_size}, strides={layer.strides}"
         )
-    identity = np.zeros_like(kernel)
+
+
+def _set_identity(layer):
+    """First units copy the input channels; extra units keep their random
+    incoming weights and have zero outgoing weights (see `_pad_rows`)."""
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    n_in = kernel.shape[-2]
     centre = tuple(s // 2 for s in kernel.shape[:-2])
-    identity[centre + (slice(None), slice(None))] = np.eye(n_in, dtype=kernel.dtype)
-    layer.kernel.assign(identity)
+    kernel[..., :n_in] = 0.0
+    kernel[centre + (slice(None), slice(0, n_in))] = np.eye(n_in, dtype=kernel.dtype)
+    layer.kernel.assign(kernel)
     if layer.use_bias:
-        layer.bias.assign(np.zeros(n_out, dtype=kernel.dtype))
+        layer.bias.assign(np.zeros(layer.bias.shape, dtype=kernel.dtype))
 
 
 def _finish(rebuilder, new_model, compile):

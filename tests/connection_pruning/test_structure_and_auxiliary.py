@@ -122,4 +122,15 @@ def test_auxiliary_layer_of_another_width_reinitialises_its_consumer():
         deeper.get_layer("h0").get_kernel_mask(), model.get_layer("h0").get_kernel_mask()
     )
     with pytest.raises(ValueError, match="identity"):
-        cp.insert_auxiliary_layer(model, after="h0", units=7, identity=True)
+        cp.insert_auxiliary_layer(model, after="h0", units=5, identity=True)
+
+
+def test_wider_identity_auxiliary_layer_keeps_outputs_and_masks():
+    model = mlp()
+    cp.prune_connections(model, 0.3)
+    x = np.random.default_rng(1).uniform(size=(5,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+    deeper = cp.insert_auxiliary_layer(model, after="h0", units=9, identity=True, compile=False)
+    np.testing.assert_allclose(deeper(x).numpy(), model(x).numpy(), atol=1e-6)
+    mask = deeper.get_layer("h1").get_kernel_mask()
+    np.testing.assert_array_equal(mask[:6], model.get_layer("h1").get_kernel_mask())
+    np.testing.assert_array_equal(mask[6:], 1.0)

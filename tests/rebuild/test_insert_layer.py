@@ -46,9 +46,28 @@ def test_auxiliary_layer_of_other_width_reinitialises_its_consumer():
     np.testing.assert_array_equal(deeper.get_layer("fc1").kernel.numpy(), model.get_layer("fc1").kernel.numpy())
 
 
+@pytest.mark.parametrize("units", [16, 40])
+def test_wider_identity_layer_keeps_outputs_and_consumer_weights(units):
+    model = model_zoo.mlp()
+    x = model_zoo.sample_input(model)
+    deeper = darn.insert_layer(
+        model, after="fc1", layer=keras.layers.Dense(units, activation="relu", name="aux"), identity=True
+    )
+    np.testing.assert_allclose(deeper(x).numpy(), model(x).numpy(), atol=1e-6)
+    fc2 = deeper.get_layer("fc2").kernel.numpy()
+    np.testing.assert_array_equal(fc2[:16], model.get_layer("fc2").kernel.numpy())
+    np.testing.assert_array_equal(fc2[16:], 0.0)
+    if units > 16:
+        assert np.abs(deeper.get_layer("aux").kernel.numpy()[:, 16:]).sum() > 0
+
+
 def test_identity_refused_where_impossible():
-    with pytest.raises(ValueError, match="as many units"):
-        darn.insert_layer(model_zoo.mlp(), after="fc1", layer=keras.layers.Dense(40), identity=True)
+    with pytest.raises(ValueError, match="at least as many units"):
+        darn.insert_layer(model_zoo.mlp(), after="fc1", layer=keras.layers.Dense(8), identity=True)
+    with pytest.raises(ValueError, match="linear or relu"):
+        darn.insert_layer(
+            model_zoo.mlp(), after="fc1", layer=keras.layers.Dense(16, activation="tanh"), identity=True
+        )
     with pytest.raises(ValueError, match="No layer named"):
         darn.insert_layer(model_zoo.mlp(), after="fc9", layer=keras.layers.Dense(4))
     with pytest.raises(ValueError, match="Keras layer"):
