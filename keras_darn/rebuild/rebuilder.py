@@ -48,7 +48,7 @@ class Rebuilder:
         self.graph = UnitGraph(model, with_constants=True)
         self._rng = np.random.default_rng(seed)
         self._removed = set()
-        self._additions = []  # (anchor root, new ids, source roots, init, noise)
+        self._additions = []  # (layer key, new ids, source roots, init, noise)
         self._next_id = len(self.graph._uf.parent)
         self.variable_map = []
 
@@ -140,8 +140,7 @@ class Rebuilder:
                     f"Received: {count!r}"
                 )
             roots = self.graph.roots(space)
-            anchor = int(roots[-1])
-            self._check_not_fixed(anchor, name)
+            self._check_not_fixed(int(roots[-1]), name)
             source_roots = []
             if init == "net2net":
                 chosen = sources.get(name)
@@ -156,7 +155,7 @@ class Rebuilder:
                 source_roots = [int(roots[i]) for i in chosen]
             new_ids = list(range(self._next_id, self._next_id + int(count)))
             self._next_id += int(count)
-            self._additions.append((anchor, new_ids, source_roots, init, float(noise)))
+            self._additions.append((id(layer), new_ids, source_roots, init, float(noise)))
         return self
 
     # ---- Building -------------------------------------------------------
@@ -180,8 +179,8 @@ class Rebuilder:
         new_spaces = self._plan_spaces()
         layout = _LayoutTrace(new_spaces)
         functional = functional_of(self.model)
-        walk(functional, layout, [Channels(np.full(len(c), -1), None) for c, _ in _inputs(self.graph, functional)])
-        transfers = self._weight_plans(layout, new_spaces, keep_masks)
+        walk(functional, layout, [Channels(np.full(_width(t), -1)) for t in functional.inputs])
+        transfers = self._weight_plans(layout, new_spaces)
         clones = {}
 
         def clone_layer(layer):
@@ -209,6 +208,12 @@ class Rebuilder:
         return new_model
 
     def _plan_spaces(self):
+        # New units follow the last surviving unit of the layer they were
+        # added to; coupled layers get them after the same (coupled) unit.
+        anchors = []
+        for key, new_ids, source_roots, _, _ in self._additions:
+            kept = [int(r) for r in self.graph.roots(self.graph.spaces[key]) if int(r) not in self._removed]
+            anchors.append((kept[-1] if kept else None, new_ids, source_roots))
         new_spaces = {}
         for key, channels in self.graph.spaces.items():
             roots = self.graph.roots(channels)
@@ -223,7 +228,7 @@ class Rebuilder:
             origin = list(np.flatnonzero(keep))
             source = [-1] * len(ids)
             kept_roots = list(roots[keep])
-            for anchor, new_ids, source_roots, _, _ in self._additions:
+            for anchor, new_ids, source_roots in anchors:
                 where = [i for i, r in enumerate(kept_roots) if r == anchor]
                 if not where:
                     continue
@@ -245,7 +250,7 @@ class Rebuilder:
             new_spaces[key] = Channels(ids, origin, source)
         return new_spaces
 
-    def _weight_plans(self, layout, new_spaces, keep_masks):
+    def _weight_plans(self, layout, new_spaces):
         growth = {}
         for _, new_ids, _, init, noise in self._additions:
             growth.update({unit: (init, noise) for unit in new_ids})
@@ -315,10 +320,6 @@ def _check_indices(indices, width, name):
 def _can_absorb_constant(layer):
     handler = handlers_lib.get_handler(layer)
     return bool(getattr(handler, "fold_weight", None)) and getattr(layer, "padding", "valid") == "valid"
-
-
-def _inputs(graph, functional):
-    return [(Channels(np.zeros(_width(t))), None) for t in functional.inputs]
 
 
 def _width(tensor):

@@ -169,3 +169,14 @@ def _expected_params(model, removed):
 
     shrink_config(config)
     return darn.count_params(keras.Model.from_config(config))
+
+
+def test_removal_and_growth_of_the_same_layer_in_one_rebuild():
+    model = model_zoo.mlp()
+    rebuilder = Rebuilder(model, seed=0).remove({"fc1": [15, 3]}).add({"fc1": 4})
+    new_model = rebuilder.build()
+    assert new_model.get_layer("fc1").units == 18
+    kernel = new_model.get_layer("fc1").kernel.numpy()
+    expected = np.delete(model.get_layer("fc1").kernel.numpy(), [3, 15], axis=1)
+    np.testing.assert_array_equal(kernel[:, :14], expected)
+    np.testing.assert_array_equal(new_model.get_layer("fc2").kernel.numpy()[14:], 0.0)
