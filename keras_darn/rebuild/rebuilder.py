@@ -7,19 +7,20 @@ model is never modified; a failing plan raises before anything is built.
 """
 
 import difflib
-import warnings
 
 import keras
 import numpy as np
 
 from keras_darn.graph import handlers as handlers_lib
 from keras_darn.graph.channels import Channels
-from keras_darn.graph.unit_graph import GraphError
 from keras_darn.graph.unit_graph import UnitGraph
 from keras_darn.graph.unit_graph import functional_of
 from keras_darn.graph.unit_graph import walk
 from keras_darn.rebuild import weight_transfer
-from keras_darn.rebuild.plain_layers import plain_equivalent
+from keras_darn.rebuild.layer_plan import LayerPlan
+from keras_darn.rebuild.layer_plan import clone_resized
+from keras_darn.rebuild.layer_plan import copy_weights
+from keras_darn.rebuild.layout import LayoutTrace
 
 
 class Rebuilder:
@@ -177,7 +178,7 @@ class Rebuilder:
                 different units at a merge.
         """
         new_spaces = self._plan_spaces()
-        layout = _LayoutTrace(new_spaces)
+        layout = LayoutTrace(new_spaces)
         functional = functional_of(self.model)
         walk(functional, layout, [Channels(np.full(_width(t), -1)) for t in functional.inputs])
         transfers = self._weight_plans(layout, new_spaces)
@@ -194,7 +195,7 @@ class Rebuilder:
                     clone_function=clone_layer,
                 )
             else:
-                clone = _clone(layer, transfers.get(id(layer)), keep_masks)
+                clone = clone_resized(layer, transfers.get(id(layer)), keep_masks)
             clones[id(layer)] = clone
             return clone
 
@@ -204,7 +205,7 @@ class Rebuilder:
             clone = clones.get(id(layer))
             if clone is None or not layer.weights or isinstance(layer, keras.Model):
                 continue
-            self.variable_map.extend(_copy_weights(layer, clone, transfers.get(id(layer))))
+            self.variable_map.extend(copy_weights(layer, clone, transfers.get(id(layer))))
         return new_model
 
     def _plan_spaces(self):
@@ -259,7 +260,7 @@ class Rebuilder:
             constants.setdefault(id(consumer.layer), consumer.constants)
         plans = {}
         for key, layer in layout.layers.items():
-            plans[key] = _LayerPlan(
+            plans[key] = LayerPlan(
                 layer,
                 inputs=layout.inputs.get(key),
                 outputs=new_spaces.get(key),
@@ -331,197 +332,3 @@ def _all_layers(model):
         yield layer
         if isinstance(layer, keras.Model):
             yield from _all_layers(layer)
-
-
-class _LayoutTrace:
-    """The trace of planned widths: records every layer's new inputs."""
-
-    def __init__(self, new_spaces):
-        self.new_spaces = new_spaces
-        self.inputs = {}
-        self.layers = {}
-        self.model_inputs = {}
-
-    def enter_model(self, model, arguments):
-        self.model_inputs.setdefault(id(model), arguments)
-
-    def visit(self, layer, node, arguments, prefix):
-        handler = handlers_lib.get_handler(layer)
-        self.layers[id(layer)] = layer
-        if arguments:
-            self.inputs.setdefault(id(layer), arguments[0])
-        in_shapes = [tuple(t.shape) for t in node.input_tensors]
-        out_shapes = [tuple(t.shape) for t in node.outputs]
-        return handler.propagate(layer, arguments, in_shapes, out_shapes, self)
-
-    def space(self, layer, width):
-        return self.new_spaces[id(layer)]
-
-    def consume(self, layer, channels):
-        pass
-
-    def couple(self, first, second, layer):
-        new_first = first.origin < 0
-        if not (
-            np.array_equal(first.origin, second.origin)
-            and np.array_equal(first.ids[new_first], second.ids[new_first])
-        ):
-            raise GraphError(
-                f"The plan would join different units at layer '{layer.name}'; the coupled "
-                "layers' units cannot be laid out consistently. Add units to another layer of "
-                "the group."
-            )
-
-    def fix(self, channels, reason):
-        pass
-
-    def fixed_channels(self, width, reason):
-        return Channels(np.full(width, -1))
-
-
-class _LayerPlan:
-    """How one layer's weights and config change."""
-
-    def __init__(self, layer, inputs, outputs, input_constants, growth, rng):
-        self.layer = layer
-        self.handler = handlers_lib.get_handler(layer)
-        self.inputs = inputs
-        self.outputs = outputs
-        self.input_constants = input_constants
-        self.growth = growth
-        self.rng = rng
-
-    def width(self):
-        return None if self.outputs is None else len(self.outputs)
-
-    def axis_channels(self, kind):
-        if kind == handlers_lib.OUT:
-            return self.outputs
-        if kind == handlers_lib.IN_X_M and self.inputs is not None:
-            multiplier = getattr(self.layer, "depth_multiplier", 1)
-            return self.inputs.repeat(multiplier) if multiplier > 1 else self.inputs
-        return self.inputs
-
-    def transform(self, name, array, fill=None):
-        axes = self.handler.weight_axes(self.layer).get(name, {})
-        kinds = set(axes.values())
-        for axis, kind in sorted(axes.items(), key=lambda item: item[1] != handlers_lib.OUT):
-            channels = self.axis_channels(kind)
-            if channels is None:
-                continue
-            if kind == handlers_lib.OUT:
-                role = "incoming" if len(kinds) > 1 else "vector"
-            else:
-                role = "outgoing" if handlers_lib.OUT in kinds else "channel"
-            array = weight_transfer.resize_axis(
-                array, axis, channels, role, name, self.growth, self.rng, fill
-            )
-        return array
-
-    def absorbed_constants(self, weights):
-        """Bias change from removed input channels that held a constant."""
-        fold = getattr(self.handler, "fold_weight", None)
-        if not fold or self.inputs is None or self.input_constants is None:
-            return None
-        removed = np.setdiff1d(np.arange(len(self.input_constants)), self.inputs.origin)
-        values = self.input_constants[removed] if len(removed) else np.zeros(0)
-        live = np.isfinite(values) & (values != 0)
-        if not live.any():
-            return None
-        kernel = weights[fold]
-        if "kernel_mask" in weights:
-            kernel = kernel * weights["kernel_mask"]
-        rows = np.moveaxis(kernel, -2, 0)[removed[live]]
-        rows = rows.reshape(len(rows), -1, kernel.shape[-1]).sum(axis=1)
-        return (values[live][:, None] * rows).sum(axis=0)
-
-
-def _clone(layer, plan, keep_masks):
-    """A fresh layer like `layer`, at its planned width."""
-    cls, config = type(layer), layer.get_config()
-    if not keep_masks and not _keeps_masked_units(layer, plan):
-        plain = plain_equivalent(layer)
-        if plain is not None:
-            cls, config = plain
-    if plan is not None and plan.outputs is not None:
-        config[plan.handler.width_arg] = plan.width()
-    if plan is not None and plan.inputs is not None:
-        config = plan.handler.adapt_config(layer, config, len(plan.inputs))
-    if plan is not None and config.get("use_bias") is False:
-        weights = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
-        if plan.absorbed_constants(weights) is not None:
-            config["use_bias"] = True
-    return cls.from_config(config)
-
-
-def _keeps_masked_units(layer, plan):
-    """Whether masked-off units survive the rebuild (so the mask must stay)."""
-    mask = next((w for w in layer.weights if w.name == "unit_mask"), None)
-    if mask is None:
-        return False
-    value = keras.ops.convert_to_numpy(mask)
-    if plan is not None:
-        value = plan.transform("unit_mask", value)
-    if value.all():
-        return False
-    warnings.warn(
-        f"Layer '{layer.name}' keeps {int((value == 0).sum())} masked-off unit(s) that "
-        "cannot be removed exactly (their constant output is not absorbed by every "
-        "consumer), so it keeps its mask.",
-        stacklevel=4,
-    )
-    return True
-
-
-def _copy_weights(layer, clone, plan):
-    """Assigns the clone's weights; returns `(old, new, transform)` triples."""
-    old = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
-    sources = {w.name: w for w in layer.weights}
-    clone_names = {w.name for w in clone.weights}
-    absorbed = plan.absorbed_constants(old) if plan is not None else None
-    mapping = []
-    for variable in clone.weights:
-        name = variable.name
-        if name in old:
-            value = _bake_masks(name, old, clone_names)
-            if plan is not None:
-                value = plan.transform(name, value)
-        elif name == "bias" and absorbed is not None:
-            value = np.zeros(variable.shape, dtype=variable.dtype)
-        else:
-            continue
-        if name == "bias" and absorbed is not None:
-            value = value + _resize_out(plan, absorbed).astype(value.dtype)
-        variable.assign(value)
-        if name in sources:
-            mapping.append((sources[name], variable, _Transform(plan, name)))
-    return mapping
-
-
-def _bake_masks(name, old, clone_names):
-    """Folds masks into kernel and bias when the clone has no masks."""
-    value = old[name]
-    if "kernel_mask" in old and "kernel_mask" not in clone_names and name == "kernel":
-        value = value * old["kernel_mask"]
-    if "unit_mask" in old and "unit_mask" not in clone_names and name in ("kernel", "bias"):
-        value = value * old["unit_mask"]
-    return value
-
-
-class _Transform:
-    """Maps an old weight (or optimizer slot) array to the new layout."""
-
-    def __init__(self, plan, name):
-        self.plan = plan
-        self.name = name
-
-    def __call__(self, array, fill=None):
-        if self.plan is None:
-            return array
-        return self.plan.transform(self.name, array, fill)
-
-
-def _resize_out(plan, vector):
-    if plan.outputs is None:
-        return vector
-    return weight_transfer.resize_axis(vector, 0, plan.outputs, "vector", "bias", {}, plan.rng, fill="zeros")
