@@ -69,7 +69,7 @@ flags.DEFINE_float("l1_last", 0.6, "Last relative-L1 threshold.")
 flags.DEFINE_integer("l1_num", 6, "Number of L1 thresholds.")
 flags.DEFINE_float("corr_first", 0.98, "First correlation threshold.")
 flags.DEFINE_float("corr_last", 0.5, "Last correlation threshold.")
-flags.DEFINE_integer("corr_num", 7, "Number of correlation thresholds.")
+flags.DEFINE_integer("corr_num", 6, "Number of correlation thresholds.")
 flags.DEFINE_integer("score_examples", 2048, "Training examples the statistics use.")
 flags.DEFINE_integer("latency_batch", 512, "Batch timed for inference wall-clock.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
@@ -77,6 +77,7 @@ flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("seed", 0, "Seed.")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where results go.")
 flags.DEFINE_string("name", "darn_prune", "Prefix of the result files.")
+flags.DEFINE_bool("markdown_only", False, "Rewrite the markdown from an existing JSON.")
 
 
 def build_cnn(filters, seed):
@@ -138,6 +139,11 @@ def fold_comparison(model, x_score, val, prune):
 
 def main(argv):
     del argv
+    prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
+    if FLAGS.markdown_only:
+        with open(prefix + ".json") as f:
+            write_markdown(prefix + ".md", json.load(f))
+        return
     start = time.time()
     train, val, test = load()
     filters = [int(f) for f in FLAGS.filters]
@@ -264,7 +270,9 @@ def write_markdown(path, result):
         )
     lines += ["", "## Steps", ""]
     for arm, run in result["arms"].items():
-        lines += [f"### {arm}", "", "| iteration | threshold | retrain | units pruned | "
+        thresholds = ", ".join(f"{t:.3g}" for t in run["summary"]["thresholds"])
+        lines += [f"### {arm}", "", f"Thresholds: {thresholds}.", "",
+                  "| iteration | threshold | retrain | units pruned | "
                   "acc. after pruning | val acc | accepted | params | FLOPs | ms/batch |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for s in run["history"]["steps"]:
