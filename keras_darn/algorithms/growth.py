@@ -39,14 +39,21 @@ from keras_darn.criteria import growth_triggers
 from keras_darn.metrics import count_flops
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import Rebuilder
-from keras_darn.rebuild import add_units
 from keras_darn.rebuild import compile_like
 
 INITS = ("zeros_out", "net2net", "pair_average", "random", "naive")
 
 
 def grow_units(
-    model, plan, init="zeros_out", sources=None, noise=0.0, incoming_norm=None, seed=None, compile=True
+    model,
+    plan,
+    init="zeros_out",
+    sources=None,
+    noise=0.0,
+    incoming_norm=None,
+    seed=None,
+    compile=True,
+    new_slots="zeros",
 ):
     """Returns a new model with more units, initialised by `init`.
 
@@ -74,6 +81,16 @@ def grow_units(
         seed: seed of the random draws. Defaults to `None`.
         compile: compile like `model` and carry the optimizer state over.
             Defaults to `True`.
+        new_slots: the new weights' second-moment optimizer slots (Adam's
+            `v`) when `compile=True`: "zeros" (the Rebuilder's fill) or
+            "mean", the mean `v` of the same variable's surviving weights.
+            Adam's bias correction uses the global step count, so a new
+            weight whose `v` starts at 0 has its `v` under-corrected for
+            hundreds of steps: its steps are several times larger than a
+            fresh optimizer's (see `adam_step_inflation`). "mean" makes new
+            weights step like their neighbours. First moments start at 0
+            either way; surviving slots are carried exactly. Defaults to
+            "zeros".
 
     Returns:
         A new `keras.Model`; the named layers' new units come after their
@@ -94,13 +111,19 @@ def grow_units(
         raise ValueError(
             f"Received an invalid value for `init`, expected one of {INITS}. Received: init={init!r}"
         )
+    if new_slots not in NEW_SLOTS:
+        raise ValueError(
+            f"Received an invalid value for `new_slots`, expected one of {NEW_SLOTS}. "
+            f"Received: new_slots={new_slots!r}"
+        )
     if init in ("zeros_out", "random"):
         if sources:
             raise ValueError(
                 f"`sources` are only used by the inits {SPLIT_INITS + PAIR_INITS}. "
                 f"Received: init={init!r}, sources={sources!r}"
             )
-        new_model = add_units(model, plan, init=init, seed=seed, compile=compile)
+        rebuilder = Rebuilder(model, seed=seed).add(plan, init=init)
+        new_model = _finish(rebuilder, model, compile, new_slots)
         if incoming_norm is not None:
             _set_incoming_norm(model, new_model, plan, incoming_norm)
         return new_model
@@ -111,13 +134,96 @@ def grow_units(
         )
     rng = np.random.default_rng(seed)
     if init == "pair_average":
-        return _grow_pair_average(model, plan, _pair_sources(model, plan, sources), rng, seed, compile)
+        pairs = _pair_sources(model, plan, sources)
+        return _grow_pair_average(model, plan, pairs, rng, seed, compile, new_slots)
     split = _split_sources(model, plan, sources, rng)
     if init == "net2net":
-        return add_units(
-            model, plan, init="net2net", sources=split, noise=noise, seed=seed, compile=compile
-        )
-    return _grow_naive(model, plan, split, noise, rng, seed, compile)
+        rebuilder = Rebuilder(model, seed=seed).add(plan, init="net2net", sources=split, noise=noise)
+        return _finish(rebuilder, model, compile, new_slots)
+    return _grow_naive(model, plan, split, noise, rng, seed, compile, new_slots)
+
+
+NEW_SLOTS = ("zeros", "mean")
+
+
+def _finish(rebuilder, model, compile, new_slots, new_model=None):
+    """Builds (unless given), compiles like `model`, fills new units' slots."""
+    if new_model is None:
+        new_model = rebuilder.build()
+    if compile:
+        compile_like(new_model, model, rebuilder.variable_map)
+        if new_slots == "mean":
+            fill_new_second_moments(new_model, rebuilder.variable_map)
+    return new_model
+
+
+def fill_new_second_moments(new_model, variable_map):
+    """Sets the second-moment slots of new weights to their variable's mean.
+
+    Positions that `transform(ones, fill="zeros")` leaves at 0 are new; every
+    other slot entry is left as carried. Only slot lists whose attribute
+    names a second moment (`_velocities`, `_velocity_hats` of Adam, AdamW,
+    Adamax's `_norms`...) are changed; optimizers without one are untouched.
+
+    Args:
+        new_model: the compiled, rebuilt model (optimizer built).
+        variable_map: `Rebuilder.variable_map` of the rebuild.
+
+    Returns:
+        The number of slot entries set.
+    """
+    optimizer = getattr(new_model, "optimizer", None)
+    if optimizer is None or not optimizer.built:
+        return 0
+    variables = optimizer._trainable_variables
+    lists = [
+        value
+        for attribute, value in vars(optimizer).items()
+        if attribute in ("_velocities", "_velocity_hats")
+        and isinstance(value, list)
+        and len(value) == len(variables)
+    ]
+    filled = 0
+    for old, new, transform in variable_map:
+        if not old.trainable or tuple(old.shape) == tuple(new.shape):
+            continue
+        try:
+            index = optimizer._get_variable_index(new)
+        except (KeyError, ValueError):
+            continue
+        kept = transform(np.ones(tuple(old.shape), dtype="float32"), fill="zeros") != 0
+        if kept.all() or not kept.any():
+            continue
+        for slots in lists:
+            value = keras.ops.convert_to_numpy(slots[index])
+            value[~kept] = value[kept].mean()
+            slots[index].assign(value)
+            filled += int((~kept).sum())
+    return filled
+
+
+def adam_step_inflation(steps_before, steps_since, beta_1=0.9, beta_2=0.999):
+    """How much larger a new weight's Adam step is than a fresh optimizer's.
+
+    A weight created after `steps_before` optimizer steps with zero moments
+    sees Adam's global bias correction `1 - beta^(steps_before + k)` instead
+    of its own `1 - beta^k`. For a steady gradient its step after `k` steps,
+    relative to a fresh optimizer's, is
+    `[(1 - b1^k) / (1 - b1^t)] / sqrt((1 - b2^k) / (1 - b2^t))`, t = steps_before + k.
+
+    Args:
+        steps_before: optimizer steps taken before the weight was created.
+        steps_since: steps since (k >= 1).
+        beta_1, beta_2: Adam's decay rates.
+
+    Returns:
+        The ratio (1.0: no inflation).
+    """
+    k = np.asarray(steps_since, dtype="float64")
+    t = steps_before + k
+    first = (1 - beta_1**k) / (1 - beta_1**t)
+    second = np.sqrt((1 - beta_2**k) / (1 - beta_2**t))
+    return first / second
 
 
 def _set_incoming_norm(model, new_model, plan, multiple):
@@ -177,7 +283,7 @@ def _weight(layer, name):
     return next((w for w in layer.weights if w.name == name), None)
 
 
-def _grow_pair_average(model, plan, pairs, rng, seed, compile):
+def _grow_pair_average(model, plan, pairs, rng, seed, compile, new_slots="zeros"):
     """zeros_out growth, then incoming weights = mean of the pair's."""
     rebuilder = Rebuilder(model, seed=seed).add(plan, init="zeros_out")
     new_model = rebuilder.build()
@@ -192,12 +298,10 @@ def _grow_pair_average(model, plan, pairs, rng, seed, compile):
             for offset, (i, j) in enumerate(name_pairs):
                 value[..., old_width + offset] = 0.5 * (value[..., i] + value[..., j])
             variable.assign(value)
-    if compile:
-        compile_like(new_model, model, rebuilder.variable_map)
-    return new_model
+    return _finish(rebuilder, model, compile, new_slots, new_model)
 
 
-def _grow_naive(model, plan, sources, noise, rng, seed, compile):
+def _grow_naive(model, plan, sources, noise, rng, seed, compile, new_slots="zeros"):
     """Net2WiderNet copies with the outgoing weights multiplied back.
 
     The factor is read from a noise-free twin build: there, every shared
@@ -227,9 +331,7 @@ def _grow_naive(model, plan, sources, noise, rng, seed, compile):
             for unit in sorted(set(chosen)):
                 value[..., unit] += rng.normal(0.0, scale, size=value[..., unit].shape)
             kernel.assign(value)
-    if compile:
-        compile_like(new_model, model, rebuilder.variable_map)
-    return new_model
+    return _finish(rebuilder, model, compile, new_slots, new_model)
 
 
 class GrowthEvent:
@@ -296,6 +398,7 @@ def fit_with_growth(
     incoming_norm=1.0,
     probe_data=None,
     reset_optimizer=False,
+    new_slots="zeros",
     shuffle_seed=None,
     seed=None,
     callbacks=None,
@@ -344,6 +447,9 @@ def fit_with_growth(
         reset_optimizer: start a fresh optimizer at every growth (a baseline;
             its step counter, and so any learning-rate schedule, restarts).
             Defaults to `False`.
+        new_slots: second-moment slots of the new weights when the
+            optimizer is carried, "zeros" or "mean" (see `grow_units`).
+            Defaults to "zeros".
         shuffle_seed: when `x`, `y` are arrays, shuffle them each epoch with
             `numpy.random.default_rng(shuffle_seed + epoch)` instead of
             `fit`'s own shuffling, so that runs with and without growth see
@@ -408,7 +514,8 @@ def fit_with_growth(
         if decision is None or epoch == epochs - 1:
             continue
         model, event = _grow(
-            model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y
+            model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y,
+            new_slots,
         )
         events.append(event)
     staged.finish()
@@ -451,7 +558,9 @@ class EpochRunner:
         history.setdefault("params", []).append(count_params(model))
 
 
-def _grow(model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y):
+def _grow(
+    model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y, new_slots="zeros"
+):
     loss_before = probe_loss(model, probe_x, probe_y)
     draw_seed = None if seed is None else int(seed) + decision.epoch
     with model.distribute_strategy.scope():
@@ -464,6 +573,7 @@ def _grow(model, decision, init, noise, incoming_norm, seed, reset_optimizer, pr
             incoming_norm=incoming_norm if init in ("zeros_out", "random") else None,
             seed=draw_seed,
             compile=not reset_optimizer,
+            new_slots=new_slots,
         )
         if reset_optimizer:
             new_model.compile_from_config(model.get_compile_config())

@@ -191,3 +191,38 @@ def test_argument_errors():
         grow_units(model, {"h1": 1}, init="naive", sources={"h1": [6]})
     with pytest.raises(ValueError, match="pairs"):
         grow_units(model, {"h1": 1}, init="pair_average", sources={"h1": [(0, 9)]})
+
+
+def test_new_slots_mean_fills_only_new_second_moments():
+    model = _compiled(_mlp())
+    x, y = _data(model)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    grown = grow_units(model, {"h1": 2}, seed=1, new_slots="mean")
+    old_opt, new_opt = model.optimizer, grown.optimizer
+    for attribute in ("_momentums", "_velocities"):
+        old_slots, new_slots = getattr(old_opt, attribute), getattr(new_opt, attribute)
+        pairs = [  # (old, new, index of the new units' entries)
+            (model.get_layer("h1").kernel, grown.get_layer("h1").kernel, (Ellipsis, slice(6, None))),
+            (model.get_layer("h2").kernel, grown.get_layer("h2").kernel, (slice(6, None),)),
+        ]
+        for old_var, new_var, new_index in pairs:
+            old = np.asarray(old_slots[old_opt._get_variable_index(old_var)])
+            new = np.asarray(new_slots[new_opt._get_variable_index(new_var)])
+            kept = np.ones(new.shape, dtype=bool)
+            kept[new_index] = False
+            np.testing.assert_array_equal(new[kept], old.reshape(-1))  # surviving slots exact
+            expected = old.mean() if attribute == "_velocities" else 0.0
+            np.testing.assert_allclose(new[~kept], expected, rtol=1e-6)
+            if attribute == "_velocities":
+                assert expected > 0
+    with pytest.raises(ValueError, match="new_slots"):
+        grow_units(model, {"h1": 2}, new_slots="ones")
+
+
+def test_adam_step_inflation_of_new_weights():
+    from keras_darn.algorithms.growth import adam_step_inflation
+
+    np.testing.assert_allclose(adam_step_inflation(0, [1, 10, 100]), 1.0)  # fresh weights: none
+    late = adam_step_inflation(470, np.array([1, 10, 50]))
+    assert late[1] > 3.0 and late[2] > late[0] > 1.0  # several x a fresh optimizer's step
+    assert adam_step_inflation(470, 10) > adam_step_inflation(188, 10)  # later growths: larger
