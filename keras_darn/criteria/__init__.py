@@ -6,6 +6,7 @@ from keras_darn.criteria.activation_statistics import activation_statistics
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import get
 from keras_darn.criteria.base import register_criterion
+from keras_darn.criteria.base import serialize
 from keras_darn.criteria.brute_force import BruteForce
 from keras_darn.criteria.brute_force import brute_force_effects
 from keras_darn.criteria.correlation import ActivationCorrelation
@@ -23,7 +24,9 @@ from keras_darn.criteria.nodedrop_condition import measure_dropped_unit_outputs
 from keras_darn.criteria.nodedrop_condition import nodedrop_dead_units
 from keras_darn.criteria.nodedrop_condition import nodedrop_eligibility
 from keras_darn.criteria.nodedrop_condition import unit_margins
+from keras_darn.criteria.probes import ProbedModel
 from keras_darn.criteria.random_score import RandomScore
 from keras_darn.criteria.taylor import TaylorFirstOrder
 from keras_darn.criteria.taylor import TaylorSecondOrder
+from keras_darn.criteria.taylor import taylor_terms
 from keras_darn.criteria.weight_l1 import WeightL1
