@@ -123,8 +123,28 @@ def activation_statistics(
     return result
 
 
+class _ActivationStatistic(Criterion):
+    """Scores each unit by one per-unit statistic of its activations."""
+
+    statistic = None
+
+    def __init__(self, conv_mode="positions", batch_size=256):
+        super().__init__(batch_size)
+        check_conv_mode(conv_mode)
+        self.conv_mode = conv_mode
+
+    def score(self, probed, x, y, strategy):
+        stats = activation_statistics(
+            probed, x, self.conv_mode, False, self.batch_size, strategy
+        )
+        return group_mean(probed, {n: s[self.statistic] for n, s in stats.items()})
+
+    def get_config(self):
+        return {**super().get_config(), "conv_mode": self.conv_mode}
+
+
 @register_criterion("variance", "ActivationVariance")
-class ActivationVariance(Criterion):
+class ActivationVariance(_ActivationStatistic):
     """Scores each unit by the variance of its activations (DARN).
 
     Args:
@@ -140,24 +160,11 @@ class ActivationVariance(Criterion):
     """
 
     name = "variance"
-
-    def __init__(self, conv_mode="positions", batch_size=256):
-        super().__init__(batch_size)
-        check_conv_mode(conv_mode)
-        self.conv_mode = conv_mode
-
-    def score(self, probed, x, y, strategy):
-        stats = activation_statistics(
-            probed, x, self.conv_mode, False, self.batch_size, strategy
-        )
-        return group_mean(probed, {n: s["variance"] for n, s in stats.items()})
-
-    def get_config(self):
-        return {**super().get_config(), "conv_mode": self.conv_mode}
+    statistic = "variance"
 
 
 @register_criterion("l1", "ActivationL1")
-class ActivationL1(Criterion):
+class ActivationL1(_ActivationStatistic):
     """Scores each unit by its mean absolute activation (DARN's L1).
 
     Args:
@@ -173,17 +180,4 @@ class ActivationL1(Criterion):
     """
 
     name = "l1"
-
-    def __init__(self, conv_mode="positions", batch_size=256):
-        super().__init__(batch_size)
-        check_conv_mode(conv_mode)
-        self.conv_mode = conv_mode
-
-    def score(self, probed, x, y, strategy):
-        stats = activation_statistics(
-            probed, x, self.conv_mode, False, self.batch_size, strategy
-        )
-        return group_mean(probed, {n: s["mean_abs"] for n, s in stats.items()})
-
-    def get_config(self):
-        return {**super().get_config(), "conv_mode": self.conv_mode}
+    statistic = "mean_abs"
