@@ -57,7 +57,7 @@ def test_shrink_removes_masked_units_with_same_outputs(name):
     before = model(x, training=False).numpy()
     small = darn.shrink(model)
     assert _close(small(x, training=False).numpy(), before) <= 1e-5
-    assert small.count_params() == _expected_params(model, switched_off)
+    assert small.count_params() == model_zoo.expected_params(model, switched_off)
     assert not any(hasattr(l, "unit_mask") for l in _all_layers(small))
 
 
@@ -101,7 +101,7 @@ def test_removing_30_percent_builds_saves_and_converts(name, tmp_path):
     small = darn.remove_units(model, plan)
     x = model_zoo.sample_input(model)
     assert small(x).shape == model(x).shape
-    assert small.count_params() == _expected_params(model, removed)
+    assert small.count_params() == model_zoo.expected_params(model, removed)
     path = str(tmp_path / "small.keras")
     small.save(path)
     loaded = keras.saving.load_model(path)
@@ -140,35 +140,6 @@ def _all_layers(model):
         yield layer
         if isinstance(layer, keras.Model):
             yield from _all_layers(layer)
-
-
-def _expected_params(model, removed):
-    """Rebuilds the architecture from its config with the smaller widths."""
-    config = model.get_config()
-
-    def shrink_config(cfg):
-        for layer_cfg in cfg["layers"]:
-            layer_cfg.pop("build_config", None)
-            inner = layer_cfg["config"]
-            if "layers" in inner:
-                shrink_config(inner)
-                # The nested model of `model_zoo.nested` reads outer_fc's units.
-                for nested_layer in inner["layers"]:
-                    if nested_layer["class_name"] == "InputLayer":
-                        shape = list(nested_layer["config"]["batch_shape"])
-                        shape[-1] -= removed.get("outer_fc", 0)
-                        nested_layer["config"]["batch_shape"] = tuple(shape)
-            count = removed.get(inner.get("name"))
-            if count:
-                key = "units" if "units" in inner else "filters"
-                inner[key] -= count
-            if layer_cfg["class_name"] == "Reshape":
-                target = list(inner["target_shape"])
-                target[-1] -= removed.get("se_expand", 0)
-                inner["target_shape"] = tuple(target)
-
-    shrink_config(config)
-    return darn.count_params(keras.Model.from_config(config))
 
 
 def test_removal_and_growth_of_the_same_layer_in_one_rebuild():

@@ -153,6 +153,39 @@ def switch_off(model, fraction, seed=0):
     return counts
 
 
+def expected_params(model, removed):
+    """Parameters of the architecture rebuilt from its config with smaller widths.
+
+    Independent of the Rebuilder: only the config's `units`/`filters` change
+    (`removed` maps layer names to the number of units removed); `Reshape`
+    targets infer their channel count (-1), and the nested model of `nested`
+    gets its input width from `outer_fc`.
+    """
+    import keras_darn as darn
+
+    def shrink_config(cfg):
+        for layer_cfg in cfg["layers"]:
+            layer_cfg.pop("build_config", None)
+            inner = layer_cfg["config"]
+            if "layers" in inner:
+                shrink_config(inner)
+                for nested_layer in inner["layers"]:
+                    if nested_layer["class_name"] == "InputLayer":
+                        shape = list(nested_layer["config"]["batch_shape"])
+                        shape[-1] -= removed.get("outer_fc", 0)
+                        nested_layer["config"]["batch_shape"] = tuple(shape)
+            count = removed.get(inner.get("name"))
+            if count:
+                key = "units" if "units" in inner else "filters"
+                inner[key] -= count
+            if layer_cfg["class_name"] == "Reshape":
+                inner["target_shape"] = tuple(inner["target_shape"][:-1]) + (-1,)
+
+    config = model.get_config()
+    shrink_config(config)
+    return darn.count_params(keras.Model.from_config(config))
+
+
 def sample_input(model, batch=4, seed=0):
     shape = (batch,) + tuple(model.inputs[0].shape[1:])
     return np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
