@@ -12,11 +12,8 @@ pruning rate removes.
 import keras
 import numpy as np
 
-
-def _is_graph_model(layer):
-    return isinstance(layer, keras.Model) and (
-        isinstance(layer, keras.Sequential) or hasattr(layer, "_nodes_by_depth")
-    )
+from keras_darn.model_layers import is_graph_model
+from keras_darn.model_layers import leaf_layers
 
 
 def kernel_layers(model):
@@ -29,20 +26,12 @@ def kernel_layers(model):
         A list of layers, each once, in `model.layers` order (depth first
         into nested models).
     """
-    found, seen = [], set()
-
-    def visit(layer):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        if _is_graph_model(layer):
-            for child in layer.layers:
-                visit(child)
-        elif layer.built and getattr(layer, "kernel", None) is not None:
-            found.append(layer)
-
-    visit(model)
-    return found
+    if not is_graph_model(model):
+        return [model] if model.built and getattr(model, "kernel", None) is not None else []
+    return [
+        layer for layer in leaf_layers(model)
+        if layer.built and getattr(layer, "kernel", None) is not None
+    ]
 
 
 def connection_mask(layer):

@@ -6,6 +6,8 @@ from keras import ops
 
 from keras_darn.layers.prunable_conv2d import PrunableConv2D
 from keras_darn.layers.prunable_dense import PrunableDense
+from keras_darn.model_layers import is_graph_model
+from keras_darn.model_layers import leaf_layers
 
 _PRUNABLE_OF = {
     keras.layers.Dense: PrunableDense,
@@ -15,43 +17,13 @@ _PLAIN_OF = {prunable: plain for plain, prunable in _PRUNABLE_OF.items()}
 _MASK_NAMES = ("unit_mask", "kernel_mask")
 
 
-def _is_graph_model(layer):
-    """Whether `layer` is a Sequential or Functional model."""
-    return isinstance(layer, keras.Sequential) or (
-        isinstance(layer, keras.Model) and isinstance(layer, keras.Function)
-    )
-
-
 def _check_graph_model(model, function_name):
-    if not _is_graph_model(model):
+    if not is_graph_model(model):
         raise ValueError(
             f"`{function_name}` supports Functional and Sequential Keras "
             "models (subclassed models cannot be cloned layer by layer). "
             f"Received: model of type {type(model).__name__}"
         )
-
-
-def _leaf_layers(model):
-    """The layers of `model` that are neither models nor inputs.
-
-    Nested Functional and Sequential models are walked into. Input layers are
-    left out: they have no weights, and cloning renames them.
-    """
-    leaves, seen = [], set()
-
-    def visit(layer):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        if _is_graph_model(layer):
-            for child in layer.layers:
-                visit(child)
-        elif not isinstance(layer, keras.layers.InputLayer):
-            leaves.append(layer)
-
-    for layer in model.layers:
-        visit(layer)
-    return leaves
 
 
 def _copy_weights_by_name(source, target, values=None):
@@ -78,7 +50,7 @@ def _clone_and_copy(model, clone_layer, copy_layer):
     clone = keras.models.clone_model(
         model, clone_function=clone_layer, recursive=True
     )
-    for source, target in zip(_leaf_layers(model), _leaf_layers(clone)):
+    for source, target in zip(leaf_layers(model), leaf_layers(clone)):
         if source.name != target.name:
             raise RuntimeError(
                 "Cloning changed the layer order: expected layer "
@@ -94,7 +66,7 @@ def _default_clone(layer):
 
 
 def _layers_to_convert(model, layer_names):
-    leaves = _leaf_layers(model)
+    leaves = leaf_layers(model)
     convertible = [layer for layer in leaves if type(layer) in _PRUNABLE_OF]
     if layer_names is None:
         return {id(layer) for layer in convertible}
@@ -216,7 +188,7 @@ def from_prunable(model):
     'Dense'
     """
     _check_graph_model(model, "from_prunable")
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         if type(layer) not in _PLAIN_OF or not layer.built:
             continue
         off = np.flatnonzero(layer.get_unit_mask() == 0).tolist()

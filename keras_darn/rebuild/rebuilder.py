@@ -16,6 +16,7 @@ from keras_darn.graph.channels import Channels
 from keras_darn.graph.unit_graph import UnitGraph
 from keras_darn.graph.unit_graph import functional_of
 from keras_darn.graph.unit_graph import walk
+from keras_darn.model_layers import leaf_layers
 from keras_darn.rebuild import weight_transfer
 from keras_darn.rebuild.layer_plan import LayerPlan
 from keras_darn.rebuild.layer_plan import clone_resized
@@ -201,9 +202,9 @@ class Rebuilder:
 
         new_model = keras.models.clone_model(self.model, clone_function=clone_layer)
         self.variable_map = []
-        for layer in _all_layers(self.model):
+        for layer in leaf_layers(self.model):
             clone = clones.get(id(layer))
-            if clone is None or not layer.weights or isinstance(layer, keras.Model):
+            if clone is None or not layer.weights:
                 continue
             self.variable_map.extend(copy_weights(layer, clone, transfers.get(id(layer))))
         return new_model
@@ -325,10 +326,3 @@ def _can_absorb_constant(layer):
 
 def _width(tensor):
     return int(tensor.shape[-1]) if len(tensor.shape) > 1 else 1
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
