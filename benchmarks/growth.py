@@ -8,8 +8,14 @@ same seeded permutation every epoch, `fit_with_growth(shuffle_seed=seed)`):
 - `grow-zeros_out` (the default): doubling after every epoch from
   `--start_epoch` until 256; new units get zero outgoing weights and random
   incoming weights as large as the layer's average unit (`incoming_norm=1`).
-- `grow-zeros_out-norm0.5`, `grow-zeros_out-norm2`: the same with new units at
-  0.5 x (the Rebuilder's own choice) and 2 x the average incoming norm.
+- `grow-zeros_out-vmean`: the default, but the new weights' Adam second
+  moments start at the mean of their variable's surviving ones
+  (`new_slots="mean"`) instead of 0: tests whether the step inflation of new
+  weights (Adam's global bias correction, `adam_step_inflation`) is what
+  makes the carried optimizer lose to the reset one.
+- `grow-zeros_out-norm0.5`, `grow-zeros_out-norm2` (not in the default arms;
+  `--mlp_arms`): the same with new units at 0.5 x (the Rebuilder's own
+  choice) and 2 x the average incoming norm.
 - `grow-net2net`: Net2WiderNet split of the highest-variance units (DARN's
   rule) with relative noise `--noise`, outgoing weights divided.
 - `grow-naive`: the DARN paper's own growth, kept as a baseline: the same
@@ -31,7 +37,7 @@ example, of the model trained in that epoch) x examples seen: the usual
 forward + backward estimate. Writes `<output_dir>/growth.json` (config, every
 run, summary), `growth.md` and `growth.png`.
 
-    python benchmarks/growth.py     # the defaults fit ~25 min on 2 shared CPU cores
+    python benchmarks/growth.py     # the defaults took ~16 min on 2 shared CPU cores
 """
 
 import json
@@ -47,6 +53,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
+from keras_darn.algorithms.growth import adam_step_inflation  # noqa: E402
 from keras_darn.algorithms.growth import fit_with_growth  # noqa: E402
 from keras_darn.callbacks.growth import ProportionalGrowth  # noqa: E402
 from keras_darn.criteria.growth_triggers import EffectiveRankTrigger  # noqa: E402
@@ -65,7 +72,8 @@ flags.DEFINE_float("rate", 1.0, "Relative growth per epoch (1.0 = doubling).")
 flags.DEFINE_float("noise", 0.1, "Relative noise of the net2net and naive copies.")
 flags.DEFINE_float("lr", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
+flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "MLP seeds.")
+flags.DEFINE_list("cnn_seeds", ["0", "1", "2"], "CNN seeds.")
 flags.DEFINE_list("mlp_arms", None, "MLP arms to run (default: all).")
 flags.DEFINE_bool("cnn", True, "Also run the CNN arms.")
 flags.DEFINE_integer("cnn_num_train", 5000, "CNN training examples.")
@@ -78,6 +86,7 @@ flags.DEFINE_string("name", "growth", "Prefix of the result files.")
 
 GROW_ARMS = {
     "grow-zeros_out": dict(init="zeros_out"),
+    "grow-zeros_out-vmean": dict(init="zeros_out", new_slots="mean"),
     "grow-zeros_out-norm0.5": dict(init="zeros_out", incoming_norm=None),
     "grow-zeros_out-norm2": dict(init="zeros_out", incoming_norm=2.0),
     "grow-net2net": dict(init="net2net", noise=True),
@@ -85,9 +94,8 @@ GROW_ARMS = {
     "grow-zeros_out-reset": dict(init="zeros_out", reset_optimizer=True),
     "grow-rank": dict(init="zeros_out", trigger=True),
 }
-MLP_ARMS = ["fixed-16", "fixed-256", "grow-zeros_out", "grow-zeros_out-norm0.5",
-            "grow-zeros_out-norm2", "grow-net2net", "grow-naive", "grow-zeros_out-reset",
-            "grow-rank", "fixed-final"]
+MLP_ARMS = ["fixed-16", "fixed-256", "grow-zeros_out", "grow-zeros_out-vmean", "grow-net2net",
+            "grow-naive", "grow-zeros_out-reset", "grow-rank", "fixed-final"]
 CNN_ARMS = ["fixed-small", "fixed-large", "grow-zeros_out", "grow-net2net", "grow-naive",
             "grow-zeros_out-reset"]
 
@@ -138,6 +146,7 @@ def run_arm(task, arm, seed, data, final_widths=None):
             init=options["init"],
             noise=FLAGS.noise if options.get("noise") else 0.0,
             reset_optimizer=options.get("reset_optimizer", False),
+            new_slots=options.get("new_slots", "zeros"),
             incoming_norm=options.get("incoming_norm", 1.0),
             trigger=EffectiveRankTrigger(FLAGS.rank_saturation) if options.get("trigger") else None,
         )
@@ -186,6 +195,7 @@ def summarize(runs):
         table[task] = {}
         for arm, items in arms.items():
             acc = np.array([r["test_accuracy"] for r in items])
+            last3 = np.array([np.mean(r["test_accuracy_curve"][-3:]) for r in items])
             changes = [i["relative_loss_change"] for r in items for i in r["insertions"]]
             table[task][arm] = {
                 "seeds": len(items),
@@ -193,6 +203,8 @@ def summarize(runs):
                 "accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
                 "accuracy_min": float(acc.min()),
                 "accuracy_max": float(acc.max()),
+                "last3_mean": float(last3.mean()),
+                "last3_sd": float(last3.std(ddof=1)) if len(last3) > 1 else 0.0,
                 "training_flops_mean": float(np.mean([r["training_flops"] for r in items])),
                 "final_params_mean": float(np.mean([r["final_params"] for r in items])),
                 "final_widths": [r["final_widths"] for r in items],
@@ -228,24 +240,27 @@ def write_markdown(path, config, table, checks):
         f"Generated by `benchmarks/growth.py`. MLP: {config['num_train']} training / {config['num_test']} test "
         f"examples, {config['epochs']} epochs; CNN: {config['cnn_num_train']} / {config['cnn_num_test']}, "
         f"{config['cnn_epochs']} epochs. Adam lr {config['lr']}, batch {config['batch_size']}, seeds "
-        f"{config['seeds']}; growth x{1 + config['rate']:.1f} after every epoch from epoch "
+        f"{config['seeds']} (MLP) / {config['cnn_seeds']} (CNN); growth x{1 + config['rate']:.1f} after every epoch from epoch "
         f"{config['start_epoch']} (MLP) / {config['cnn_start_epoch']} (CNN) up to the target; "
         f"net2net/naive noise {config['noise']}; grow-rank grows only while the effective rank "
         f"is >= {config['rank_saturation']} x width. "
         "Training FLOPs = 3 x forward FLOPs x examples seen (forward + backward estimate). "
-        "Accuracy: final test accuracy, mean +- sample sd over seeds (min-max). Loss change: "
+        "Accuracy: final test accuracy, mean +- sample sd over seeds (min-max); the targets use it. "
+        "Last 3: each run's test accuracy averaged over its last 3 epochs (less epoch-to-epoch noise), "
+        "mean +- sd over seeds. Loss change: "
         "|loss after - loss before| / loss before at each growth, on 512 training examples."
     )
     for task, arms in table.items():
         lines += ["", f"## {task}", "",
-                  "| arm | test accuracy (%) | min-max | training FLOPs | final params | final widths | insertions | max rel. loss change |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| arm | test accuracy (%) | min-max | last 3 (%) | training FLOPs | final params | final widths | insertions | max rel. loss change |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for arm, s in arms.items():
             widths = sorted({tuple(w) for w in s["final_widths"]})
             change = "-" if s["max_relative_loss_change"] is None else f"{s['max_relative_loss_change']:.2e}"
             lines.append(
                 f"| {arm} | {100 * s['accuracy_mean']:.2f} +- {100 * s['accuracy_sd']:.2f} | "
                 f"{100 * s['accuracy_min']:.2f}-{100 * s['accuracy_max']:.2f} | "
+                f"{100 * s['last3_mean']:.2f} +- {100 * s['last3_sd']:.2f} | "
                 f"{s['training_flops_mean']:.3g} | {s['final_params_mean']:.0f} | "
                 f"{', '.join('x'.join(map(str, w)) for w in widths)} | {s['insertions']} | {change} |"
             )
@@ -259,6 +274,15 @@ def write_markdown(path, config, table, checks):
             for key in ("beats_grow-naive", "beats_grow-zeros_out-reset"):
                 if key in c:
                     lines.append(f"- beats {key[6:]}: {'yes' if c[key] else 'NO'}")
+    lines += ["", "## Adam's step inflation of new weights", "",
+              "New weights start with zero moments but Adam's bias correction uses the global step t, "
+              "so for a steady gradient their step is `adam_step_inflation(t0, k)` times a fresh "
+              "optimizer's, k steps after a growth at step t0 (MLP):", "",
+              "| growth at step | k = 1 | k = 10 | k = 50 | k = 200 |", "|---|---|---|---|---|"]
+    steps = -(-config["num_train"] // config["batch_size"])
+    for epoch in range(config["start_epoch"], config["start_epoch"] + 4):
+        row = [adam_step_inflation(epoch * steps, k) for k in (1, 10, 50, 200)]
+        lines.append(f"| {epoch * steps} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
     lines.append("")
     with open(path, "w") as handle:
         handle.write("\n".join(lines))
@@ -306,23 +330,24 @@ def main(argv):
     config = {k: FLAGS[k].value for k in (
         "num_train", "num_test", "epochs", "start_width", "target_width", "start_epoch",
         "cnn_start_epoch", "rank_saturation", "rate",
-        "noise", "lr", "batch_size", "seeds", "cnn", "cnn_num_train", "cnn_num_test",
+        "noise", "lr", "batch_size", "seeds", "cnn_seeds", "cnn", "cnn_num_train", "cnn_num_test",
         "cnn_epochs", "cnn_start", "cnn_target")}
     config["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     tasks = [dict(name="MLP 784-h-h-10", build=build_mlp, layers=["hidden1", "hidden2"],
                   small=[FLAGS.start_width] * 2, large=[FLAGS.target_width] * 2,
                   epochs=FLAGS.epochs, start_epoch=FLAGS.start_epoch, arms=FLAGS.mlp_arms or MLP_ARMS,
+                  seeds=seeds,
                   data=load_data(FLAGS.num_train, FLAGS.num_test, images=False))]
     if FLAGS.cnn:
         tasks.append(dict(name="CNN c-2c", build=build_cnn, layers=["conv1", "conv2"],
                           small=[FLAGS.cnn_start, 2 * FLAGS.cnn_start],
                           large=[FLAGS.cnn_target, 2 * FLAGS.cnn_target], epochs=FLAGS.cnn_epochs,
                           start_epoch=FLAGS.cnn_start_epoch,
-                          arms=CNN_ARMS,
+                          arms=CNN_ARMS, seeds=[int(s) for s in FLAGS.cnn_seeds],
                           data=load_data(FLAGS.cnn_num_train, FLAGS.cnn_num_test, images=True)))
     runs, started = [], time.time()
     for task in tasks:
-        for seed in seeds:
+        for seed in task["seeds"]:
             final_widths = None
             for arm in task["arms"]:
                 if arm == "fixed-final" and final_widths is None:
