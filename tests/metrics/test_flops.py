@@ -5,7 +5,6 @@ import warnings
 import keras
 import pytest
 
-import keras_darn.rebuild
 from keras_darn import layers as darn_layers
 from keras_darn.metrics import count_flops
 from keras_darn.metrics import flops_by_layer
@@ -253,8 +252,6 @@ def test_prunable_layers_and_darn_activations():
 
 
 def test_active_only_counts_the_shrunk_model():
-    if not hasattr(keras_darn.rebuild, "shrink"):
-        pytest.skip("keras_darn.rebuild.shrink is not written yet")
     inputs = keras.Input((5,))
     hidden = darn_layers.PrunableDense(4, activation="relu", name="hidden")
     outputs = keras.layers.Dense(2, name="head")(hidden(inputs))
