@@ -16,9 +16,9 @@ from keras_darn.algorithms.darn import dynamic_neuron_removal
 from keras_darn.algorithms.darn import log_thresholds
 from keras_darn.algorithms.darn import prune_by_threshold
 from keras_darn.algorithms.folding import fold_into_partners
-from keras_darn.algorithms.growth import GrowthResult
-from keras_darn.algorithms.growth import fit_with_growth
 from keras_darn.algorithms.growth import grow_units
+from keras_darn.algorithms.growth_training import GrowthResult
+from keras_darn.algorithms.growth_training import fit_with_growth
 from keras_darn.algorithms.nodedrop import attach_nodedrop
 from keras_darn.algorithms.ranking import error_surface
 from keras_darn.algorithms.ranking import iterative_reranking

@@ -27,12 +27,13 @@ import math
 
 import numpy as np
 
-from keras_darn.algorithms.growth import EpochRunner
-from keras_darn.algorithms.growth import StagedCallbacks
-from keras_darn.algorithms.growth import _default_criterion
 from keras_darn.algorithms.growth import grow_units
-from keras_darn.algorithms.growth import probe_arrays
-from keras_darn.algorithms.growth import probe_loss
+from keras_darn.algorithms.growth_training import _default_criterion
+from keras_darn.algorithms.growth_training import default_layers
+from keras_darn.algorithms.staged_fit import EpochRunner
+from keras_darn.algorithms.staged_fit import StagedCallbacks
+from keras_darn.algorithms.staged_fit import probe_arrays
+from keras_darn.algorithms.staged_fit import probe_loss
 from keras_darn.criteria import growth_triggers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import Rebuilder
@@ -208,9 +209,7 @@ def darn_unified(
     criterion = _default_criterion(init, criterion)
     trigger = trigger if trigger is not None else growth_triggers.EffectiveRankTrigger()
     if layers is None:
-        from keras_darn.graph import unit_groups
-
-        layers = [g.layers[0] for g in unit_groups(model, resizable_only=True)]
+        layers = default_layers(model)
     probe_x, probe_y = probe_arrays(probe_data, x, y)
     if probe_x is None:
         raise ValueError("`darn_unified` reads activations: give `probe_data`. Received: probe_data=None")

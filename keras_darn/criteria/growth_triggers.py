@@ -13,9 +13,13 @@ Activations are read after the layer's activation: when a Dense/Conv2D layer
 feeds a single chain of normalization/activation layers, the end of that
 chain is used. Convolution outputs count every spatial position as one row.
 
-The statistics here (variance, L1, correlation) are small numpy functions;
-they mirror the pruning criteria of `keras_darn.criteria` and can be merged
-with them.
+The statistics here (variance, L1, correlation) are small numpy functions on
+an activation array already in memory (float64, two-pass). They measure the
+same quantities as `keras_darn.criteria.activation_statistics` (used by the
+pruning criteria) but are not merged with it on purpose: that one runs a
+`ProbedModel` over batches and replicas and streams float32 sums (variance
+as E[a^2] - E[a]^2, zero-variance units found by an exact zero), so the
+numbers, and which units count as constant, differ slightly.
 """
 
 import abc

@@ -1,0 +1,265 @@
+"""The fit-grow-continue driver: `fit_with_growth` and what it returns.
+
+`fit_with_growth` trains in one-epoch `fit` stages, asks a `GrowthCallback`
+after each epoch whether to grow, rebuilds the model with `grow_units`
+(under the model's distribution strategy), carries the optimizer state
+(slots sliced, zero for new units, `iterations` kept, so learning-rate
+schedules continue) and goes on. Each growth is recorded as a
+`GrowthEvent`, with the probe loss just before and after the rebuild.
+"""
+
+from keras_darn.algorithms.growth import INITS
+from keras_darn.algorithms.growth import grow_units
+from keras_darn.algorithms.staged_fit import EpochRunner
+from keras_darn.algorithms.staged_fit import StagedCallbacks
+from keras_darn.algorithms.staged_fit import probe_arrays
+from keras_darn.algorithms.staged_fit import probe_loss
+from keras_darn.callbacks.growth import PAIR_INITS
+from keras_darn.callbacks.growth import SPLIT_INITS
+from keras_darn.callbacks.growth import GrowthCallback
+from keras_darn.criteria import growth_triggers
+from keras_darn.metrics import count_params
+
+
+class GrowthEvent:
+    """One growth between two epochs of `fit_with_growth`.
+
+    Attributes:
+        epoch: completed epochs before growing.
+        plan: `{layer_name: units added}`.
+        widths_before, widths_after: `{layer_name: width}`.
+        params_before, params_after: parameter counts.
+        loss_before, loss_after: loss on the probe data just before and just
+            after the rebuild (inference mode); `None` without probe labels.
+    """
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    @property
+    def relative_loss_change(self):
+        """`|loss_after - loss_before| / |loss_before|`, or `None`."""
+        if self.loss_before is None:
+            return None
+        return abs(self.loss_after - self.loss_before) / max(abs(self.loss_before), 1e-12)
+
+    def as_dict(self):
+        fields = dict(self.__dict__)
+        fields["relative_loss_change"] = self.relative_loss_change
+        return fields
+
+    def __repr__(self):
+        return f"GrowthEvent(epoch={self.epoch}, widths_after={self.widths_after})"
+
+
+class GrowthResult:
+    """What `fit_with_growth` returns.
+
+    Attributes:
+        model: the final (grown) model, compiled.
+        history: `{metric: [one value per epoch]}`, merged over the stages,
+            plus per-epoch `forward_flops` (per example) and `params` of the
+            model trained in that epoch.
+        events: the `GrowthEvent`s, in order.
+        decisions: the `GrowthCallback`'s `GrowthDecision` after each epoch.
+    """
+
+    def __init__(self, model, history, events, decisions):
+        self.model = model
+        self.history = history
+        self.events = events
+        self.decisions = decisions
+
+
+def fit_with_growth(
+    model,
+    x=None,
+    y=None,
+    epochs=1,
+    layers=None,
+    schedule=None,
+    trigger=None,
+    criterion=None,
+    init="zeros_out",
+    noise=0.0,
+    incoming_norm=1.0,
+    probe_data=None,
+    reset_optimizer=False,
+    new_slots="zeros",
+    shuffle_seed=None,
+    seed=None,
+    callbacks=None,
+    verbose=0,
+    **fit_kwargs,
+):
+    """Trains `model`, growing it between epochs as the schedule says.
+
+    Every epoch is one `model.fit(..., initial_epoch=e, epochs=e + 1)` call.
+    After it, a `GrowthCallback(layers, schedule, trigger, criterion)`
+    decides; when it grows, the model is rebuilt with `grow_units` under its
+    `distribute_strategy`, the optimizer state is carried over (or, with
+    `reset_optimizer=True`, replaced by a fresh optimizer of the same
+    configuration and current learning rate) and training goes on. The user
+    `callbacks` see one training run: `on_train_begin` once, `on_train_end`
+    at the end, so `ReduceLROnPlateau` and `EarlyStopping` keep their
+    counters; they are pointed at each new model.
+
+    Args:
+        model: a compiled functional or Sequential model.
+        x, y: training data, as for `fit`.
+        epochs: total epochs. Defaults to `1`.
+        layers: names of the layers that may grow, one per coupled group.
+            Defaults to `None`: the first layer of every resizable group.
+        schedule: a `GrowthSchedule` (e.g. `ProportionalGrowth`). Defaults
+            to `None` (then `trigger` sets the amounts; with neither, the
+            model trains without growing: a baseline with the same stages
+            and data order).
+        trigger: e.g. `EffectiveRankTrigger()`. Defaults to `None`.
+        criterion: source units for "net2net"/"naive" (default
+            `HighVariance`) or pairs for "pair_average" (default
+            `LowCorrelation`); must be `None` for "zeros_out" and "random".
+            Defaults to `None`.
+        init: initialisation of new units, see `grow_units`. Defaults to
+            "zeros_out".
+        noise: relative noise for "net2net"/"naive". Defaults to `0.0`.
+        incoming_norm: for "zeros_out" and "random" (ignored by the other
+            inits): each new unit's incoming norm as a multiple of the mean
+            norm of the layer's units, see `grow_units`; `None` keeps the
+            Rebuilder's 0.5. Defaults to `1.0`: new units as large as an
+            average unit.
+        probe_data: `(x_probe, y_probe)` or `x_probe`: inputs for the trigger
+            and criterion, and (with labels) the loss measured before and
+            after each growth. Defaults to `None`: the first 512 examples of
+            `x`, `y` when they are arrays.
+        reset_optimizer: start a fresh optimizer at every growth (a baseline;
+            its step counter, and so any learning-rate schedule, restarts).
+            Defaults to `False`.
+        new_slots: second-moment slots of the new weights when the
+            optimizer is carried, "zeros" or "mean" (see `grow_units`).
+            Defaults to "zeros".
+        shuffle_seed: when `x`, `y` are arrays, shuffle them each epoch with
+            `numpy.random.default_rng(shuffle_seed + epoch)` instead of
+            `fit`'s own shuffling, so that runs with and without growth see
+            the same data order. Defaults to `None`.
+        seed: seed of the new units' random draws (plus the epoch).
+            Defaults to `None`.
+        callbacks: Keras callbacks. Defaults to `None`.
+        verbose: passed to `fit`. Defaults to `0`.
+        **fit_kwargs: more arguments for `fit` (`batch_size`,
+            `validation_data`, ...).
+
+    Returns:
+        A `GrowthResult` (`.model`, `.history`, `.events`, `.decisions`).
+
+    Raises:
+        ValueError: an uncompiled model, a bad `init`/`criterion`
+            combination, or arguments that `fit` handles itself (`epochs`,
+            `initial_epoch`).
+
+    Example:
+
+    ```python
+    result = fit_with_growth(
+        model, x_train, y_train, epochs=10, layers=["hidden"],
+        schedule=ProportionalGrowth(rate=0.2, start_epoch=3, max_width=256),
+        batch_size=128, validation_data=(x_test, y_test))
+    grown = result.model
+    ```
+    """
+    if not model.compiled:
+        raise ValueError(f"Compile model '{model.name}' before `fit_with_growth`.")
+    for key in ("initial_epoch", "epochs_per_stage"):
+        if key in fit_kwargs:
+            raise ValueError(f"`fit_with_growth` sets `{key}` itself. Received: {key}={fit_kwargs[key]!r}")
+    if init not in INITS:
+        raise ValueError(
+            f"Received an invalid value for `init`, expected one of {INITS}. Received: init={init!r}"
+        )
+    criterion = _default_criterion(init, criterion)
+    if layers is None:
+        layers = default_layers(model)
+    probe_x, probe_y = probe_arrays(probe_data, x, y)
+    growth = None
+    if schedule is not None or trigger is not None:
+        growth = GrowthCallback(
+            layers,
+            schedule=schedule,
+            trigger=trigger,
+            criterion=criterion,
+            probe_data=probe_x if (trigger is not None or criterion is not None) else None,
+        )
+    staged = StagedCallbacks(callbacks or [])
+    history, events = {}, []
+    runner = EpochRunner(x, y, shuffle_seed, [c for c in (growth, staged) if c], verbose, fit_kwargs)
+    for epoch in range(epochs):
+        runner.run(model, epoch, history)
+        if model.stop_training:
+            break  # a user callback (e.g. EarlyStopping) ended training
+        decision = growth.pending if growth is not None else None
+        if decision is None or epoch == epochs - 1:
+            continue
+        model, event = _grow(
+            model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y,
+            new_slots,
+        )
+        events.append(event)
+    staged.finish()
+    return GrowthResult(model, history, events, growth.decisions if growth else [])
+
+def _grow(
+    model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y, new_slots="zeros"
+):
+    loss_before = probe_loss(model, probe_x, probe_y)
+    draw_seed = None if seed is None else int(seed) + decision.epoch
+    with model.distribute_strategy.scope():
+        new_model = grow_units(
+            model,
+            decision.plan,
+            init=init,
+            sources=decision.sources or None,
+            noise=noise,
+            incoming_norm=incoming_norm if init in ("zeros_out", "random") else None,
+            seed=draw_seed,
+            compile=not reset_optimizer,
+            new_slots=new_slots,
+        )
+        if reset_optimizer:
+            new_model.compile_from_config(model.get_compile_config())
+    event = GrowthEvent(
+        epoch=decision.epoch,
+        plan=dict(decision.plan),
+        widths_before=dict(decision.widths),
+        widths_after={n: growth_triggers.layer_width(new_model, n) for n in decision.widths},
+        params_before=count_params(model),
+        params_after=count_params(new_model),
+        loss_before=loss_before,
+        loss_after=probe_loss(new_model, probe_x, probe_y),
+    )
+    return new_model, event
+
+
+def default_layers(model):
+    """The first layer of every resizable unit group of `model`, by name."""
+    from keras_darn.graph import unit_groups
+
+    return [g.layers[0] for g in unit_groups(model, resizable_only=True)]
+
+
+def _default_criterion(init, criterion):
+    criterion = growth_triggers.get(criterion)
+    if init in ("zeros_out", "random"):
+        if criterion is not None:
+            raise ValueError(
+                f"A `criterion` chooses source units, which init={init!r} does not use; "
+                f"use one of {SPLIT_INITS + PAIR_INITS}. Received: criterion={criterion!r}"
+            )
+        return None
+    if criterion is None:
+        criterion = growth_triggers.LowCorrelation() if init in PAIR_INITS else growth_triggers.HighVariance()
+    expected = 2 if init in PAIR_INITS else 1
+    if criterion.arity != expected:
+        raise ValueError(
+            f"init={init!r} needs a criterion giving {expected} unit(s) per new unit. "
+            f"Received: criterion={criterion!r}"
+        )
+    return criterion
