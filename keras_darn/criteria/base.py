@@ -8,6 +8,8 @@ differ only in constructor arguments, and every criterion round-trips through
 `get_config` / `from_config` and `keras_darn.criteria.get`.
 """
 
+import abc
+
 import numpy as np
 
 from keras_darn.criteria.probes import ProbedModel
@@ -26,7 +28,7 @@ def register_criterion(*names):
     return decorate
 
 
-class Criterion:
+class Criterion(abc.ABC):
     """Base class of unit importance criteria.
 
     Subclasses implement `score(probed, x, y, strategy)` and set
@@ -98,9 +100,9 @@ class Criterion:
             for key, value in scores.items()
         }
 
+    @abc.abstractmethod
     def score(self, probed, x, y, strategy):
         """Returns `{key: scores}` for the groups of `probed` (subclasses)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement `score`.")
 
     def get_config(self):
         return {"batch_size": self.batch_size}
