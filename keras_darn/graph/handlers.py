@@ -55,10 +55,14 @@ class LayerHandler:
         Returns:
             A list of `Channels`, one per output tensor.
         """
-        reason = f"layer '{layer.name}' of type {type(layer).__name__} has no unit handler"
+        reason = self.fixed_reason(layer)
         for channels in inputs:
             trace.fix(channels, reason)
         return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]
+
+    def fixed_reason(self, layer):
+        """Why the units around a layer this handler cannot resize are fixed."""
+        return f"layer '{layer.name}' of type {type(layer).__name__} has no unit handler"
 
     def weight_axes(self, layer):
         """`{weight_name: {axis: kind}}` for the weights tied to units."""
@@ -302,14 +306,11 @@ class ReshapeHandler(LayerHandler):
 class LambdaHandler(LayerHandler):
     """`Lambda` layers are opaque: their units are fixed, with a reason."""
 
-    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
-        reason = (
+    def fixed_reason(self, layer):
+        return (
             f"layer '{layer.name}' is a Lambda layer, whose effect on channels keras_darn "
             "cannot know; replace it with a built-in or registered layer"
         )
-        for channels in inputs:
-            trace.fix(channels, reason)
-        return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]
 
 
 _REGISTRY = {}

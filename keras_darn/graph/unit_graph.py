@@ -134,7 +134,7 @@ class UnitGraph:
         functional = functional_of(model)
         inputs = []
         for tensor in functional.inputs:
-            channels = Channels(self._uf.new(_channel_width(tensor)))
+            channels = Channels(self._uf.new(channel_width(tensor)))
             self.fix(channels, "it is a channel of a model input")
             inputs.append((channels, np.full(len(channels), np.nan)))
         outputs = walk(functional, self, inputs)
@@ -222,7 +222,8 @@ class UnitGraph:
         return list(zip(out_channels, out_constants))
 
 
-def _channel_width(tensor):
+def channel_width(tensor):
+    """Size of a tensor's last (channel) axis; 1 for a rank-1 tensor."""
     width = tensor.shape[-1] if len(tensor.shape) > 1 else 1
     return int(width) if width is not None else 0
 

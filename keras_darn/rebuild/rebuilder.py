@@ -14,6 +14,7 @@ import numpy as np
 from keras_darn.graph import handlers as handlers_lib
 from keras_darn.graph.channels import Channels
 from keras_darn.graph.unit_graph import UnitGraph
+from keras_darn.graph.unit_graph import channel_width
 from keras_darn.graph.unit_graph import functional_of
 from keras_darn.graph.unit_graph import walk
 from keras_darn.model_layers import leaf_layers
@@ -181,7 +182,7 @@ class Rebuilder:
         new_spaces = self._plan_spaces()
         layout = LayoutTrace(new_spaces)
         functional = functional_of(self.model)
-        walk(functional, layout, [Channels(np.full(_width(t), -1)) for t in functional.inputs])
+        walk(functional, layout, [Channels(np.full(channel_width(t), -1)) for t in functional.inputs])
         transfers = self._weight_plans(layout, new_spaces)
         clones = {}
 
@@ -322,7 +323,3 @@ def _check_indices(indices, width, name):
 def _can_absorb_constant(layer):
     handler = handlers_lib.get_handler(layer)
     return bool(getattr(handler, "fold_weight", None)) and getattr(layer, "padding", "valid") == "valid"
-
-
-def _width(tensor):
-    return int(tensor.shape[-1]) if len(tensor.shape) > 1 else 1
