@@ -32,15 +32,15 @@ def functional_of(model):
         if functional is None:
             raise GraphError(
                 f"Sequential model '{model.name}' has no known input shape; "
-                "build it (e.g. start it with keras.Input) before rebuilding it."
+                "build it (e.g. start it with keras.Input) first."
             )
         return functional
     if _is_functional(model):
         return model
     raise GraphError(
         f"Model '{model.name}' of type {type(model).__name__} is a subclassed model; "
-        "keras_darn can only rebuild functional and Sequential models, whose graph it "
-        "can read. Rewrite it with the functional API."
+        "keras_darn reads the graph of functional and Sequential models only. Rewrite it "
+        "with the functional API."
     )
 
 

@@ -10,32 +10,8 @@ actually called with.
 import keras
 from keras import tree
 
-
-def is_graph_model(operation):
-    """Whether `operation` is a model whose call graph can be walked."""
-    return isinstance(operation, keras.Model) and (
-        isinstance(operation, keras.Sequential)
-        or hasattr(operation, "_nodes_by_depth")
-    )
-
-
-def _functional_of(model):
-    if isinstance(model, keras.Sequential):
-        functional = getattr(model, "_functional", None)
-        if functional is None:
-            raise ValueError(
-                f"Sequential model '{model.name}' has no graph yet. Give it "
-                "a `keras.Input` as first layer or call "
-                "`model.build(input_shape)` first."
-            )
-        return functional
-    if not hasattr(model, "_nodes_by_depth"):
-        raise ValueError(
-            "Only functional and Sequential models can be walked; "
-            f"'{model.name}' is a subclassed model "
-            f"({type(model).__name__})."
-        )
-    return model
+from keras_darn.graph.unit_graph import functional_of
+from keras_darn.model_layers import is_graph_model
 
 
 def input_specs(model, input_shape=None):
@@ -47,7 +23,7 @@ def input_specs(model, input_shape=None):
             tuple without batch dimension (a list of them for several
             inputs); the batch dimension is then left unknown.
     """
-    functional = _functional_of(model)
+    functional = functional_of(model)
     if input_shape is None:
         return list(functional.inputs)
     shapes = input_shape
@@ -79,7 +55,7 @@ def walk(model, inputs, visit, prefix=""):
     Returns:
         The flat list of output `KerasTensor`s.
     """
-    functional = _functional_of(model)
+    functional = functional_of(model)
     tensors = {id(x): y for x, y in zip(functional.inputs, inputs)}
     depths = sorted(functional._nodes_by_depth, reverse=True)
     for depth in depths:
