@@ -8,10 +8,10 @@ Algorithm 1 adapts PR at every step:
 
 ```
 basic training of the network
+PR = 0.1, step = 0.05
 while accuracy > base accuracy:
-    PR = 0.1
     while True:
-        PR += step                       # step = 0.05
+        PR += step
         prune with PR                    # a trial, undone afterwards
         if test accuracy drop > threshold: break
     PR -= step                           # the last good PR
@@ -28,9 +28,12 @@ What we do where the paper is not explicit:
 - A trial's "accuracy drop" is measured against the accuracy of the model
   before this step's pruning, with threshold `trial_drop` (defaults to
   `max_accuracy_drop`, the paper's single threshold). Trials do not retrain.
-- PR is reset to `initial_rate` at every step (the pseudocode), so it can go
-  down as well as up; `restart_rate=False` starts the search from the last
-  PR instead. The search stops at `max_rate`.
+- PR carries over from step to step: the paper's flattened pseudocode sets
+  "PR=0.1, step = 0.05" once, its text says the rate "begins with 0.1 in
+  early steps" and "is gradually increased", and its Table II rates rise
+  (0.19, 0.24, 0.29, ...). `restart_rate=True` is the other reading, PR
+  back to `initial_rate` at every step (more, smaller steps). The search
+  stops at `max_rate`.
 - "Prune with PR": the paper says connections "lower than a threshold are
   removed" and calls PR a rate. Its tables fit an absolute magnitude
   threshold better (a static PR removes fewer weights at every step, and PR
@@ -318,18 +321,19 @@ def adaptive_pruning(
     rate_step=0.05,
     max_rate=None,
     trial_drop=None,
-    restart_rate=True,
+    restart_rate=False,
     mode="fraction",
     base_accuracy=None,
     max_steps=100,
 ):
     """Prune-retrain with the adaptive pruning rate (paper's Algorithm 1).
 
-    At every step the rate is raised from `initial_rate` by `rate_step`
-    while a trial prune at the raised rate (undone afterwards, no
-    retraining) lowers the accuracy by at most `trial_drop` from the
-    accuracy before the step; the last good rate (`initial_rate` when the
-    first raise already fails) is then used to prune, and the model is
+    At every step the rate is raised from the previous step's rate
+    (`initial_rate` at the first step) by `rate_step` while a trial prune at
+    the raised rate (undone afterwards, no retraining) lowers the accuracy
+    by at most `trial_drop` from the accuracy before the step; the last good
+    rate (the starting one when the first raise already fails) is then used
+    to prune, and the model is
     retrained. Steps repeat while the accuracy after retraining stays at or
     above `base_accuracy - max_accuracy_drop`; the first step below it is
     undone and ends the run (also `max_steps`, or a step that prunes
@@ -349,8 +353,8 @@ def adaptive_pruning(
             then stops at the first trial that loses too much accuracy).
         trial_drop: allowed accuracy drop of a trial prune, from the accuracy
             before the step. Defaults to `None` (`max_accuracy_drop`).
-        restart_rate: reset PR to `initial_rate` at every step (the
-            pseudocode) or continue from the last PR. Defaults to `True`.
+        restart_rate: reset PR to `initial_rate` at every step instead of
+            continuing from the last step's PR. Defaults to `False`.
         mode: `"fraction"` or `"threshold"`, see `prune_connections`.
             Defaults to `"fraction"`.
         base_accuracy: accuracy to measure drops from. Defaults to `None`

@@ -56,7 +56,7 @@ def test_adaptive_rate_follows_algorithm_1():
         ]
     )
     result = adaptive_rate.adaptive_pruning(
-        model, script.evaluate, script.retrain, max_accuracy_drop=0.01
+        model, script.evaluate, script.retrain, max_accuracy_drop=0.01, restart_rate=True
     )
     assert not script.accuracies  # every scripted evaluation was used
     assert [s.rate for s in result.history] == [0.2, 0.1, 0.15]
@@ -78,7 +78,7 @@ def test_adaptive_rate_follows_algorithm_1():
     assert result.history[0].accuracy_after_pruning == 0.895
 
 
-def test_adaptive_rate_without_restart_continues_from_last_rate():
+def test_adaptive_rate_continues_from_last_rate_by_default():
     model = tiny_model()
     script = Script(
         [
@@ -88,7 +88,7 @@ def test_adaptive_rate_without_restart_continues_from_last_rate():
         ]
     )
     result = adaptive_rate.adaptive_pruning(
-        model, script.evaluate, script.retrain, max_accuracy_drop=0.05, restart_rate=False
+        model, script.evaluate, script.retrain, max_accuracy_drop=0.05
     )
     assert [s.rate for s in result.history] == [0.2, 0.25]
     assert [t[0] for t in result.history[1].trials] == [0.25, 0.3]
@@ -142,7 +142,7 @@ def test_threshold_mode_rates_are_magnitudes():
     script = Script([0.9, 0.9, 0.7, 0.9, 0.9, 0.5, 0.9, 0.9])
     result = adaptive_rate.adaptive_pruning(
         model, script.evaluate, script.retrain, max_accuracy_drop=0.05, mode="threshold",
-        max_steps=5,
+        max_steps=5, restart_rate=True,
     )
     # Weights are 0.01 .. 1.00: |w| < 0.15 removes 14 of them; in step 2 the
     # trial at 0.15 fails, |w| < 0.1 removes nothing more, which ends the run.
