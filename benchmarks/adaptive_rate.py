@@ -14,7 +14,8 @@ The paper's MLP 80-60-40 (ReLU, softmax 10) on MNIST downsampled to 10x10,
 Per fold: the MLP (with connection masks) is trained `--base_epochs`; its
 test accuracy is the base A0. For both accuracy-drop thresholds (0.46 and
 1.0 points, Table III) the static rates 0.2 / 0.3 / 0.4 and the adaptive
-rate (Algorithm 1: PR from 0.1 in steps of 0.05) each start from the same
+rate (Algorithm 1: PR from 0.1 in steps of 0.05, carried over between steps;
+with `--restart_arm` also PR reset to 0.1 every step) each start from the same
 trained weights with a fresh Adam optimizer; "prune" removes the fraction PR
 of every layer's remaining connections (smallest |w|), "retrain" is
 `--retrain_epochs` epochs. Then (Table IV, threshold 0.46) an auxiliary
@@ -44,7 +45,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -85,6 +85,11 @@ flags.DEFINE_integer("aux_epochs", 10, "Epochs of training after inserting the a
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("max_steps", 60, "Most prune-retrain steps per run.")
+flags.DEFINE_boolean(
+    "restart_arm", True,
+    "Also run the adaptive rate with PR reset to 0.1 at every step (restart_rate=True), "
+    "the other reading of the paper's pseudocode.",
+)
 flags.DEFINE_boolean("peer", True, "Run the tfmot peer.")
 flags.DEFINE_string("peer_python", "/tmp/tfmot-venv/bin/python", "Python of the tfmot virtualenv.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
@@ -92,6 +97,14 @@ flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(__file__), "resul
 flags.DEFINE_boolean("rerender", False, "Only rewrite the markdown and plot from the saved JSON.")
 
 WIDTHS = (80, 60, 40)
+RESTART_ARM = "adaptive (restart)"
+
+
+def arm_names():
+    """Static rates, the adaptive rate (PR carried over) and, optionally, PR restarted."""
+    return [f"static {r}" for r in FLAGS.static_rates] + ["adaptive"] + (
+        [RESTART_ARM] if FLAGS.restart_arm else []
+    )
 
 
 def load_splits(name):
@@ -205,22 +218,24 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
     adaptive_state = {}
     for threshold in FLAGS.thresholds:
         drop = float(threshold) / 100
-        arms = [(f"static {r}", float(r)) for r in FLAGS.static_rates] + [("adaptive", None)]
-        for arm, rate in arms:
+        for arm in arm_names():
             model.set_weights(trained)
             compile_fresh(model)
             t = time.time()
-            if rate is None:
-                result = ar.adaptive_pruning(
-                    model, evaluate, retrain, drop, base_accuracy=base, max_steps=FLAGS.max_steps
-                )
-                adaptive_state[threshold] = model.get_weights()
-            else:
+            if arm.startswith("static"):
                 result = ar.static_pruning(
-                    model, rate, evaluate, retrain, drop, base_accuracy=base, max_steps=FLAGS.max_steps
+                    model, float(arm.split()[1]), evaluate, retrain, drop, base_accuracy=base,
+                    max_steps=FLAGS.max_steps,
                 )
+            else:
+                result = ar.adaptive_pruning(
+                    model, evaluate, retrain, drop, base_accuracy=base, max_steps=FLAGS.max_steps,
+                    restart_rate=arm == RESTART_ARM,
+                )
+            if arm == "adaptive":
+                adaptive_state[threshold] = model.get_weights()
             entry = summary(result, time.time() - t)
-            if rate is None:
+            if arm == "adaptive":
                 entry["structure"], small = structure(model, x_test)
                 if threshold == FLAGS.thresholds[0]:
                     adaptive_state["shrunk"] = small
@@ -378,7 +393,7 @@ def markdown(results):
             + " |",
             "|---|" + "---|" * len(FLAGS.thresholds),
         ]
-        for arm in [f"static {r}" for r in FLAGS.static_rates] + ["adaptive"]:
+        for arm in arm_names():
             cells = []
             for t in FLAGS.thresholds:
                 e = table[f"{arm} @ {t}"]
@@ -388,21 +403,24 @@ def markdown(results):
                     f"{e['accuracy']:.4f} / {e['failed_folds']}"
                 )
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-        lines += ["", "Targets (adaptive vs the best static rate that did not fail, per threshold):", ""]
+        lines += ["", "Targets (adaptive vs the best static rate that did not fail, per threshold; "
+                  "`adaptive` is the default, PR carried over between steps):", ""]
         for t in FLAGS.thresholds:
             statics = {
                 r: table[f"static {r} @ {t}"] for r in FLAGS.static_rates
                 if table[f"static {r} @ {t}"]["failed_folds"] < folds
             }
-            adaptive = table[f"adaptive @ {t}"]
-            if statics:
-                best = min(statics, key=lambda r: statics[r]["remaining_weights"])
-                b = statics[best]
+            if not statics:
+                continue
+            best = min(statics, key=lambda r: statics[r]["remaining_weights"])
+            b = statics[best]
+            for arm in arm_names()[len(FLAGS.static_rates):]:
+                adaptive = table[f"{arm} @ {t}"]
                 fewer_weights = adaptive["remaining_weights"] <= b["remaining_weights"]
                 fewer_steps = adaptive["accepted_steps"] < b["accepted_steps"]
                 lines.append(
-                    f"- drop {t}: best static {best} keeps {b['remaining_weights']:.0f} weights in "
-                    f"{b['accepted_steps']:.1f} steps; adaptive keeps {adaptive['remaining_weights']:.0f} in "
+                    f"- drop {t}, {arm}: best static {best} keeps {b['remaining_weights']:.0f} weights in "
+                    f"{b['accepted_steps']:.1f} steps; {arm} keeps {adaptive['remaining_weights']:.0f} in "
                     f"{adaptive['accepted_steps']:.1f} steps -> no more weights: "
                     f"{'MET' if fewer_weights else 'NOT MET'}; fewer steps: {'MET' if fewer_steps else 'NOT MET'}"
                 )
@@ -542,7 +560,7 @@ def plot(results, path):
     for ax, name in zip(axes[0], names):
         runs = results["datasets"][name]["folds"][0]["runs"]
         initial = results["datasets"][name]["folds"][0]["initial_weights"]
-        for arm in [f"static {r}" for r in FLAGS.static_rates] + ["adaptive"]:
+        for arm in arm_names():
             history = [h for h in runs[f"{arm} @ {t}"]["history"] if h["accepted"]]
             ax.plot([0] + [h["step"] for h in history], [initial] + [h["remaining_weights"] for h in history],
                     marker="o", label=arm)
@@ -595,7 +613,7 @@ def main(argv):
             "datasets", "folds", "time_budget_s", "fashion_train", "fashion_test", "thresholds",
             "static_rates", "aux_units", "aux_after", "base_epochs", "retrain_epochs", "fashion_base_epochs",
             "fashion_retrain_epochs", "aux_epochs",
-            "batch_size", "learning_rate", "max_steps", "seed")},
+            "batch_size", "learning_rate", "max_steps", "restart_arm", "seed")},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
                    f"Keras {keras.__version__}",
         "datasets": {},
