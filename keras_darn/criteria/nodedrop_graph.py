@@ -1,28 +1,13 @@
 """The functional graph of a Keras model, as the NodeDrop analysis walks it."""
 
-import keras
+from keras_darn.graph.unit_graph import functional_of
 
 
 class FunctionalGraph:
     """The nodes of a Functional (or built Sequential) model, in graph order."""
 
     def __init__(self, model):
-        function = model
-        if isinstance(model, keras.Sequential):
-            function = model._functional
-            if function is None:
-                raise ValueError(
-                    f"Sequential model '{model.name}' has no graph yet: build "
-                    "it with a `keras.Input` first."
-                )
-        if not isinstance(model, keras.Model) or not isinstance(
-            function, keras.Function
-        ):
-            raise ValueError(
-                "NodeDrop needs a Functional or Sequential Keras model "
-                "(subclassed models have no graph to analyse). Received: "
-                f"model of type {type(model).__name__}"
-            )
+        function = functional_of(model)
         self.inputs = function.inputs
         self.outputs = function.outputs
         by_depth = function._nodes_by_depth
