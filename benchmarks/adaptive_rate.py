@@ -36,7 +36,7 @@ remaining non-zero weights, TFLite size (raw and gzipped) and TFLite latency
 Writes `<output_dir>/adaptive_rate.json`, `adaptive_rate.md` and
 `adaptive_rate_steps.png`.
 
-    python benchmarks/adaptive_rate.py          # defaults: ~25 min on 2 shared CPU cores
+    python benchmarks/adaptive_rate.py          # the defaults took 7 min on 2 CPU cores
     python benchmarks/adaptive_rate.py --folds=10 --time_budget_s=100000   # all folds
 """
 

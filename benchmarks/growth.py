@@ -41,7 +41,7 @@ example, of the model trained in that epoch) x examples seen: the usual
 forward + backward estimate. Writes `<output_dir>/growth.json` (config, every
 run, summary), `growth.md` and `growth.png`.
 
-    python benchmarks/growth.py     # the defaults: ~25 min on 2 CPU cores
+    python benchmarks/growth.py     # the defaults took 17 min on 2 CPU cores
     python benchmarks/growth.py --epochs=12 --start_epoch=2 --name=growth_12epochs
                                     # the first, shorter MLP schedule (also 65 % of the FLOPs)
 """

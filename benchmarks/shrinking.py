@@ -25,7 +25,7 @@ Writes `<output_dir>/shrinking.json`, `shrinking.md` and PNGs
 `shrinking_<dataset>_<net>_<algorithm>.png` (curves) and
 `shrinking_<dataset>_<net>_surface_<criterion>.png`.
 
-    python benchmarks/shrinking.py     # the defaults fit ~30 min on 2 CPU cores
+    python benchmarks/shrinking.py     # the defaults took 15 min on 2 CPU cores
 """
 
 import json
