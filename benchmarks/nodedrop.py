@@ -24,7 +24,7 @@ paper's table columns plus the time ratio, and the targets of the issue) and
 `nodedrop_sizes.png` (final against initial parameters per lambda, the
 paper's Figure 2 left).
 
-    python benchmarks/nodedrop.py              # the defaults: ~30 min on 2 shared CPU cores
+    python benchmarks/nodedrop.py              # the defaults: ~36 min on 2 CPU cores (sweep 31, timing 5)
     python benchmarks/nodedrop.py --num_train=60000 --num_test=10000 \\
         --batch_size=1024 --epochs=480          # the paper's schedule (days on CPU)
 """
