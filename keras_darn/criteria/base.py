@@ -12,6 +12,7 @@ import abc
 
 import numpy as np
 
+from keras_darn.criteria.batches import check_positive_int
 from keras_darn.criteria.probes import ProbedModel
 
 _REGISTRY = {}
@@ -51,13 +52,7 @@ class Criterion(abc.ABC):
     needs_labels = False
 
     def __init__(self, batch_size=256):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-            batch_size < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `batch_size`, expected a positive integer. "
-                f"Received: batch_size={batch_size!r}"
-            )
+        check_positive_int(batch_size, "batch_size")
         self.batch_size = int(batch_size)
 
     def __call__(self, model, x=None, y=None, layers=None, strategy=None):

@@ -75,14 +75,17 @@ def make_dataset(x, y, batch_size):
     return _dataset(x, y, batch_size)
 
 
-def _dataset(x, y, batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-        batch_size < 1
-    ):
+def check_positive_int(value, name):
+    """Raises `ValueError` naming `name` unless `value` is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(
-            "Received an invalid value for `batch_size`, expected a positive integer. "
-            f"Received: batch_size={batch_size!r}"
+            f"Received an invalid value for `{name}`, expected a positive integer. "
+            f"Received: {name}={value!r}"
         )
+
+
+def _dataset(x, y, batch_size):
+    check_positive_int(batch_size, "batch_size")
     xs = tuple(np.asarray(a) for a in x) if isinstance(x, (list, tuple)) else np.asarray(x)
     n = len(xs[0]) if isinstance(xs, tuple) else len(xs)
     y = np.zeros((n,), dtype="float32") if y is None else np.asarray(y)

@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
+from keras_darn.criteria.batches import check_positive_int
 from keras_darn.criteria.batches import make_dataset
 
 _METRICS = ("loss", "accuracy")
@@ -112,13 +113,7 @@ class BruteForce(Criterion):
                 f"Received an invalid value for `metric`, expected one of {_METRICS}. "
                 f"Received: metric={metric!r}"
             )
-        if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or (
-            max_rows < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `max_rows`, expected a positive integer. "
-                f"Received: max_rows={max_rows!r}"
-            )
+        check_positive_int(max_rows, "max_rows")
         self.metric = metric
         self.batched = bool(batched)
         self.max_rows = int(max_rows)

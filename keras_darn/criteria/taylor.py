@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
+from keras_darn.criteria.batches import check_positive_int
 from keras_darn.criteria.gates import tile
 
 _CLIPS = (None, "mean", "median")
@@ -185,13 +186,7 @@ class TaylorSecondOrder(Criterion):
         self, clip=None, clip_threshold=None, clip_sigma=3.0, batch_size=256, max_rows=16384
     ):
         super().__init__(batch_size)
-        if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or (
-            max_rows < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `max_rows`, expected a positive integer. "
-                f"Received: max_rows={max_rows!r}"
-            )
+        check_positive_int(max_rows, "max_rows")
         self.max_rows = int(max_rows)
         if clip not in _CLIPS:
             raise ValueError(
