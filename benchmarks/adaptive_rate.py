@@ -43,7 +43,6 @@ Writes `<output_dir>/adaptive_rate.json`, `adaptive_rate.md` and
 import gzip
 import json
 import os
-import platform
 import subprocess
 import tempfile
 import time
@@ -64,6 +63,8 @@ from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.metrics import measure_latency  # noqa: E402
 from keras_darn.metrics import energy  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
+
+import machine  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", ["digits", "fashion"], "digits and/or fashion.")
@@ -614,8 +615,7 @@ def main(argv):
             "static_rates", "aux_units", "aux_after", "base_epochs", "retrain_epochs", "fashion_base_epochs",
             "fashion_retrain_epochs", "aux_epochs",
             "batch_size", "learning_rate", "max_steps", "restart_arm", "seed")},
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-                   f"Keras {keras.__version__}",
+        "machine": machine.describe(),
         "datasets": {},
     }
     for name in FLAGS.datasets:

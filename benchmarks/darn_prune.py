@@ -32,13 +32,11 @@ Writes `<output_dir>/darn_prune.json`, `darn_prune.md` and
 
 import json
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
@@ -52,6 +50,8 @@ from keras_darn.algorithms.darn import prune_by_threshold  # noqa: E402
 from keras_darn.metrics import count_flops  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.metrics import measure_latency  # noqa: E402
+
+import machine  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -153,9 +153,7 @@ def main(argv):
         "max_retrains", "sacrifice", "arms", "l1_first", "l1_last", "l1_num", "corr_first",
         "corr_last", "corr_num", "score_examples", "latency_batch", "batch_size",
         "learning_rate", "seed")}
-    config["machine"] = (
-        f"{platform.machine()} CPU x{os.cpu_count()} (shared), keras {keras.__version__}"
-    )
+    config["machine"] = machine.describe()
     pretrained = build_cnn(filters, FLAGS.seed)
     began = time.time()
     pretrained.fit(*train, epochs=FLAGS.pretrain_epochs, batch_size=FLAGS.batch_size,

@@ -48,7 +48,6 @@ run, summary), `growth.md` and `growth.png`.
 
 import json
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -63,6 +62,8 @@ from keras_darn.algorithms.growth import adam_step_inflation  # noqa: E402
 from keras_darn.algorithms.growth import fit_with_growth  # noqa: E402
 from keras_darn.callbacks.growth import ProportionalGrowth  # noqa: E402
 from keras_darn.criteria.growth_triggers import EffectiveRankTrigger  # noqa: E402
+
+import machine  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -370,7 +371,7 @@ def main(argv):
         "cnn_start_epoch", "rank_saturation", "rate",
         "noise", "lr", "lr_schedule", "batch_size", "seeds", "cnn_seeds", "cnn", "cnn_num_train", "cnn_num_test",
         "cnn_epochs", "cnn_start", "cnn_target")}
-    config["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    config["machine"] = machine.describe()
     tasks = [dict(name="MLP 784-h-h-10", build=build_mlp, layers=["hidden1", "hidden2"],
                   small=[FLAGS.start_width] * 2, large=[FLAGS.target_width] * 2,
                   epochs=FLAGS.epochs, start_epoch=FLAGS.start_epoch, arms=FLAGS.mlp_arms or MLP_ARMS,

@@ -31,7 +31,6 @@ paper's Figure 2 left).
 
 import json
 import os
-import platform
 import sys
 import time
 
@@ -48,6 +47,8 @@ from keras_darn.callbacks.nodedrop import NodeDrop  # noqa: E402
 from keras_darn.layers import soft_clamped_relu  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
+
+import machine  # noqa: E402  (benchmarks/machine.py)
 
 NETWORKS = {  # Table 1: features of layers 1-5
     "DENSE160": (16, 16, 32, 32, 64),
@@ -479,7 +480,7 @@ def main(argv):
         "networks": {name: NETWORKS[name] for name in FLAGS.networks},
         "seed": FLAGS.seed,
         "padding": "valid",
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": machine.describe(),
         "keras": keras.__version__,
         "arguments": sys.argv[1:],
     }

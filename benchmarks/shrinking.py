@@ -30,7 +30,6 @@ Writes `<output_dir>/shrinking.json`, `shrinking.md` and PNGs
 
 import json
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,6 +44,8 @@ from keras_darn import plots  # noqa: E402
 from keras_darn.algorithms.ranking import prune_by_ranking  # noqa: E402
 from keras_darn.criteria.brute_force import brute_force_effects  # noqa: E402
 from keras_darn.criteria.probes import ProbedModel  # noqa: E402
+
+import machine  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -402,9 +403,7 @@ def main(argv):
                     "digits_epochs", "fmnist_epochs", "learning_rate", "batch_size",
                     "surface_every", "num_alphas", "speed_repeats", "seed", "extra_seeds")
     }
-    config["machine"] = (
-        f"{platform.machine()} CPU x{os.cpu_count()} (shared), keras {keras.__version__}"
-    )
+    config["machine"] = machine.describe()
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
     results = []

@@ -25,7 +25,6 @@ Writes `<output_dir>/standout.json` (config, every run's curves, summary),
 
 import json
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,6 +40,8 @@ from keras_darn.callbacks.standout_pruning import (  # noqa: E402
     standout_pruning_schedule,
 )
 from keras_darn.layers.standout_dense import StandoutDense  # noqa: E402
+
+import machine  # noqa: E402  (benchmarks/machine.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -433,7 +434,7 @@ def main(argv):
                     "activations", "seeds", "alpha", "beta", "dropout", "fixed_sgd_periods",
                     "batch_size", "sgd_lr", "adam_lr")
     }
-    config["machine"] = f"{platform.machine()} CPU x{os.cpu_count()}, keras {keras.__version__}"
+    config["machine"] = machine.describe()
     config["keras_darn_code"] = os.environ.get("KERAS_DARN_COMMIT", "working tree")
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     plan = []
