@@ -229,6 +229,17 @@ def measure_overhead(network, lam, data, rounds):
     }
 
 
+def overhead_runs(data):
+    """`measure_overhead` on every `--overhead_networks` entry (none: skipped)."""
+    overhead = []
+    for network in FLAGS.overhead_networks:
+        overhead.append(
+            measure_overhead(network, FLAGS.overhead_lambda, data, FLAGS.overhead_rounds)
+        )
+        print(f"overhead {network}: {overhead[-1]['paired_ratios']}", flush=True)
+    return overhead
+
+
 def _ratio(run, baseline):
     steady = run["epoch_seconds"][1:] or run["epoch_seconds"]
     base = baseline["epoch_seconds"][1:] or baseline["epoch_seconds"]
@@ -507,17 +518,6 @@ def main(argv):
             f, indent=1,
         )
     render(prefix)
-
-
-def overhead_runs(data):
-    """`measure_overhead` on every `--overhead_networks` entry (none: skipped)."""
-    overhead = []
-    for network in FLAGS.overhead_networks:
-        overhead.append(
-            measure_overhead(network, FLAGS.overhead_lambda, data, FLAGS.overhead_rounds)
-        )
-        print(f"overhead {network}: {overhead[-1]['paired_ratios']}", flush=True)
-    return overhead
 
 
 if __name__ == "__main__":
