@@ -114,7 +114,7 @@ def load_splits(name):
         from sklearn.model_selection import StratifiedKFold
 
         x, y = datasets.load_digits(split=False)
-        x = x.reshape(len(x), -1).astype("float32") / 255.0
+        x = datasets.to_float_vectors(x)
         folds = StratifiedKFold(n_splits=10, shuffle=True, random_state=FLAGS.seed)
         for fold, (train, test) in enumerate(folds.split(x, y)):
             if fold >= FLAGS.folds:

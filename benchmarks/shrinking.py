@@ -95,7 +95,7 @@ def load(name, seed):
         raise ValueError(f"Unknown dataset {name!r}")
 
     def prepare(x, y):
-        x = x.reshape(len(x), -1).astype("float32") / 255.0
+        x = datasets.to_float_vectors(x)
         return x, np.eye(10, dtype="float32")[y]
 
     return prepare(x_train, y_train), prepare(x_val, y_val), prepare(x_test, y_test)

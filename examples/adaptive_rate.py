@@ -59,8 +59,7 @@ def main(argv):
     del argv
     keras.utils.set_random_seed(FLAGS.seed)
     (x_train, y_train), (x_test, y_test) = datasets.load_digits()
-    x_train = x_train.reshape(len(x_train), -1).astype("float32") / 255.0
-    x_test = x_test.reshape(len(x_test), -1).astype("float32") / 255.0
+    x_train, x_test = datasets.to_float_vectors(x_train), datasets.to_float_vectors(x_test)
 
     plain = keras.Sequential(
         [keras.Input((64,))]

@@ -40,8 +40,7 @@ def main(argv):
     del argv
     keras.utils.set_random_seed(FLAGS.seed)
     (x_train, y_train), (x_test, y_test) = datasets.load_digits()
-    x_train = x_train.reshape(len(x_train), -1).astype("float32") / 255.0
-    x_test = x_test.reshape(len(x_test), -1).astype("float32") / 255.0
+    x_train, x_test = datasets.to_float_vectors(x_train), datasets.to_float_vectors(x_test)
     y_train, y_test = np.eye(10, dtype="float32")[y_train], np.eye(10, dtype="float32")[y_test]
     x_val, y_val = x_train[:270], y_train[:270]
     x_train, y_train = x_train[270:], y_train[270:]

@@ -9,5 +9,6 @@ from keras_darn.datasets.idx import read_idx
 from keras_darn.datasets.idx import write_idx
 from keras_darn.datasets.preprocessing import subset
 from keras_darn.datasets.preprocessing import to_float_images
+from keras_darn.datasets.preprocessing import to_float_vectors
 from keras_darn.datasets.registry import load
 from keras_darn.datasets.registry import names

@@ -95,3 +95,30 @@ def to_float_images(x):
             f"(n, height, width, channels). Received: x.shape={x.shape}"
         )
     return x.astype("float32") / 255.0
+
+
+def to_float_vectors(x):
+    """Scales `uint8` images to flat `float32` vectors in [0, 1] (for MLPs).
+
+    Args:
+        x: `uint8` images of shape `(n, ...)`, at least 2-dimensional.
+
+    Returns:
+        A `float32` array of shape `(n, features)`, `x / 255`, each example
+        flattened in row-major order.
+
+    Raises:
+        ValueError: if `x` has fewer than 2 dimensions.
+
+    Example:
+
+    >>> to_float_vectors(np.full((2, 8, 8), 255, "uint8")).shape
+    (2, 64)
+    """
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(
+            "Expected images of shape (n, ...) with at least 2 dimensions. "
+            f"Received: x.shape={x.shape}"
+        )
+    return x.reshape(len(x), -1).astype("float32") / 255.0

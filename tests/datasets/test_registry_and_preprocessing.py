@@ -1,4 +1,4 @@
-"""Tests for `load`, `subset` and `to_float_images`."""
+"""Tests for `load`, `subset`, `to_float_images` and `to_float_vectors`."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from keras_darn.datasets import load
 from keras_darn.datasets import load_digits
 from keras_darn.datasets import subset
 from keras_darn.datasets import to_float_images
+from keras_darn.datasets import to_float_vectors
 from keras_darn.datasets import write_idx
 
 
@@ -87,3 +88,13 @@ def test_to_float_images():
     assert to_float_images(np.zeros((3, 4, 4, 3), "uint8")).shape == (3, 4, 4, 3)
     with pytest.raises(ValueError, match=r"x.shape=\(4, 4\)"):
         to_float_images(np.zeros((4, 4), "uint8"))
+
+
+def test_to_float_vectors():
+    images = np.array([[[0, 255], [51, 102]], [[255, 0], [0, 0]]], dtype="uint8")
+    vectors = to_float_vectors(images)
+    assert vectors.shape == (2, 4) and vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors[0], [0.0, 1.0, 0.2, 0.4])
+    np.testing.assert_allclose(vectors[1], [1.0, 0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"x.shape=\(4,\)"):
+        to_float_vectors(np.zeros((4,), "uint8"))
