@@ -44,6 +44,7 @@ from absl import flags  # noqa: E402
 from keras_darn import datasets  # noqa: E402
 from keras_darn.algorithms.nodedrop import attach_nodedrop  # noqa: E402
 from keras_darn.callbacks.nodedrop import NodeDrop  # noqa: E402
+from keras_darn.criteria.nodedrop_condition import unit_margins  # noqa: E402
 from keras_darn.layers import soft_clamped_relu  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
@@ -177,11 +178,43 @@ def train_run(network, lam, data):
     run["collapsed"] = any(
         layer.active_units == 0 for layer in model.layers if hasattr(layer, "active_units")
     )
+    if nodedrop is not None:
+        run["live_unit_check"] = live_unit_check(model, x_test)
     small = shrink(model, compile=False)
     shrunk = small.predict(x_test, batch_size=1000, verbose=0)
     run["params"] = count_params(small)
     run["shrink_max_abs_output_change"] = float(np.max(np.abs(shrunk - probabilities)))
     return run
+
+
+def live_unit_check(model, x):
+    """Why the live units are not dropped: their margins, and silent ones.
+
+    For every hidden NodeDrop layer: the NodeDrop margins `sum(max(w, 0)) + b`
+    of its live units (> 0: the condition cannot call them dead) and how many
+    live units output exactly 0 on every example of `x` (dead in practice
+    without the proof: units the condition misses). No silent units and
+    margins well above 0 mean the units left are in use at this lambda.
+    """
+    rows = []
+    for layer in model.layers:
+        if not hasattr(layer, "unit_mask") or layer.name == "output":
+            continue
+        live = np.asarray(layer.unit_mask) > 0
+        if not live.any():
+            rows.append({"layer": layer.name, "live": 0})
+            continue
+        margins = unit_margins(layer)[live]
+        outputs = keras.Model(model.inputs, layer.output).predict(x, batch_size=500, verbose=0)
+        peak = outputs.max(axis=tuple(range(outputs.ndim - 1)))[live]
+        rows.append({
+            "layer": layer.name,
+            "live": int(live.sum()),
+            "min_margin": float(margins.min()),
+            "median_margin": float(np.median(margins)),
+            "silent": int((peak <= 0).sum()),
+        })
+    return rows
 
 
 def measure_overhead(network, lam, data, rounds):
@@ -378,6 +411,7 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
         "lambda).",
         "",
     ]
+    lines += drops_over_training(runs, config["epochs"])
     if overhead:
         lines += [
             "## Per-epoch time, interleaved",
@@ -402,6 +436,43 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
         lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
+
+
+def drops_over_training(runs, epochs):
+    """Markdown: live nodes through training and the live units' margins."""
+    marks = sorted({1, max(1, epochs // 4), max(1, epochs // 2), max(1, 3 * epochs // 4), epochs})
+    lines = [
+        "## Drops over training",
+        "",
+        "Live hidden nodes after the given epochs (the callback's `live_units` log), the last "
+        "epoch that dropped a unit, and for the live units at the end: the smallest and the "
+        "median NodeDrop margin `sum(max(w, 0)) + b` over the layers (> 0: not provably "
+        "dead) and how many output exactly 0 on every test image (dead in practice, missed "
+        "by the condition).",
+        "",
+        "| network | lambda | " + " | ".join(f"epoch {m}" for m in marks)
+        + " | last drop (epoch) | min live margin | median live margin | silent live units |",
+        "|---|---|" + "---|" * (len(marks) + 4),
+    ]
+    for r in runs:
+        alive = r["history"].get("live_units")
+        if r["lambda"] is None or not alive:
+            continue
+        before = [r["initial_nodes"]] + alive[:-1]
+        dropped = [epoch for epoch, (a, b) in enumerate(zip(before, alive), 1) if b < a]
+        check = [row for row in r.get("live_unit_check", []) if row["live"]]
+        margin = (
+            f"{min(row['min_margin'] for row in check):.2f} | "
+            f"{np.median([row['median_margin'] for row in check]):.2f} | "
+            f"{sum(row['silent'] for row in check)}"
+            if check else "- | - | -"
+        )
+        lines.append(
+            f"| {r['network']} | {_fmt_lambda(r['lambda'])} | "
+            + " | ".join(str(int(alive[m - 1])) for m in marks)
+            + f" | {dropped[-1] if dropped else '-'} | {margin} |"
+        )
+    return lines + [""]
 
 
 def plot_sizes(runs, path, epochs):
