@@ -52,6 +52,7 @@ import numpy as np
 from keras import ops
 
 from keras_darn.algorithms import connection_pruning
+from keras_darn.validation import check_positive_int
 
 
 @dataclasses.dataclass
@@ -207,19 +208,13 @@ def _check_fraction(name, value, low=0.0, high=1.0, closed_low=True):
         )
 
 
-def _check_steps(max_steps):
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(
-            "Received an invalid value for `max_steps`, expected a positive "
-            f"integer. Received: max_steps={max_steps!r}"
-        )
 
 
 def _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps):
     _check_callable("evaluate", evaluate)
     _check_callable("retrain", retrain)
     _check_fraction("max_accuracy_drop", max_accuracy_drop)
-    _check_steps(max_steps)
+    check_positive_int(max_steps, "max_steps")
     connection_pruning.connection_layers(model)  # Raises without masks.
     current = float(evaluate(model))
     base = current if base_accuracy is None else float(base_accuracy)

@@ -34,6 +34,7 @@ from keras_darn.criteria.correlation import ActivationCorrelation
 from keras_darn.criteria.correlation import correlated_pairs
 from keras_darn.criteria.per_example import per_example_correct
 from keras_darn.criteria.probes import ProbedModel
+from keras_darn.validation import check_positive_int
 
 
 def log_thresholds(first, last, num):
@@ -280,11 +281,7 @@ def dynamic_neuron_removal(
         layers=["conv1", "conv2", "conv3"])
     ```
     """
-    if isinstance(max_retrains, bool) or not isinstance(max_retrains, int) or max_retrains < 1:
-        raise ValueError(
-            "Received an invalid value for `max_retrains`, expected a positive integer. "
-            f"Received: max_retrains={max_retrains!r}"
-        )
+    check_positive_int(max_retrains, "max_retrains")
     if sacrifice < 0:
         raise ValueError(
             f"Received an invalid value for `sacrifice`, expected >= 0. Received: {sacrifice!r}"

@@ -38,6 +38,7 @@ from keras_darn.criteria import growth_triggers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units
+from keras_darn.validation import check_positive_int
 
 
 def dead_units(activations, tolerance=1e-6):
@@ -200,8 +201,7 @@ def darn_unified(
     if not model.compiled:
         raise ValueError(f"Compile model '{model.name}' before `darn_unified`.")
     for name, value in (("rounds", rounds), ("epochs_per_round", epochs_per_round), ("min_units", min_units)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"Expected a positive integer `{name}`. Received: {name}={value!r}")
+        check_positive_int(value, name)
     if param_budget is not None and param_budget <= 0:
         raise ValueError(f"Expected a positive `param_budget`. Received: param_budget={param_budget!r}")
     if growth_rate <= 0:

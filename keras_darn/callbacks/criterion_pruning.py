@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.probes import ProbedModel
+from keras_darn.validation import check_positive_int
 
 SCHEDULES = ("linear", "cubic")
 
@@ -129,11 +130,7 @@ class CriterionPruning(keras.callbacks.Callback):
                     f"Received an invalid value for `{name}`, expected a non-negative "
                     f"integer. Received: {name}={value!r}"
                 )
-        if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
-            raise ValueError(
-                "Received an invalid value for `frequency`, expected a positive integer. "
-                f"Received: frequency={frequency!r}"
-            )
+        check_positive_int(frequency, "frequency")
         end_epoch = start_epoch if end_epoch is None else end_epoch
         if not isinstance(end_epoch, int) or end_epoch < start_epoch:
             raise ValueError(

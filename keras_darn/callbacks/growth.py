@@ -11,9 +11,9 @@ import abc
 import math
 
 import keras
-import numpy as np
 
 from keras_darn.criteria import growth_triggers
+from keras_darn.validation import check_positive_int
 
 
 class GrowthSchedule(abc.ABC):
@@ -69,15 +69,15 @@ class ProportionalGrowth(GrowthSchedule):
     def __init__(self, rate=0.2, start_epoch=3, every=1, max_width=None, stop_epoch=None):
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
             raise ValueError(f"Expected a positive `rate`. Received: rate={rate!r}")
-        _check_positive_int(start_epoch, "start_epoch")
-        _check_positive_int(every, "every")
+        check_positive_int(start_epoch, "start_epoch")
+        check_positive_int(every, "every")
         if stop_epoch is not None:
-            _check_positive_int(stop_epoch, "stop_epoch")
+            check_positive_int(stop_epoch, "stop_epoch")
         if isinstance(max_width, dict):
             for name, value in max_width.items():
-                _check_positive_int(value, f"max_width['{name}']")
+                check_positive_int(value, f"max_width['{name}']")
         elif max_width is not None:
-            _check_positive_int(max_width, "max_width")
+            check_positive_int(max_width, "max_width")
         self.rate = float(rate)
         self.start_epoch = int(start_epoch)
         self.every = int(every)
@@ -278,6 +278,3 @@ class GrowthDecision:
         return f"GrowthDecision(epoch={self.epoch}, widths={self.widths}, plan={self.plan})"
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Expected a positive integer `{name}`. Received: {name}={value!r}")

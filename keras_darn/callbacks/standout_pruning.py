@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_darn.layers.standout_dense import StandoutDense
+from keras_darn.validation import check_positive_int
 
 
 def standout_pruning_ratio(num_events, gamma):
@@ -157,15 +158,7 @@ class StandoutPruning(keras.callbacks.Callback):
         self, pruning_period, gamma, target_units, layers=None, verbose=0
     ):
         super().__init__()
-        if (
-            isinstance(pruning_period, bool)
-            or not isinstance(pruning_period, int)
-            or pruning_period <= 0
-        ):
-            raise ValueError(
-                "Received an invalid value for `pruning_period`, expected a "
-                f"positive integer. Received: pruning_period={pruning_period!r}"
-            )
+        check_positive_int(pruning_period, "pruning_period")
         _check_gamma(gamma)
         if isinstance(target_units, dict):
             for name, target in target_units.items():

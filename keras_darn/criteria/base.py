@@ -12,7 +12,7 @@ import abc
 
 import numpy as np
 
-from keras_darn.criteria.batches import check_positive_int
+from keras_darn.validation import check_positive_int
 from keras_darn.criteria.probes import ProbedModel
 
 _REGISTRY = {}

@@ -3,6 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
+from keras_darn.validation import check_positive_int
+
 
 def accumulate(cache, batch_fn, x, y=None, batch_size=256, strategy=None, args=()):
     """Sums `batch_fn(x_batch, y_batch, *args)` over batches and replicas.
@@ -73,15 +75,6 @@ def accumulate(cache, batch_fn, x, y=None, batch_size=256, strategy=None, args=(
 def make_dataset(x, y, batch_size):
     """A batched `tf.data.Dataset` of `(x, y)` (zeros when `y` is None)."""
     return _dataset(x, y, batch_size)
-
-
-def check_positive_int(value, name):
-    """Raises `ValueError` naming `name` unless `value` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected a positive integer. "
-            f"Received: {name}={value!r}"
-        )
 
 
 def _dataset(x, y, batch_size):

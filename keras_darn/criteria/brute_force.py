@@ -15,7 +15,7 @@ import numpy as np
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
-from keras_darn.criteria.batches import check_positive_int
+from keras_darn.validation import check_positive_int
 from keras_darn.criteria.batches import make_dataset
 
 _METRICS = ("loss", "accuracy")

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
-from keras_darn.criteria.batches import check_positive_int
+from keras_darn.validation import check_positive_int
 from keras_darn.criteria.gates import tile
 
 _CLIPS = (None, "mean", "median")

@@ -2,7 +2,6 @@
 
 import keras
 import numpy as np
-import pytest
 
 import keras_darn.rebuild
 from keras_darn.layers.standout_dense import StandoutDense

@@ -1,0 +1,30 @@
+"""Argument checks shared by keras_darn's public functions and callbacks."""
+
+import numpy as np
+
+
+def check_positive_int(value, name):
+    """Raises `ValueError` naming `name` unless `value` is an integer >= 1.
+
+    Python and NumPy integers are accepted; booleans and floats are not.
+
+    Args:
+        value: the value received.
+        name: the argument's name as the caller spells it, for the message.
+
+    Raises:
+        ValueError: if `value` is not an integer >= 1.
+
+    Example:
+
+    >>> check_positive_int(3, "epochs")
+    >>> check_positive_int(0, "epochs")
+    Traceback (most recent call last):
+    ...
+    ValueError: Received an invalid value for `epochs`, expected a positive integer. Received: epochs=0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected a positive integer. "
+            f"Received: {name}={value!r}"
+        )
