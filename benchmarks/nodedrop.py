@@ -337,7 +337,14 @@ def _params(n):
     return f"{n / 1e6:.3f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
 
+def _standard_error(error_pct, n):
+    """Binomial standard error, in points, of an error rate measured on n examples."""
+    p = error_pct / 100.0
+    return 100.0 * float(np.sqrt(p * (1 - p) / n))
+
+
 def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
+    base_error = float(np.mean([r["test_error"] for r in runs if r["lambda"] is None]))
     lines = [
         "# NodeDrop on Fashion-MNIST (paper Table 1 networks)",
         "",
@@ -356,6 +363,11 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
         "made smaller than the paper's to get more optimizer steps out of the same "
         "compute; the same goes for lambda 1e-3, added to the issue's sweep (the paper's "
         "sweep reached 1e-3) because larger penalties act faster.",
+        "",
+        f"Test error is measured on {config['num_test']} images: one image is "
+        f"{100 / config['num_test']:.2f} points, and the sampling standard error of an error "
+        f"rate near {base_error:.0f} % is {_standard_error(base_error, config['num_test']):.2f} "
+        "points, so differences from the baseline below about one point are within noise.",
         "",
         "| network | lambda | test error % | parameters | pruned % | factor | nodes | "
         "nodes pruned % | epoch time ratio | shrink max abs output change |",
@@ -448,7 +460,7 @@ def drops_over_training(runs, epochs):
         "epoch that dropped a unit, and for the live units at the end: the smallest and the "
         "median NodeDrop margin `sum(max(w, 0)) + b` over the layers (> 0: not provably "
         "dead) and how many output exactly 0 on every test image (dead in practice, missed "
-        "by the condition).",
+        "by the condition); '-' where the run predates that check.",
         "",
         "| network | lambda | " + " | ".join(f"epoch {m}" for m in marks)
         + " | last drop (epoch) | min live margin | median live margin | silent live units |",
