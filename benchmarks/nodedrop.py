@@ -29,7 +29,9 @@ paper's Figure 2 left).
         --lambdas=1e-4,3.2e-4 --num_train=16384 --epochs=24 --overhead_networks=
                                                 # 3,072 steps per run: 59 min (40 min for one lambda)
     python benchmarks/nodedrop.py --num_train=60000 --num_test=10000 \\
-        --batch_size=1024 --epochs=480          # the paper's schedule (days on CPU)
+        --batch_size=1024 --epochs=480 \\
+        --checkpoint_dir=/tmp/nodedrop_runs      # the paper's schedule (days on CPU), in pieces:
+                                                # saved after every epoch, rerun to resume
 """
 
 import json
@@ -82,6 +84,13 @@ flags.DEFINE_integer("overhead_rounds", 6, "Timed epoch pairs per network (after
 flags.DEFINE_bool(
     "overhead_only", False,
     "Only the interleaved time measurement: stored into an existing nodedrop.json.",
+)
+flags.DEFINE_string(
+    "checkpoint_dir", None,
+    "Save every run (model with optimizer state, history) after each epoch under this "
+    "directory and resume from it when the script is started again: long schedules can "
+    "then be run in pieces (kill the script, rerun the same command). A resumed run "
+    "continues with a new data order, so it is not bit-identical to an uninterrupted one.",
 )
 flags.DEFINE_bool(
     "render_only", False,
@@ -138,50 +147,111 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def train_run(network, lam, data):
-    (x_train, y_train), (x_test, y_test) = data
+class RunCheckpoint(keras.callbacks.Callback):
+    """Saves the model (optimizer state included) and the run so far after every epoch.
+
+    `state` holds what a resumed run needs besides the model: epochs done,
+    the history and epoch seconds of the epochs before, units dropped.
+    """
+
+    def __init__(self, prefix, state, timer, nodedrop):
+        super().__init__()
+        self.prefix, self.state, self.timer, self.nodedrop = prefix, state, timer, nodedrop
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state["epochs_done"] = epoch + 1
+        for key, value in (logs or {}).items():
+            self.state["history"].setdefault(key, []).append(float(value))
+        self.state["epoch_seconds"].append(self.timer.seconds[-1])
+        self.state["drops"] = self.state["drops_before"] + (
+            len(self.nodedrop.events) if self.nodedrop else 0
+        )
+        self.model.save(self.prefix + ".keras")  # before the state: never ahead of the model
+        with open(self.prefix + ".json", "w") as f:
+            json.dump(self.state, f)
+
+
+def _run_settings():
+    """What a checkpoint must share with this invocation to be resumed."""
+    return {"num_train": FLAGS.num_train, "batch_size": FLAGS.batch_size,
+            "learning_rate": FLAGS.learning_rate, "c": FLAGS.c, "seed": FLAGS.seed}
+
+
+def _new_run_model(network, lam):
     keras.utils.set_random_seed(FLAGS.seed)
     model = build_network(NETWORKS[network])
-    initial_params = count_params(model)
-    initial_nodes = hidden_nodes(model)
-    timer = EpochTimer()
-    callbacks = [timer]
-    nodedrop = None
+    state = {"settings": _run_settings(), "epochs_done": 0, "history": {},
+             "epoch_seconds": [], "drops": 0,
+             "initial_params": count_params(model), "initial_nodes": hidden_nodes(model)}
     if lam is not None:
         model = attach_nodedrop(model, lam=lam, c=FLAGS.c, input_range=(0, 1))
-        nodedrop = NodeDrop(input_range=(0, 1))
-        callbacks = [nodedrop, timer]  # the timer includes NodeDrop's epoch end
     model.compile(
         keras.optimizers.Adam(FLAGS.learning_rate),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    return model, state
+
+
+def train_run(network, lam, data):
+    (x_train, y_train), (x_test, y_test) = data
+    prefix = None
+    if FLAGS.checkpoint_dir:
+        os.makedirs(FLAGS.checkpoint_dir, exist_ok=True)
+        prefix = os.path.join(FLAGS.checkpoint_dir, f"{network}_{_fmt_lambda(lam)}")
+    if prefix and os.path.exists(prefix + ".json"):
+        with open(prefix + ".json") as f:
+            state = json.load(f)
+        if state["settings"] != _run_settings() or state["epochs_done"] > FLAGS.epochs:
+            raise ValueError(
+                f"The checkpoint {prefix}.json was made with {state['settings']} and has "
+                f"{state['epochs_done']} epochs; this run asks for {_run_settings()} and "
+                f"{FLAGS.epochs} epochs. Use another --checkpoint_dir or delete the checkpoint."
+            )
+        model = keras.saving.load_model(prefix + ".keras")
+        print(f"{network} lambda={_fmt_lambda(lam)}: resumed after epoch {state['epochs_done']}",
+              flush=True)
+    else:
+        model, state = _new_run_model(network, lam)
+    state["drops_before"] = state["drops"]
+    timer = EpochTimer()
+    callbacks = [timer]
+    nodedrop = None
+    if lam is not None:
+        nodedrop = NodeDrop(input_range=(0, 1))
+        callbacks = [nodedrop, timer]  # the timer includes NodeDrop's epoch end
+    if prefix:
+        callbacks.append(RunCheckpoint(prefix, state, timer, nodedrop))
     start = time.perf_counter()
     history = model.fit(
         x_train, y_train, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
-        verbose=0, callbacks=callbacks,
+        initial_epoch=state["epochs_done"], verbose=0, callbacks=callbacks,
     )
     train_seconds = time.perf_counter() - start
+    if not prefix:  # without checkpoints the run is this one fit
+        state["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        state["epoch_seconds"] = timer.seconds
+        state["drops"] = len(nodedrop.events) if nodedrop else 0
     probabilities = model.predict(x_test, batch_size=1000, verbose=0)
     test_error = 100.0 * float(np.mean(probabilities.argmax(axis=1) != y_test))
     run = {
         "network": network,
         "lambda": lam,
         "test_error": test_error,
-        "initial_params": initial_params,
-        "initial_nodes": initial_nodes,
+        "initial_params": state["initial_params"],
+        "initial_nodes": state["initial_nodes"],
         "nodes": live_nodes(model),
-        "epoch_seconds": timer.seconds,
-        "train_seconds": train_seconds,
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-        "drops": len(nodedrop.events) if nodedrop else 0,
+        "epoch_seconds": state["epoch_seconds"],
+        "train_seconds": train_seconds,  # of this process's part when resumed
+        "history": state["history"],
+        "drops": state["drops"],
     }
     # A layer that lost every unit makes the output constant (the paper lists
     # such runs with 0 parameters); shrink keeps one dead unit there.
     run["collapsed"] = any(
         layer.active_units == 0 for layer in model.layers if hasattr(layer, "active_units")
     )
-    if nodedrop is not None:
+    if lam is not None:
         run["live_unit_check"] = live_unit_check(model, x_test)
     small = shrink(model, compile=False)
     shrunk = small.predict(x_test, batch_size=1000, verbose=0)
