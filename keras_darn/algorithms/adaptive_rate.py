@@ -208,8 +208,6 @@ def _check_fraction(name, value, low=0.0, high=1.0, closed_low=True):
         )
 
 
-
-
 def _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps):
     _check_callable("evaluate", evaluate)
     _check_callable("retrain", retrain)

@@ -276,5 +276,3 @@ class GrowthDecision:
 
     def __repr__(self):
         return f"GrowthDecision(epoch={self.epoch}, widths={self.widths}, plan={self.plan})"
-
-

@@ -12,8 +12,8 @@ import abc
 
 import numpy as np
 
-from keras_darn.validation import check_positive_int
 from keras_darn.criteria.probes import ProbedModel
+from keras_darn.validation import check_positive_int
 
 _REGISTRY = {}
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
-from keras_darn.validation import check_positive_int
 from keras_darn.criteria.batches import make_dataset
+from keras_darn.validation import check_positive_int
 
 _METRICS = ("loss", "accuracy")
 

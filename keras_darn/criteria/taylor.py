@@ -27,8 +27,8 @@ import tensorflow as tf
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
-from keras_darn.validation import check_positive_int
 from keras_darn.criteria.gates import tile
+from keras_darn.validation import check_positive_int
 
 _CLIPS = (None, "mean", "median")
 
