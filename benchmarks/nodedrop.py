@@ -147,28 +147,32 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-class RunCheckpoint(keras.callbacks.Callback):
-    """Saves the model (optimizer state included) and the run so far after every epoch.
+class RunRecorder(keras.callbacks.Callback):
+    """Adds every epoch to the run's `state`; with a `prefix`, also saves the run.
 
-    `state` holds what a resumed run needs besides the model: epochs done,
-    the history and epoch seconds of the epochs before, units dropped.
+    `state` holds the run besides the model: epochs done, history, epoch
+    seconds and units dropped, over this fit and the ones it resumes. Saved
+    (`prefix.keras`: the model with its optimizer state, `prefix.json`: the
+    state), a later invocation resumes from it.
     """
 
-    def __init__(self, prefix, state, timer, nodedrop):
+    def __init__(self, state, timer, nodedrop, prefix=None):
         super().__init__()
-        self.prefix, self.state, self.timer, self.nodedrop = prefix, state, timer, nodedrop
+        self.state, self.timer, self.nodedrop, self.prefix = state, timer, nodedrop, prefix
+        self.drops_before = state["drops"]  # the callback's events start empty every fit
 
     def on_epoch_end(self, epoch, logs=None):
         self.state["epochs_done"] = epoch + 1
         for key, value in (logs or {}).items():
             self.state["history"].setdefault(key, []).append(float(value))
         self.state["epoch_seconds"].append(self.timer.seconds[-1])
-        self.state["drops"] = self.state["drops_before"] + (
+        self.state["drops"] = self.drops_before + (
             len(self.nodedrop.events) if self.nodedrop else 0
         )
-        self.model.save(self.prefix + ".keras")  # before the state: never ahead of the model
-        with open(self.prefix + ".json", "w") as f:
-            json.dump(self.state, f)
+        if self.prefix:
+            self.model.save(self.prefix + ".keras")  # before the state: never ahead of the model
+            with open(self.prefix + ".json", "w") as f:
+                json.dump(self.state, f)
 
 
 def _run_settings():
@@ -213,25 +217,19 @@ def train_run(network, lam, data):
               flush=True)
     else:
         model, state = _new_run_model(network, lam)
-    state["drops_before"] = state["drops"]
     timer = EpochTimer()
     callbacks = [timer]
     nodedrop = None
     if lam is not None:
         nodedrop = NodeDrop(input_range=(0, 1))
         callbacks = [nodedrop, timer]  # the timer includes NodeDrop's epoch end
-    if prefix:
-        callbacks.append(RunCheckpoint(prefix, state, timer, nodedrop))
+    callbacks.append(RunRecorder(state, timer, nodedrop, prefix))  # after both: sees their results
     start = time.perf_counter()
-    history = model.fit(
+    model.fit(
         x_train, y_train, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
         initial_epoch=state["epochs_done"], verbose=0, callbacks=callbacks,
     )
     train_seconds = time.perf_counter() - start
-    if not prefix:  # without checkpoints the run is this one fit
-        state["history"] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-        state["epoch_seconds"] = timer.seconds
-        state["drops"] = len(nodedrop.events) if nodedrop else 0
     probabilities = model.predict(x_test, batch_size=1000, verbose=0)
     test_error = 100.0 * float(np.mean(probabilities.argmax(axis=1) != y_test))
     run = {
