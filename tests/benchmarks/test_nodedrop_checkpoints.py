@@ -1,0 +1,88 @@
+"""`benchmarks/nodedrop.py --checkpoint_dir`: runs saved every epoch and resumed.
+
+The benchmark runs in its own process, as a user runs it, on tiny
+Fashion-MNIST-shaped IDX files written here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_darn.datasets import write_idx
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NUM_TRAIN, NUM_TEST = 64, 20
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    directory = tmp_path / "fashion"
+    directory.mkdir()
+    for stem, count in (("train", NUM_TRAIN), ("t10k", NUM_TEST)):
+        write_idx(directory / f"{stem}-images-idx3-ubyte",
+                  rng.integers(0, 256, (count, 28, 28)).astype("uint8"))
+        write_idx(directory / f"{stem}-labels-idx1-ubyte", np.arange(count).astype("uint8") % 10)
+    return directory
+
+
+def run_benchmark(tmp_path, data_dir, *extra):
+    command = [
+        sys.executable, os.path.join(REPO, "benchmarks", "nodedrop.py"),
+        f"--data_dir={data_dir}", f"--output_dir={tmp_path / 'results'}",
+        f"--checkpoint_dir={tmp_path / 'checkpoints'}", "--networks=DENSE160",
+        "--lambdas=1", "--learning_rate=0.01", f"--num_train={NUM_TRAIN}", f"--num_test={NUM_TEST}",
+        "--batch_size=16", "--overhead_networks=", *extra,
+    ]
+    env = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def read_state(tmp_path, run):
+    with open(tmp_path / "checkpoints" / f"DENSE160_{run}.json") as f:
+        return json.load(f)
+
+
+def test_runs_resume_where_their_checkpoints_stop(tmp_path, data_dir):
+    first = run_benchmark(tmp_path, data_dir, "--epochs=1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    after_one = {run: read_state(tmp_path, run) for run in ("baseline", "1.0e+00")}
+    assert [s["epochs_done"] for s in after_one.values()] == [1, 1]
+    assert os.path.exists(tmp_path / "checkpoints" / "DENSE160_1.0e+00.keras")
+
+    second = run_benchmark(tmp_path, data_dir, "--epochs=3")
+    assert second.returncode == 0, second.stderr[-3000:]
+    for run in ("baseline", "1.0e+00"):
+        assert f"DENSE160 lambda={run}: resumed after epoch 1" in second.stdout
+        state = read_state(tmp_path, run)
+        assert state["epochs_done"] == 3
+        assert len(state["epoch_seconds"]) == 3
+        # The first epoch's record is kept, the resumed epochs are appended.
+        assert state["history"]["loss"][0] == after_one[run]["history"]["loss"][0]
+        assert len(state["history"]["loss"]) == 3
+    # lambda = 1 at this learning rate drops a few units in the first epoch and
+    # most of the rest in the resumed ones (live units 159, 156, 13).
+    resumed = read_state(tmp_path, "1.0e+00")
+    assert 0 < after_one["1.0e+00"]["drops"] < resumed["drops"]
+    # Masks come back with the model: no dropped unit is live again after the resume.
+    live = resumed["history"]["live_units"]
+    assert live[0] < 160 and live == sorted(live, reverse=True), live
+
+    with open(tmp_path / "results" / "nodedrop.json") as f:
+        results = json.load(f)
+    assert results["complete"]
+    assert [len(run["history"]["loss"]) for run in results["runs"]] == [3, 3]
+
+
+def test_a_checkpoint_with_other_settings_is_refused(tmp_path, data_dir):
+    assert run_benchmark(tmp_path, data_dir, "--epochs=1").returncode == 0
+    refused = run_benchmark(tmp_path, data_dir, "--epochs=1", "--learning_rate=0.02")
+    assert refused.returncode != 0
+    assert "was made with" in refused.stderr
+    assert "'learning_rate': 0.01" in refused.stderr
+    assert "'learning_rate': 0.02" in refused.stderr
