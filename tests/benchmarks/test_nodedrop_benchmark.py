@@ -1,4 +1,4 @@
-"""`benchmarks/nodedrop.py --checkpoint_dir`: runs saved every epoch and resumed.
+"""`benchmarks/nodedrop.py`: --checkpoint_dir saves runs and resumes them; --finetune_epochs.
 
 The benchmark runs in its own process, as a user runs it, on tiny
 Fashion-MNIST-shaped IDX files written here.
@@ -86,3 +86,18 @@ def test_a_checkpoint_with_other_settings_is_refused(tmp_path, data_dir):
     assert "was made with" in refused.stderr
     assert "'learning_rate': 0.01" in refused.stderr
     assert "'learning_rate': 0.02" in refused.stderr
+
+
+def test_finetune_epochs_train_without_the_penalty(tmp_path, data_dir):
+    result = run_benchmark(tmp_path, data_dir, "--epochs=3", "--finetune_epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = read_state(tmp_path, "1.0e+00")
+    assert state["settings"]["finetune_epochs"] == 1
+    loss = state["history"]["loss"]
+    # lambda = 1 makes the penalty dominate the loss (hundreds); without it the
+    # loss is the cross-entropy of 10 classes, about ln(10) = 2.3.
+    assert loss[1] > 50 and loss[2] < 5, loss
+    # The baseline trains all epochs without a penalty and keeps its settings.
+    assert "finetune_epochs" not in read_state(tmp_path, "baseline")["settings"]
+    with open(tmp_path / "results" / "nodedrop.md") as f:
+        assert "without it (lambda 0) for the last 1" in f.read()
