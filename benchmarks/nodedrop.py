@@ -523,11 +523,15 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
             if best else " (no run within 1 point)"
         ),
         "- Final parameters DENSE160..DENSE640 within 1.5x of each other for one lambda: "
-        f"{'MET' if targets['size_spread_within_1_5_met'] else 'NOT MET'} (max/min per "
-        "lambda: "
-        + ", ".join(f"{float(k):.1e}: {v:.2f}" for k, v in
-                    targets["final_size_spread_per_lambda"].items())
-        + ")",
+        + (
+            f"{'MET' if targets['size_spread_within_1_5_met'] else 'NOT MET'} (max/min per "
+            "lambda: "
+            + ", ".join(f"{float(k):.1e}: {v:.2f}" for k, v in
+                        targets["final_size_spread_per_lambda"].items())
+            + ")"
+            if targets["final_size_spread_per_lambda"]
+            else "NOT MEASURED (no lambda ran on two networks here)"
+        ),
         "- Per-epoch training time with regularizer and callback at most 1.15x the plain "
         f"model's, interleaved measurement below: {overhead_verdict(overhead)}. (From the "
         "sweep's separate runs, which other jobs' load can skew: "
