@@ -20,6 +20,7 @@ from keras_darn.algorithms.growth import grow_units
 from keras_darn.algorithms.growth_training import GrowthResult
 from keras_darn.algorithms.growth_training import fit_with_growth
 from keras_darn.algorithms.nodedrop import attach_nodedrop
+from keras_darn.algorithms.nodedrop import detach_nodedrop
 from keras_darn.algorithms.ranking import error_surface
 from keras_darn.algorithms.ranking import iterative_reranking
 from keras_darn.algorithms.ranking import prune_by_ranking

@@ -109,6 +109,20 @@ def attach_nodedrop(
             config.update(bn_regs)
         return cls.from_config(config)
 
+    clone = _clone_with(model, clone_layer)
+    if replaced:
+        warnings.warn(
+            f"attach_nodedrop replaced existing regularizers: {replaced}.",
+            stacklevel=2,
+        )
+    _warn_ineligible(eligibility)
+    if return_report:
+        return clone, condition.nodedrop_eligibility(clone, input_range)
+    return clone
+
+
+def _clone_with(model, clone_layer):
+    """Clones `model` through `clone_layer` and copies every weight over."""
     input_tensors = None
     if not isinstance(model, keras.Sequential):
         # Keep the input names, which `input_range` may refer to.
@@ -130,15 +144,46 @@ def attach_nodedrop(
                 f"found '{target.name}'."
             )
         _copy_weights(source, target)
-    if replaced:
-        warnings.warn(
-            f"attach_nodedrop replaced existing regularizers: {replaced}.",
-            stacklevel=2,
-        )
-    _warn_ineligible(eligibility)
-    if return_report:
-        return clone, condition.nodedrop_eligibility(clone, input_range)
     return clone
+
+
+def detach_nodedrop(model):
+    """Returns a copy of `model` without its NodeDrop penalties.
+
+    Every `NodeDropRegularizer` and `NodeDropBNRegularizer` (as a kernel,
+    bias, gamma or beta regularizer) is removed; other regularizers, the
+    layer classes, all weights and the unit masks are kept, so units that
+    NodeDrop switched off stay off and the copy computes the same outputs.
+    Use it to fine-tune without the penalty after NodeDrop has found the
+    size, before or after `shrink` (which keeps regularizers). The input
+    model is not modified; the copy is not compiled.
+
+    Args:
+        model: a built Functional or Sequential `keras.Model`.
+
+    Returns:
+        The new `keras.Model`.
+
+    Example:
+
+    >>> model = attach_nodedrop(model, lam=1e-4, input_range=(0, 1))
+    >>> model.compile("adam", "sparse_categorical_crossentropy")
+    >>> model.fit(x, y, epochs=20, callbacks=[NodeDrop(input_range=(0, 1))])
+    >>> small = detach_nodedrop(shrink(model, compile=False))
+    >>> small.compile("adam", "sparse_categorical_crossentropy")
+    >>> small.fit(x, y, epochs=4)  # fine-tune the found size, penalty off
+    """
+    nodedrop_types = (regularizers.NodeDropRegularizer, regularizers.NodeDropBNRegularizer)
+    keys = ("kernel_regularizer", "bias_regularizer", "gamma_regularizer", "beta_regularizer")
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        for key in keys:
+            if isinstance(getattr(layer, key, None), nodedrop_types):
+                config[key] = None
+        return type(layer).from_config(config)
+
+    return _clone_with(model, clone_layer)
 
 
 def _copy_weights(source, target):

@@ -1,4 +1,4 @@
-"""attach_nodedrop: a regularized, prunable copy of a model."""
+"""attach_nodedrop: a regularized, prunable copy of a model; detach_nodedrop undoes the penalty."""
 
 import warnings
 
@@ -8,6 +8,7 @@ import pytest
 
 from keras_darn import layers as darn_layers
 from keras_darn.algorithms.nodedrop import attach_nodedrop
+from keras_darn.algorithms.nodedrop import detach_nodedrop
 from keras_darn.regularizers import NodeDropBNRegularizer
 from keras_darn.regularizers import NodeDropRegularizer
 
@@ -117,3 +118,35 @@ def test_attached_sequential_model_saves_and_loads(tmp_path):
         keras.ops.convert_to_numpy(restored(x)), keras.ops.convert_to_numpy(new(x))
     )
     assert _penalty(restored) == pytest.approx(_penalty(new))
+
+
+def test_detach_removes_only_the_nodedrop_penalties_and_keeps_masks(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attached = attach_nodedrop(_cnn(), lam=1e-2, batch_size=16, input_range=(0, 1))
+    attached.get_layer("c1").set_unit_mask([1, 0, 1, 0])  # as the NodeDrop callback does
+    x = np.random.default_rng(1).uniform(size=(5, 8, 8, 1)).astype("float32")
+    before = keras.ops.convert_to_numpy(attached(x))
+
+    detached = detach_nodedrop(attached)
+
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(detached(x)), before)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(detached.get_layer("c1").unit_mask), [1, 0, 1, 0]
+    )
+    assert isinstance(detached.get_layer("c1"), darn_layers.PrunableConv2D)
+    assert detached.get_layer("c1").kernel_regularizer is None
+    assert detached.get_layer("c1").bias_regularizer is None
+    assert detached.get_layer("bn").gamma_regularizer is None
+    assert detached.get_layer("bn").beta_regularizer is None
+    # Only c2's own L2 is left.
+    c2_kernel = attached.get_layer("c2").get_weights()[0]
+    assert _penalty(detached) == pytest.approx(0.01 * np.square(c2_kernel).sum(), rel=1e-5)
+    # The input model keeps its penalties.
+    assert isinstance(attached.get_layer("c1").kernel_regularizer, NodeDropRegularizer)
+    assert _penalty(attached) > _penalty(detached)
+    # Nothing comes back on save/load.
+    detached.save(tmp_path / "detached.keras")
+    loaded = keras.saving.load_model(tmp_path / "detached.keras")
+    assert _penalty(loaded) == pytest.approx(_penalty(detached), rel=1e-6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), before)
