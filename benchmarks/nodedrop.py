@@ -28,6 +28,10 @@ paper's Figure 2 left).
     python benchmarks/nodedrop.py --name=nodedrop_3k --networks=DENSE160,DENSE640 \\
         --lambdas=1e-4,3.2e-4 --num_train=16384 --epochs=24 --overhead_networks=
                                                 # 3,072 steps per run: 59 min (37-38 min for one lambda)
+    python benchmarks/nodedrop.py --name=nodedrop_3k_finetune --networks=DENSE640 \\
+        --lambdas=7.5e-4,1e-3,1.3e-3 --finetune_epochs=4 --num_train=16384 --num_test=10000 \\
+        --epochs=24 --overhead_networks= --checkpoint_dir=/tmp/nodedrop_3k
+                                                # the last 4 epochs without the penalty: 56 min
     python benchmarks/nodedrop.py --num_train=60000 --num_test=10000 \\
         --batch_size=1024 --epochs=480 \\
         --checkpoint_dir=/tmp/nodedrop_runs      # the paper's schedule (days on CPU), in pieces:
