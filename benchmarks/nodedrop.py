@@ -52,10 +52,12 @@ from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
 from keras_darn.algorithms.nodedrop import attach_nodedrop  # noqa: E402
+from keras_darn.algorithms.nodedrop import detach_nodedrop  # noqa: E402
 from keras_darn.callbacks.nodedrop import NodeDrop  # noqa: E402
 from keras_darn.criteria.nodedrop_condition import unit_margins  # noqa: E402
 from keras_darn.layers import soft_clamped_relu  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
+from keras_darn.rebuild import compile_like  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
@@ -194,23 +196,6 @@ def _run_settings(lam):
     return settings
 
 
-def switch_off_penalty(model):
-    """Removes every weight regularizer of `model` in place (NodeDrop's penalty).
-
-    The layers' `*_regularizer` attributes go too, so a checkpoint saved
-    afterwards loads without the penalty. The next `fit` retraces the train
-    step without it.
-    """
-    for layer in model.layers:
-        for name in ("kernel_regularizer", "bias_regularizer",
-                     "gamma_regularizer", "beta_regularizer"):
-            if getattr(layer, name, None) is not None:
-                setattr(layer, name, None)
-        for variable in layer.weights:
-            variable.regularizer = None
-    model.make_train_function(force=True)
-
-
 def _new_run_model(network, lam):
     keras.utils.set_random_seed(FLAGS.seed)
     model = build_network(NETWORKS[network])
@@ -253,7 +238,8 @@ def train_run(network, lam, data):
         if state["epochs_done"] >= stage_end:
             continue
         if state["epochs_done"] >= penalty_epochs:
-            switch_off_penalty(model)
+            # Same weights, masks, optimizer moments and step count; no penalty.
+            model = compile_like(detach_nodedrop(model), model)
         timer = EpochTimer()
         callbacks = [timer]
         nodedrop = None
