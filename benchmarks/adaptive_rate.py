@@ -65,6 +65,7 @@ from keras_darn.metrics import energy  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
+import report  # noqa: E402  (benchmarks/report.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", ["digits", "fashion"], "digits and/or fashion.")
@@ -390,12 +391,10 @@ def markdown(results):
             "",
             "### Table III: remaining weights (mean over folds) per rate and allowed accuracy drop",
             "",
-            "| pruning rate | " + " | ".join(f"drop {t} pts: weights / steps / acc / failed" for t in FLAGS.thresholds)
-            + " |",
-            "|---|" + "---|" * len(FLAGS.thresholds),
         ]
+        rows = []
         for arm in arm_names():
-            cells = []
+            cells = [arm]
             for t in FLAGS.thresholds:
                 e = table[f"{arm} @ {t}"]
                 cells.append(
@@ -403,7 +402,11 @@ def markdown(results):
                     f"{e['accepted_steps']:.1f} (+{e['trial_evaluations']:.1f} trials) / "
                     f"{e['accuracy']:.4f} / {e['failed_folds']}"
                 )
-            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+            rows.append(cells)
+        lines += report.markdown_table(
+            ["pruning rate"] + [f"drop {t} pts: weights / steps / acc / failed" for t in FLAGS.thresholds],
+            rows,
+        )
         lines += ["", "Targets (adaptive vs the best static rate that did not fail, per threshold; "
                   "`adaptive` is the default, PR carried over between steps):", ""]
         for t in FLAGS.thresholds:
@@ -434,22 +437,26 @@ def markdown(results):
             "A fold whose retrained network (after insertion) does not reach the floor accepts no pruning "
             "step; it keeps its post-insertion weights and counts in \"below floor\" (an invalid result).",
             "",
-            "| auxiliary units | remaining weights | vs adaptive without | accuracy | steps | failed folds | "
-            "folds below floor |",
-            "|---|---|---|---|---|---|---|",
-            f"| none (adaptive) | {adaptive['remaining_weights']:.0f} | - | {adaptive['accuracy']:.4f} | "
-            f"{adaptive['accepted_steps']:.1f} | {adaptive['failed_folds']} | {adaptive['below_floor_folds']} |",
         ]
+        rows = [[
+            "none (adaptive)", f"{adaptive['remaining_weights']:.0f}", "-", f"{adaptive['accuracy']:.4f}",
+            f"{adaptive['accepted_steps']:.1f}", adaptive["failed_folds"], adaptive["below_floor_folds"],
+        ]]
         valid = {}
         for units in FLAGS.aux_units:
             e = table[f"auxiliary {units} @ {t}"]
             change = e["remaining_weights"] / adaptive["remaining_weights"] - 1
             if e["below_floor_folds"] == 0:
                 valid[units] = e["remaining_weights"]
-            lines.append(
-                f"| {units} | {e['remaining_weights']:.0f} | {change:+.1%} | {e['accuracy']:.4f} | "
-                f"{e['accepted_steps']:.1f} | {e['failed_folds']} | {e['below_floor_folds']} |"
-            )
+            rows.append([
+                units, f"{e['remaining_weights']:.0f}", f"{change:+.1%}", f"{e['accuracy']:.4f}",
+                f"{e['accepted_steps']:.1f}", e["failed_folds"], e["below_floor_folds"],
+            ])
+        lines += report.markdown_table(
+            ["auxiliary units", "remaining weights", "vs adaptive without", "accuracy", "steps",
+             "failed folds", "folds below floor"],
+            rows,
+        )
         if valid:
             best = min(valid, key=valid.get)
             verdict = (
@@ -465,39 +472,40 @@ def markdown(results):
             "",
             "### Structural pay-off and energy (Table V costs, shrunk model, per inference)",
             "",
-            "| model | live weights | dead units (in / out) | switched off | params masked -> shrunk | "
-            "max output change | float32 nJ (mult only) | float16 nJ | int32 nJ | int8 nJ |",
-            "|---|---|---|---|---|---|---|---|---|---|",
         ]
+        rows = []
         for arm in [f"adaptive @ {x}" for x in FLAGS.thresholds] + [
             f"auxiliary {u} @ {t}" for u in FLAGS.aux_units
         ]:
             e = table[arm]
             s = e["structure"]
             n = e["energy_nj"]
-            lines.append(
-                f"| {arm} | {s['remaining_weights_shrunk']:.0f} | {s['dead_incoming']:.1f} / "
-                f"{s['dead_outgoing']:.1f} | {s['units_switched_off']:.1f} | {s['params_masked_model']:.0f} -> "
-                f"{s['params_shrunk']:.0f} | {s['max_output_change']:.1e} | {n['float32']:.1f} "
-                f"({e['energy_nj_multiplies_only_float32']:.1f}) | {n['float16']:.1f} | {n['int32']:.1f} | "
-                f"{n['int8']:.2f} |"
-            )
+            rows.append([
+                arm, f"{s['remaining_weights_shrunk']:.0f}",
+                f"{s['dead_incoming']:.1f} / {s['dead_outgoing']:.1f}", f"{s['units_switched_off']:.1f}",
+                f"{s['params_masked_model']:.0f} -> {s['params_shrunk']:.0f}", f"{s['max_output_change']:.1e}",
+                f"{n['float32']:.1f} ({e['energy_nj_multiplies_only_float32']:.1f})", f"{n['float16']:.1f}",
+                f"{n['int32']:.1f}", f"{n['int8']:.2f}",
+            ])
+        lines += report.markdown_table(
+            ["model", "live weights", "dead units (in / out)", "switched off", "params masked -> shrunk",
+             "max output change", "float32 nJ (mult only)", "float16 nJ", "int32 nJ", "int8 nJ"],
+            rows,
+        )
         fold0 = data["folds"][0]["runs"]
         for arm, title in ((f"static 0.2 @ {t}", "Table I: static rate 0.2"), (f"adaptive @ {t}", "Table II: adaptive rate")):
             if arm not in fold0:
                 continue
-            lines += [
-                "",
-                f"### {title}, fold 0, drop {t} pts",
-                "",
-                "| step | rate | remaining weights | accuracy | accuracy after pruning | mean abs weight | accepted |",
-                "|---|---|---|---|---|---|---|",
-            ]
-            for row in fold0[arm]["history"]:
-                lines.append(
-                    f"| {row['step']} | {row['rate']:.2f} | {row['remaining_weights']} | {row['accuracy']:.4f} | "
-                    f"{row['accuracy_after_pruning']:.4f} | {row['mean_abs_weight']:.4f} | {row['accepted']} |"
-                )
+            lines += ["", f"### {title}, fold 0, drop {t} pts", ""]
+            lines += report.markdown_table(
+                ["step", "rate", "remaining weights", "accuracy", "accuracy after pruning", "mean abs weight",
+                 "accepted"],
+                [
+                    [row["step"], f"{row['rate']:.2f}", row["remaining_weights"], f"{row['accuracy']:.4f}",
+                     f"{row['accuracy_after_pruning']:.4f}", f"{row['mean_abs_weight']:.4f}", row["accepted"]]
+                    for row in fold0[arm]["history"]
+                ],
+            )
         peer = data.get("peer")
         lines += ["", "### Peer: tensorflow-model-optimization `prune_low_magnitude` (fold 0)", ""]
         if peer is None:
@@ -513,22 +521,25 @@ def markdown(results):
                 f"{FLAGS.thresholds[0]} pts). Fine-tuning: {peer['fine_tune_epochs']} epochs (as many as our "
                 "adaptive run retrained). TFLite float32, latency = median of 200 invokes, batch 1, same interpreter.",
                 "",
-                "| model | accuracy | non-zero weights | TFLite bytes | gzipped | latency ms |",
-                "|---|---|---|---|---|---|",
-                f"| keras_darn adaptive @ {FLAGS.thresholds[0]}, shrunk | {ours['accuracy']:.4f} | "
-                f"{ours['remaining_weights']} | {ours['tflite_bytes']} | {ours['tflite_gzip_bytes']} | "
-                f"{ours['tflite_latency_ms']:.4f} |",
             ]
+            rows = [[
+                f"keras_darn adaptive @ {FLAGS.thresholds[0]}, shrunk", f"{ours['accuracy']:.4f}",
+                ours["remaining_weights"], ours["tflite_bytes"], ours["tflite_gzip_bytes"],
+                f"{ours['tflite_latency_ms']:.4f}",
+            ]]
             for label, run in (("tfmot, sparsest within the floor", peer["at_our_floor"]),
                                ("tfmot, at our sparsity", peer["at_our_sparsity"])):
                 if run is None:
-                    lines.append(f"| {label} | none of its runs reached the floor | | | | |")
+                    rows.append([label, "none of its runs reached the floor", None, None, None, None])
                 else:
-                    lines.append(
-                        f"| {label} (target {run['target_sparsity']}) | {run['accuracy']:.4f} | "
-                        f"{run['nonzero_weights']} | {run['tflite_bytes']} | {run['tflite_gzip_bytes']} | "
-                        f"{run['tflite_latency_ms']:.4f} |"
-                    )
+                    rows.append([
+                        f"{label} (target {run['target_sparsity']})", f"{run['accuracy']:.4f}",
+                        run["nonzero_weights"], run["tflite_bytes"], run["tflite_gzip_bytes"],
+                        f"{run['tflite_latency_ms']:.4f}",
+                    ])
+            lines += report.markdown_table(
+                ["model", "accuracy", "non-zero weights", "TFLite bytes", "gzipped", "latency ms"], rows
+            )
             lines += ["", "All tfmot runs: " + ", ".join(
                 f"{r['target_sparsity']}: acc {r['accuracy']:.4f}, {r['nonzero_weights']} weights"
                 for r in peer["runs"])]

@@ -52,6 +52,7 @@ from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.metrics import measure_latency  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
+import report  # noqa: E402  (benchmarks/report.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -241,45 +242,53 @@ def write_markdown(path, result):
         f"{initial['flops']} FLOPs, {initial['inference_seconds'] * 1e3:.1f} ms per batch of "
         f"{config['latency_batch']}.",
         "",
-        "| arm | stopped at | widths | test acc | test loss (pts) | params | params -% | "
-        "FLOPs -% | ms/batch | iterations | target met |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    arms = []
     for arm, run in result["arms"].items():
         s = run["summary"]
         stop = "all thresholds" if s["stopped_at"] is None else f"{s['stopped_at']:.3g}"
-        lines.append(
-            f"| {arm} | {stop} | {s['widths']} | {s['test_accuracy']:.4f} | "
-            f"{100 * s['test_accuracy_loss']:.2f} | {s['params']} | "
-            f"{100 * s['param_reduction']:.1f} | {100 * s['flop_reduction']:.1f} | "
-            f"{s['inference_seconds'] * 1e3:.1f} | {s['training_iterations']} | "
-            f"{'yes' if s['target_met'] else 'NO'} |"
-        )
+        arms.append([
+            arm, stop, s["widths"], f"{s['test_accuracy']:.4f}",
+            f"{100 * s['test_accuracy_loss']:.2f}", s["params"],
+            f"{100 * s['param_reduction']:.1f}", f"{100 * s['flop_reduction']:.1f}",
+            f"{s['inference_seconds'] * 1e3:.1f}", s["training_iterations"],
+            "yes" if s["target_met"] else "NO",
+        ])
+    lines += report.markdown_table(
+        ["arm", "stopped at", "widths", "test acc", "test loss (pts)", "params", "params -%",
+         "FLOPs -%", "ms/batch", "iterations", "target met"],
+        arms,
+    )
     lines += ["", "Target: >= 25 % fewer parameters and >= 30 % fewer FLOPs with <= 1.5 "
               "points test accuracy loss.", "",
               "## Folding into the correlated partner vs plain removal", "",
               "Same pretrained model, same pairs removed; validation accuracy right after "
-              "removal, before any retraining.", "",
-              "| threshold | units removed | plain removal | folded |", "|---|---|---|---|"]
-    for row in result["fold_comparison"]:
-        lines.append(
-            f"| {row['threshold']} | {row['units_removed']} | {row['plain_accuracy']:.4f} | "
-            f"{row['fold_accuracy']:.4f} |"
-        )
+              "removal, before any retraining.", ""]
+    lines += report.markdown_table(
+        ["threshold", "units removed", "plain removal", "folded"],
+        [
+            [row["threshold"], row["units_removed"], f"{row['plain_accuracy']:.4f}",
+             f"{row['fold_accuracy']:.4f}"]
+            for row in result["fold_comparison"]
+        ],
+    )
     lines += ["", "## Steps", ""]
     for arm, run in result["arms"].items():
         thresholds = ", ".join(f"{t:.3g}" for t in run["summary"]["thresholds"])
-        lines += [f"### {arm}", "", f"Thresholds: {thresholds}.", "",
-                  "| iteration | threshold | retrain | units pruned | "
-                  "acc. after pruning | val acc | accepted | params | FLOPs | ms/batch |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"### {arm}", "", f"Thresholds: {thresholds}.", ""]
+        steps = []
         for s in run["history"]["steps"]:
             ms = "" if s["inference_seconds"] is None else f"{s['inference_seconds'] * 1e3:.1f}"
-            lines.append(
-                f"| {s['iteration']} | {s['threshold']:.3g} | {s['retrain']} | "
-                f"{s['units_pruned']} | {s['pruned_accuracy']:.4f} | {s['accuracy']:.4f} | "
-                f"{s['accepted']} | {s['params']} | {s['flops']} | {ms} |"
-            )
+            steps.append([
+                s["iteration"], f"{s['threshold']:.3g}", s["retrain"], s["units_pruned"],
+                f"{s['pruned_accuracy']:.4f}", f"{s['accuracy']:.4f}", s["accepted"], s["params"],
+                s["flops"], ms,
+            ])
+        lines += report.markdown_table(
+            ["iteration", "threshold", "retrain", "units pruned", "acc. after pruning", "val acc",
+             "accepted", "params", "FLOPs", "ms/batch"],
+            steps,
+        )
         lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -64,6 +64,7 @@ from keras_darn.callbacks.growth import ProportionalGrowth  # noqa: E402
 from keras_darn.criteria.growth_triggers import EffectiveRankTrigger  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
+import report  # noqa: E402  (benchmarks/report.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -284,19 +285,27 @@ def write_markdown(path, config, table, checks):
         "|loss after - loss before| / loss before at each growth, on 512 training examples."
     )
     for task, arms in table.items():
-        lines += ["", f"## {task}", "",
-                  "| arm | test accuracy (%) | min-max | last 3 (%) | training FLOPs | final params | final widths | insertions | max rel. loss change |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", f"## {task}", ""]
+        rows = []
         for arm, s in arms.items():
             widths = sorted({tuple(w) for w in s["final_widths"]})
             change = "-" if s["max_relative_loss_change"] is None else f"{s['max_relative_loss_change']:.2e}"
-            lines.append(
-                f"| {arm} | {100 * s['accuracy_mean']:.2f} +- {100 * s['accuracy_sd']:.2f} | "
-                f"{100 * s['accuracy_min']:.2f}-{100 * s['accuracy_max']:.2f} | "
-                f"{100 * s['last3_mean']:.2f} +- {100 * s['last3_sd']:.2f} | "
-                f"{s['training_flops_mean']:.3g} | {s['final_params_mean']:.0f} | "
-                f"{', '.join('x'.join(map(str, w)) for w in widths)} | {s['insertions']} | {change} |"
-            )
+            rows.append([
+                arm,
+                f"{100 * s['accuracy_mean']:.2f} +- {100 * s['accuracy_sd']:.2f}",
+                f"{100 * s['accuracy_min']:.2f}-{100 * s['accuracy_max']:.2f}",
+                f"{100 * s['last3_mean']:.2f} +- {100 * s['last3_sd']:.2f}",
+                f"{s['training_flops_mean']:.3g}",
+                f"{s['final_params_mean']:.0f}",
+                ", ".join("x".join(map(str, w)) for w in widths),
+                s["insertions"],
+                change,
+            ])
+        lines += report.markdown_table(
+            ["arm", "test accuracy (%)", "min-max", "last 3 (%)", "training FLOPs", "final params",
+             "final widths", "insertions", "max rel. loss change"],
+            rows,
+        )
         if task in checks:
             c = checks[task]
             sd = "n/a" if c["sd_above_small"] is None else f"{c['sd_above_small']:.1f}"
@@ -316,12 +325,16 @@ def write_markdown(path, config, table, checks):
     lines += ["", "## Adam's step inflation of new weights", "",
               "New weights start with zero moments but Adam's bias correction uses the global step t, "
               "so for a steady gradient their step is `adam_step_inflation(t0, k)` times a fresh "
-              "optimizer's, k steps after a growth at step t0 (MLP):", "",
-              "| growth at step | k = 1 | k = 10 | k = 50 | k = 200 |", "|---|---|---|---|---|"]
+              "optimizer's, k steps after a growth at step t0 (MLP):", ""]
     steps = -(-config["num_train"] // config["batch_size"])
-    for epoch in range(config["start_epoch"], config["start_epoch"] + 4):
-        row = [adam_step_inflation(epoch * steps, k) for k in (1, 10, 50, 200)]
-        lines.append(f"| {epoch * steps} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+    ks = (1, 10, 50, 200)
+    lines += report.markdown_table(
+        ["growth at step"] + [f"k = {k}" for k in ks],
+        [
+            [epoch * steps] + [f"{adam_step_inflation(epoch * steps, k):.2f}" for k in ks]
+            for epoch in range(config["start_epoch"], config["start_epoch"] + 4)
+        ],
+    )
     lines.append("")
     with open(path, "w") as handle:
         handle.write("\n".join(lines))

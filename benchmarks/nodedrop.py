@@ -61,6 +61,7 @@ from keras_darn.rebuild import compile_like  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
+import report  # noqa: E402  (benchmarks/report.py)
 
 NETWORKS = {  # Table 1: features of layers 1-5
     "DENSE160": (16, 16, 32, 32, 64),
@@ -475,21 +476,24 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
         f"rate near {base_error:.0f} % is {_standard_error(base_error, config['num_test']):.2f} "
         "points, so differences from the baseline below about one point are within noise.",
         "",
-        "| network | lambda | test error % | parameters | pruned % | factor | nodes | "
-        "nodes pruned % | epoch time ratio | shrink max abs output change |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for r in runs:
         factor = f"{r['factor']:.2f}" if r["factor"] else "-"
         ratio = f"{r['epoch_time_ratio']:.2f}" if r.get("epoch_time_ratio") else "-"
         change = f"{r['shrink_max_abs_output_change']:.1e}"
         if r["collapsed"]:
             change += " (collapsed)"
-        lines.append(
-            f"| {r['network']} | {_fmt_lambda(r['lambda'])} | {r['test_error']:.2f} | "
-            f"{_params(r['params'])} | {r['pruned_pct']:.2f} | {factor} | {r['nodes']} | "
-            f"{r['nodes_pruned_pct']:.2f} | {ratio} | {change} |"
-        )
+        rows.append([
+            r["network"], _fmt_lambda(r["lambda"]), f"{r['test_error']:.2f}", _params(r["params"]),
+            f"{r['pruned_pct']:.2f}", factor, r["nodes"], f"{r['nodes_pruned_pct']:.2f}", ratio,
+            change,
+        ])
+    lines += report.markdown_table(
+        ["network", "lambda", "test error %", "parameters", "pruned %", "factor", "nodes",
+         "nodes pruned %", "epoch time ratio", "shrink max abs output change"],
+        rows,
+    )
     best = targets["best_factor_within_1pt"]
     lines += [
         "",
@@ -544,17 +548,18 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
             "data and batch size; a warm-up pair is left out. Ratio: NodeDrop epoch seconds "
             "over the plain epoch of the same round.",
             "",
-            "| network | lambda | rounds | plain s/epoch (median) | NodeDrop s/epoch (median) "
-            "| paired ratio median | min-max | units dropped |",
-            "|---|---|---|---|---|---|---|---|",
         ]
-        for o in overhead:
-            lines.append(
-                f"| {o['network']} | {o['lambda']:.1e} | {o['rounds']} | "
-                f"{np.median(o['epoch_seconds']['plain']):.2f} | "
-                f"{np.median(o['epoch_seconds']['nodedrop']):.2f} | {o['median_ratio']:.3f} | "
-                f"{min(o['paired_ratios']):.3f}-{max(o['paired_ratios']):.3f} | {o['drops']} |"
-            )
+        lines += report.markdown_table(
+            ["network", "lambda", "rounds", "plain s/epoch (median)", "NodeDrop s/epoch (median)",
+             "paired ratio median", "min-max", "units dropped"],
+            [
+                [o["network"], f"{o['lambda']:.1e}", o["rounds"],
+                 f"{np.median(o['epoch_seconds']['plain']):.2f}",
+                 f"{np.median(o['epoch_seconds']['nodedrop']):.2f}", f"{o['median_ratio']:.3f}",
+                 f"{min(o['paired_ratios']):.3f}-{max(o['paired_ratios']):.3f}", o["drops"]]
+                for o in overhead
+            ],
+        )
         lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -572,10 +577,8 @@ def drops_over_training(runs, epochs):
         "dead) and how many output exactly 0 on every test image (dead in practice, missed "
         "by the condition); '-' where the run predates that check.",
         "",
-        "| network | lambda | " + " | ".join(f"epoch {m}" for m in marks)
-        + " | last drop (epoch) | min live margin | median live margin | silent live units |",
-        "|---|---|" + "---|" * (len(marks) + 4),
     ]
+    rows = []
     for r in runs:
         alive = r["history"].get("live_units")
         if r["lambda"] is None or not alive:
@@ -583,17 +586,22 @@ def drops_over_training(runs, epochs):
         before = [r["initial_nodes"]] + alive[:-1]
         dropped = [epoch for epoch, (a, b) in enumerate(zip(before, alive), 1) if b < a]
         check = [row for row in r.get("live_unit_check", []) if row["live"]]
-        margin = (
-            f"{min(row['min_margin'] for row in check):.2f} | "
-            f"{np.median([row['median_margin'] for row in check]):.2f} | "
-            f"{sum(row['silent'] for row in check)}"
-            if check else "- | - | -"
+        margins = (
+            [f"{min(row['min_margin'] for row in check):.2f}",
+             f"{np.median([row['median_margin'] for row in check]):.2f}",
+             sum(row["silent"] for row in check)]
+            if check else ["-", "-", "-"]
         )
-        lines.append(
-            f"| {r['network']} | {_fmt_lambda(r['lambda'])} | "
-            + " | ".join(str(int(alive[m - 1])) for m in marks)
-            + f" | {dropped[-1] if dropped else '-'} | {margin} |"
+        rows.append(
+            [r["network"], _fmt_lambda(r["lambda"])]
+            + [int(alive[m - 1]) for m in marks]
+            + [dropped[-1] if dropped else "-"] + margins
         )
+    lines += report.markdown_table(
+        ["network", "lambda"] + [f"epoch {m}" for m in marks]
+        + ["last drop (epoch)", "min live margin", "median live margin", "silent live units"],
+        rows,
+    )
     return lines + [""]
 
 

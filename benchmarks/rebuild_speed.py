@@ -28,6 +28,8 @@ import numpy as np  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
 
+import report  # noqa: E402  (benchmarks/report.py)
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Timed repeats per measurement (median reported).")
 flags.DEFINE_integer("input_size", 64, "Spatial input size of the applications.")
@@ -123,17 +125,19 @@ def write_markdown(results):
         f"Median of {results['repeats']} runs; baseline = `keras.models.clone_model` + `set_weights`"
         " of the same model, same process. Produced by `python benchmarks/rebuild_speed.py`.",
         "",
-        "| model | layers | params before | params after | remove_units (s) | clone+set_weights (s) | ratio |",
-        "|---|---|---|---|---|---|---|",
     ]
-    rows = list(results["applications"].items()) + [
+    models = list(results["applications"].items()) + [
         (f"deep CNN, {k} blocks", v) for k, v in results["depth_scaling"].items()
     ]
-    for name, r in rows:
-        lines.append(
-            f"| {name} | {r['layers']} | {r['params_before']:,} | {r['params_after']:,} | "
-            f"{r['rebuild_s']:.2f} | {r['clone_set_weights_s']:.2f} | {r['ratio']:.2f}x |"
-        )
+    lines += report.markdown_table(
+        ["model", "layers", "params before", "params after", "remove_units (s)",
+         "clone+set_weights (s)", "ratio"],
+        [
+            [name, r["layers"], f"{r['params_before']:,}", f"{r['params_after']:,}",
+             f"{r['rebuild_s']:.2f}", f"{r['clone_set_weights_s']:.2f}", f"{r['ratio']:.2f}x"]
+            for name, r in models
+        ],
+    )
     fit = results["linear_fit"]
     lines += [
         "",

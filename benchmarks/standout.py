@@ -42,6 +42,7 @@ from keras_darn.callbacks.standout_pruning import (  # noqa: E402
 from keras_darn.layers.standout_dense import StandoutDense  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
+import report  # noqa: E402  (benchmarks/report.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -291,10 +292,8 @@ def write_markdown(path, config, summary, runs, total_seconds):
         "",
         "Schedule per arm (epochs; the paper's, for 525 epochs and P = 25, in brackets):",
         "",
-        "| arm | pruning events after epoch | reaches final width after epoch | SGD epochs | "
-        "Adam epochs | epochs at final width |",
-        "|---|---|---|---|---|---|",
     ]
+    schedules = []
     for arm, width in [("pruned", w) for w in widths] + [("fixed", w) for w in widths] + [
         ("dropout", FLAGS.start_width)
     ]:
@@ -303,18 +302,21 @@ def write_markdown(path, config, summary, runs, total_seconds):
         at_width = config["epochs"] - (events[-1] if events else 0)
         paper_at_width = 525 - (paper_events[-1] if paper_events else 0)
         name = f"{arm}-{width}" if arm != "dropout" else f"FC-{width} + dropout"
-        lines.append(
-            f"| {name} | {', '.join(map(str, events)) or '-'} "
-            f"[{', '.join(map(str, paper_events)) or '-'}] | {events[-1] if events else 0} "
-            f"[{paper_events[-1] if paper_events else 0}] | {sgd} [{paper_sgd}] | "
-            f"{config['epochs'] - sgd} [{525 - paper_sgd}] | {at_width} [{paper_at_width}] |"
-        )
-    lines += [
-        "",
-        "| activation | FC width | fixed best | pruned best | pruned − fixed (best) | fixed final "
-        "| pruned final | paper fixed | paper pruned |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+        schedules.append([
+            name,
+            f"{', '.join(map(str, events)) or '-'} [{', '.join(map(str, paper_events)) or '-'}]",
+            f"{events[-1] if events else 0} [{paper_events[-1] if paper_events else 0}]",
+            f"{sgd} [{paper_sgd}]",
+            f"{config['epochs'] - sgd} [{525 - paper_sgd}]",
+            f"{at_width} [{paper_at_width}]",
+        ])
+    lines += report.markdown_table(
+        ["arm", "pruning events after epoch", "reaches final width after epoch", "SGD epochs",
+         "Adam epochs", "epochs at final width"],
+        schedules,
+    )
+    lines.append("")
+    comparison = []
     verdicts = []
     for activation in FLAGS.activations:
         for width in widths:
@@ -334,21 +336,28 @@ def write_markdown(path, config, summary, runs, total_seconds):
                     )
             paper_fixed = PAPER_TABLE_2.get((activation, "fixed", width))
             paper_pruned = PAPER_TABLE_2.get((activation, "pruned", width))
-            lines.append(
-                f"| {activation} | {width} | {_cell(fixed, 'best')} | {_cell(pruned, 'best')} | {delta} "
-                f"| {_cell(fixed, 'final')} | {_cell(pruned, 'final')} "
-                f"| {_pct(paper_fixed)} | {_pct(paper_pruned)} |"
-            )
-    lines += ["", "| activation | arm | best | final | params | paper |", "|---|---|---|---|---|---|"]
+            comparison.append([
+                activation, width, _cell(fixed, "best"), _cell(pruned, "best"), delta,
+                _cell(fixed, "final"), _cell(pruned, "final"), _pct(paper_fixed), _pct(paper_pruned),
+            ])
+    lines += report.markdown_table(
+        ["activation", "FC width", "fixed best", "pruned best", "pruned − fixed (best)",
+         "fixed final", "pruned final", "paper fixed", "paper pruned"],
+        comparison,
+    )
+    lines.append("")
+    dropout = []
     for activation in FLAGS.activations:
         entry = index.get((activation, "dropout", FLAGS.start_width))
         if entry:
-            paper = entry["paper_best"]
-            lines.append(
-                f"| {activation} | FC-{FLAGS.start_width} + dropout {FLAGS.dropout} | "
-                f"{_cell(entry, 'best')} | {_cell(entry, 'final')} | {entry['params']:,} | "
-                f"{_pct(paper)} |"
-            )
+            dropout.append([
+                activation, f"FC-{FLAGS.start_width} + dropout {FLAGS.dropout}",
+                _cell(entry, "best"), _cell(entry, "final"), f"{entry['params']:,}",
+                _pct(entry["paper_best"]),
+            ])
+    lines += report.markdown_table(
+        ["activation", "arm", "best", "final", "params", "paper"], dropout
+    )
     lines += ["", "Target (pruned mean accuracy >= fixed-width mean accuracy at 16 and 32 units):", ""]
     lines += verdicts
     shrinks = [r for r in runs if "shrink" in r]
