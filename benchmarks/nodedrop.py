@@ -63,6 +63,9 @@ from keras_darn.rebuild import shrink  # noqa: E402
 import machine  # noqa: E402  (benchmarks/machine.py)
 import report  # noqa: E402  (benchmarks/report.py)
 
+PAPER_EXAMPLES = 480 * 60_000  # the paper: 480 epochs of the 60,000 MNIST training images
+PAPER_STEPS = PAPER_EXAMPLES // 1024  # at batch 1024
+
 NETWORKS = {  # Table 1: features of layers 1-5
     "DENSE160": (16, 16, 32, 32, 64),
     "DENSE240": (24, 24, 48, 48, 96),
@@ -452,13 +455,16 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
         f"(stratified subsets), {config['epochs']} epochs, batch {config['batch_size']}, "
         f"Adam {config['learning_rate']}, C = {config['c']}, seed {config['seed']}, "
         f"{config['steps_per_run']} optimizer steps per run. The paper trained 480 epochs of "
-        "the full MNIST training set at batch 1024 (about 28,000 steps); this run has a "
-        "tiny fraction of that, so NodeDrop has had little time to drive units into the "
-        "dead region: the sizes below are snapshots early in training, not the converged "
-        "sizes the paper reports. Unless the setup line says batch 1024, the batch was "
-        "made smaller than the paper's to get more optimizer steps out of the same "
-        "compute; the same goes for lambda 1e-3, added to the issue's sweep (the paper's "
-        "sweep reached 1e-3) because larger penalties act faster.",
+        f"the full MNIST training set at batch 1024 ({PAPER_STEPS:,} steps, "
+        f"{PAPER_EXAMPLES / 1e6:.1f}M examples seen); this run has "
+        f"{config['steps_per_run'] / PAPER_STEPS:.0%} of those steps and "
+        f"{config['epochs'] * config['num_train'] / PAPER_EXAMPLES:.1%} of those examples, so "
+        "the sizes below are snapshots during training, not necessarily the converged sizes "
+        "the paper reports (the table of drops over training shows whether they still "
+        "move). Unless the setup line says batch 1024, the batch was made smaller than the "
+        "paper's to get more optimizer steps out of the same compute; the same goes for "
+        "lambdas of 1e-3 and above, beyond the issue's sweep (the paper's sweep reached "
+        "1e-3), used because larger penalties act faster.",
         "",
     ]
     if config.get("finetune_epochs"):
