@@ -46,6 +46,7 @@ from keras_darn.criteria.brute_force import brute_force_effects  # noqa: E402
 from keras_darn.criteria.probes import ProbedModel  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
+import report  # noqa: E402  (benchmarks/report.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -324,42 +325,45 @@ def write_markdown(path, config, results, checks, seconds):
         "",
         "## Targets",
         "",
-        "| check | value | met |",
-        "|---|---|---|",
     ]
-    for name, check in checks.items():
-        value = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in check.items() if k != "met")
-        lines.append(f"| {name} | {value} | {'yes' if check['met'] else 'NO'} |")
+    lines += report.markdown_table(["check", "value", "met"], [
+        [name,
+         ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in check.items() if k != "met"),
+         "yes" if check["met"] else "NO"]
+        for name, check in checks.items()
+    ])
     lines += ["", "## Runs", "",
               "`within 1pt`: units removed before the test accuracy first drops more than "
               "1 point below the unpruned network's. `mean loss`: test loss averaged over "
-              "the whole curve (lower is better).", "",
-              "| dataset | net | test acc | algorithm | criterion | within 1pt (test) | "
-              "within 1pt (val) | mean test loss | mean test acc | seconds |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "the whole curve (lower is better).", ""]
+    rows = []
     for result in results:
         for key, run in result["runs"].items():
             algorithm, criterion = key.split("/")
             s = run["summary"]
-            lines.append(
-                f"| {result['dataset']} | {result['net']} | {result['test_accuracy']:.4f} | "
-                f"{algorithm} | {criterion} | {s['units_within_1pt_test']} | "
-                f"{s['units_within_1pt_val']} | {s['mean_test_loss']:.4f} | "
-                f"{s['mean_test_accuracy']:.4f} | {s['seconds']:.1f} |"
-            )
+            rows.append([
+                result["dataset"], result["net"], f"{result['test_accuracy']:.4f}", algorithm,
+                criterion, s["units_within_1pt_test"], s["units_within_1pt_val"],
+                f"{s['mean_test_loss']:.4f}", f"{s['mean_test_accuracy']:.4f}",
+                f"{s['seconds']:.1f}",
+            ])
+    lines += report.markdown_table(
+        ["dataset", "net", "test acc", "algorithm", "criterion", "within 1pt (test)",
+         "within 1pt (val)", "mean test loss", "mean test acc", "seconds"],
+        rows,
+    )
     sweeps = [r for r in results if r.get("seed_sweep")]
     if sweeps:
         lines += ["", "## Iterative brute force over seeds (1-layer nets)", "",
                   "Each seed draws its own data split (Fashion-MNIST subsets) and initial "
-                  "weights; units removed within 1 point of test / validation accuracy.", "",
-                  "| dataset | net | seed | test acc | within 1pt (test) | within 1pt (val) |",
-                  "|---|---|---|---|---|---|"]
-        for r in sweeps:
-            for row in r["seed_sweep"]:
-                lines.append(f"| {r['dataset']} | {r['net']} | {row['seed']} | "
-                             f"{row['test_accuracy']:.4f} | {row['units_within_1pt_test']} | "
-                             f"{row['units_within_1pt_val']} |")
+                  "weights; units removed within 1 point of test / validation accuracy.", ""]
+        lines += report.markdown_table(
+            ["dataset", "net", "seed", "test acc", "within 1pt (test)", "within 1pt (val)"],
+            [[r["dataset"], r["net"], row["seed"], f"{row['test_accuracy']:.4f}",
+              row["units_within_1pt_test"], row["units_within_1pt_val"]]
+             for r in sweeps for row in r["seed_sweep"]],
+        )
     overshoots = [r for r in results if r.get("single_overshoot")]
     if overshoots:
         lines += ["", "## Why Single Overall Ranking collapses early", "",
@@ -369,23 +373,27 @@ def write_markdown(path, config, results, checks, seconds):
                   "for the first units the single ranking removes (1: all push the outputs the "
                   "same way, so their effects add up instead of cancelling), against random "
                   "sets of as many units. Re-ranking after every removal sees the accumulated "
-                  "shift; a single ranking does not.", "",
-                  "| dataset | net | first units | negative scores | alignment | random sets |",
-                  "|---|---|---|---|---|---|"]
+                  "shift; a single ranking does not.", ""]
+        rows = []
         for r in overshoots:
             o = r["single_overshoot"]
-            lines.append(f"| {r['dataset']} | {r['net']} | {o['units']} | {o['negative_scores']} | "
-                         f"{o['alignment']:.2f} | {o['random_alignment']:.2f} |")
-    lines += ["", "## Brute force: batched vs one unit per pass", "",
-              "| dataset | net | units | val examples | loop s | batched s | speedup | "
-              "max abs difference |", "|---|---|---|---|---|---|---|---|"]
+            rows.append([r["dataset"], r["net"], o["units"], o["negative_scores"],
+                         f"{o['alignment']:.2f}", f"{o['random_alignment']:.2f}"])
+        lines += report.markdown_table(
+            ["dataset", "net", "first units", "negative scores", "alignment", "random sets"], rows
+        )
+    lines += ["", "## Brute force: batched vs one unit per pass", ""]
+    rows = []
     for result in results:
         s = result["brute_force_speed"]
-        lines.append(
-            f"| {result['dataset']} | {result['net']} | {s['units']} | {s['examples']} | "
-            f"{s['loop_seconds']:.3f} | {s['batched_seconds']:.3f} | {s['speedup']:.1f}x | "
-            f"{s['max_abs_difference']:.2g} |"
-        )
+        rows.append([result["dataset"], result["net"], s["units"], s["examples"],
+                     f"{s['loop_seconds']:.3f}", f"{s['batched_seconds']:.3f}",
+                     f"{s['speedup']:.1f}x", f"{s['max_abs_difference']:.2g}"])
+    lines += report.markdown_table(
+        ["dataset", "net", "units", "val examples", "loop s", "batched s", "speedup",
+         "max abs difference"],
+        rows,
+    )
     lines += ["", "Timings: best of "
               f"{config['speed_repeats']} after a warm-up call; both paths use the same "
               "compiled forward pass, the loop runs it once per unit.", ""]
