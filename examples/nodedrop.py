@@ -65,6 +65,14 @@ def build_cnn(widths):
     return keras.Model(inputs, outputs)
 
 
+def _compile(model):
+    model.compile(
+        keras.optimizers.Adam(FLAGS.learning_rate),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
 def main(argv):
     del argv
     keras.utils.set_random_seed(FLAGS.seed)
@@ -79,11 +87,7 @@ def main(argv):
         plain, lam=FLAGS.lam, c=FLAGS.c, input_range=(0, 1), return_report=True
     )
     print(report.summary())
-    model.compile(
-        keras.optimizers.Adam(FLAGS.learning_rate),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    _compile(model)
     check_every = FLAGS.check_every
     if check_every != "epoch":
         check_every = int(check_every)
@@ -109,11 +113,7 @@ def main(argv):
           f"against the masked model: {np.max(np.abs(outputs - reference)):.2e}")
     if FLAGS.finetune_epochs:
         small = detach_nodedrop(small)
-        small.compile(
-            keras.optimizers.Adam(FLAGS.learning_rate),
-            "sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        _compile(small)  # a fresh optimizer for the shrunk model
         small.fit(x_train, y_train, batch_size=FLAGS.batch_size,
                   epochs=FLAGS.finetune_epochs, verbose=2)
         outputs = small.predict(x_test, verbose=0)
