@@ -21,13 +21,15 @@ same seeded permutation every epoch, `fit_with_growth(shuffle_seed=seed)`):
 - `grow-naive`: the DARN paper's own growth, kept as a baseline: the same
   copies plus noise (on sources and copies), outgoing weights NOT divided.
 - `grow-zeros_out-reset`: like the default, but a fresh optimizer after each
-  growth (moments and step counter restart).
+  growth (moments and step counter restart; a learning-rate schedule goes on,
+  `compile_fresh`).
 - `grow-rank`: zeros_out doubling only while the effective-rank trigger fires
   (the layer's activations use >= `--rank_saturation` of its width); its final
   widths vary.
 - `fixed-final`: fixed at `grow-rank`'s final widths (per seed) from scratch.
 - `fixed-256-reset` (a diagnostic): fixed-256 whose Adam state (moments and
-  step counter) is zeroed after the epochs where the grown arms grow. It
+  step counter) is zeroed after the epochs where the grown arms grow (a
+  learning-rate schedule goes on, as in the reset arm). It
   tells whether the reset arm's edge comes from growth or from restarting
   Adam, which a fixed network gets too.
   (`fixed-256` is also the "fixed at the final width" arm of the scheduled
@@ -112,15 +114,40 @@ CNN_ARMS = ["fixed-small", "fixed-large", "grow-zeros_out", "grow-net2net", "gro
             "grow-zeros_out-reset"]
 
 
-class ResetAdam(keras.callbacks.Callback):
-    """Zeroes the optimizer's state (moments, step counter) after the given epochs."""
+class ResumableSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule(step + offset)`, the offset a variable that `ResetAdam` raises.
 
-    def __init__(self, epochs):
+    Zeroing the step counter in place would restart the schedule; adding the
+    steps to the offset first keeps it going (what `compile_fresh` does for
+    the reset arm, whose optimizer is replaced rather than zeroed).
+    """
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+        self.offset = keras.Variable(0, dtype="int64", trainable=False, name="step_offset")
+
+    def __call__(self, step):
+        return self.schedule(step + self.offset)
+
+
+class ResetAdam(keras.callbacks.Callback):
+    """Zeroes the optimizer's state (moments, step counter) after the given epochs.
+
+    Args:
+        epochs: the epochs (1-based counts of completed epochs) to reset after.
+        schedule: the optimizer's `ResumableSchedule`, if any, so the learning
+            rate goes on from the current step.
+    """
+
+    def __init__(self, epochs, schedule=None):
         super().__init__()
         self.epochs = set(epochs)
+        self.schedule = schedule
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 in self.epochs:
+            if self.schedule is not None:
+                self.schedule.offset.assign_add(self.model.optimizer.iterations)
             for variable in self.model.optimizer.variables:
                 if "learning_rate" not in variable.path:
                     variable.assign(keras.ops.zeros_like(variable))
@@ -143,10 +170,12 @@ def build_cnn(widths):
     return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name="cnn")
 
 
-def compile_model(model, total_steps):
+def compile_model(model, total_steps, resumable=False):
     learning_rate = FLAGS.lr
     if FLAGS.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(FLAGS.lr, total_steps)
+        if resumable:
+            learning_rate = ResumableSchedule(learning_rate)
     model.compile(
         keras.optimizers.Adam(learning_rate),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -166,7 +195,7 @@ def run_arm(task, arm, seed, data, final_widths=None):
         widths = small
     keras.utils.set_random_seed(seed)
     total_steps = epochs * int(np.ceil(len(x_train) / FLAGS.batch_size))
-    model = compile_model(build(widths), total_steps)
+    model = compile_model(build(widths), total_steps, resumable=arm == "fixed-256-reset")
     options = GROW_ARMS.get(arm)
     kwargs = {}
     if options is not None:
@@ -183,7 +212,11 @@ def run_arm(task, arm, seed, data, final_widths=None):
         )
     if arm == "fixed-256-reset":  # the epochs after which the scheduled arms grow
         growths = int(np.ceil(np.log2(large[0] / small[0]) / np.log2(1 + FLAGS.rate)))
-        kwargs["callbacks"] = [ResetAdam(range(task["start_epoch"], task["start_epoch"] + growths))]
+        schedule = model.optimizer._learning_rate
+        kwargs["callbacks"] = [ResetAdam(
+            range(task["start_epoch"], task["start_epoch"] + growths),
+            schedule=schedule if isinstance(schedule, ResumableSchedule) else None,
+        )]
     start = time.time()
     result = fit_with_growth(
         model, x_train, y_train, epochs=epochs, batch_size=FLAGS.batch_size,

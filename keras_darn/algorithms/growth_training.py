@@ -19,6 +19,7 @@ from keras_darn.callbacks.growth import SPLIT_INITS
 from keras_darn.callbacks.growth import GrowthCallback
 from keras_darn.criteria import growth_triggers
 from keras_darn.metrics import count_params
+from keras_darn.rebuild.training_state import compile_fresh
 
 
 class GrowthEvent:
@@ -99,7 +100,8 @@ def fit_with_growth(
     decides; when it grows, the model is rebuilt with `grow_units` under its
     `distribute_strategy`, the optimizer state is carried over (or, with
     `reset_optimizer=True`, replaced by a fresh optimizer of the same
-    configuration and current learning rate) and training goes on. The user
+    configuration whose learning-rate schedule goes on) and training goes
+    on. The user
     `callbacks` see one training run: `on_train_begin` once, `on_train_end`
     at the end, so `ReduceLROnPlateau` and `EarlyStopping` keep their
     counters; they are pointed at each new model.
@@ -131,9 +133,10 @@ def fit_with_growth(
             and criterion, and (with labels) the loss measured before and
             after each growth. Defaults to `None`: the first 512 examples of
             `x`, `y` when they are arrays.
-        reset_optimizer: start a fresh optimizer at every growth (a baseline;
-            its step counter, and so any learning-rate schedule, restarts).
-            Defaults to `False`.
+        reset_optimizer: start a fresh optimizer at every growth (a baseline:
+            zero slots and step counter, so Adam's bias correction starts
+            over, while a learning-rate schedule continues from the current
+            step, see `compile_fresh`). Defaults to `False`.
         new_slots: second-moment slots of the new weights when the
             optimizer is carried, "zeros" or "mean" (see `grow_units`).
             Defaults to "zeros".
@@ -224,7 +227,7 @@ def _grow(
             new_slots=new_slots,
         )
         if reset_optimizer:
-            new_model.compile_from_config(model.get_compile_config())
+            compile_fresh(new_model, model)
     event = GrowthEvent(
         epoch=decision.epoch,
         plan=dict(decision.plan),

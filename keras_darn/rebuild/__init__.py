@@ -5,4 +5,6 @@ from keras_darn.rebuild.operations import insert_layer
 from keras_darn.rebuild.operations import remove_units
 from keras_darn.rebuild.operations import shrink
 from keras_darn.rebuild.rebuilder import Rebuilder
+from keras_darn.rebuild.training_state import StepOffsetSchedule
+from keras_darn.rebuild.training_state import compile_fresh
 from keras_darn.rebuild.training_state import compile_like

@@ -4,7 +4,11 @@ The new model is compiled from the old one's compile config (same loss,
 metrics and optimizer configuration) and the optimizer's slot variables
 (Adam moments, SGD momentum, ...) are sliced for surviving units and zero for
 new ones, with the step counter kept, so training continues where it was.
+`compile_fresh` is the opposite: a fresh optimizer (zero slots, step counter
+0) whose learning-rate schedule still goes on from where the old one was.
 """
+
+import copy
 
 import keras
 
@@ -94,3 +98,91 @@ def _index(optimizer, variable):
         return optimizer._get_variable_index(variable)
     except (KeyError, ValueError):
         return None
+
+
+@keras.saving.register_keras_serializable(package="keras_darn")
+class StepOffsetSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning-rate schedule read `offset` steps further on.
+
+    A fresh optimizer starts its step counter at 0, which would restart a
+    schedule; wrapping the schedule in `StepOffsetSchedule(schedule, steps)`
+    makes it continue where the old optimizer was.
+
+    Args:
+        schedule: a `keras.optimizers.schedules.LearningRateSchedule` (or its
+            serialized config).
+        offset: non-negative integer, the steps already taken.
+
+    Example:
+
+    ```python
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=1000)
+    later = StepOffsetSchedule(schedule, offset=400)
+    later(0)  # == schedule(400)
+    ```
+    """
+
+    def __init__(self, schedule, offset):
+        if isinstance(schedule, dict):
+            schedule = keras.optimizers.schedules.deserialize(schedule)
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            raise ValueError(
+                "Argument `schedule` must be a keras.optimizers.schedules.LearningRateSchedule. "
+                f"Received: schedule={schedule!r}"
+            )
+        if isinstance(offset, bool) or int(offset) != offset or offset < 0:
+            raise ValueError(
+                f"Argument `offset` must be a non-negative integer. Received: offset={offset!r}"
+            )
+        self.schedule = schedule
+        self.offset = int(offset)
+
+    def __call__(self, step):
+        return self.schedule(step + self.offset)
+
+    def get_config(self):
+        return {
+            "schedule": keras.optimizers.schedules.serialize(self.schedule),
+            "offset": self.offset,
+        }
+
+
+def compile_fresh(new_model, old_model):
+    """Compiles `new_model` like `old_model`, with a fresh optimizer.
+
+    The optimizer has the old one's configuration but zero slots and step
+    counter (Adam's bias correction starts over), while a learning-rate
+    schedule continues from the old optimizer's step instead of restarting.
+    Does nothing when `old_model` is not compiled.
+
+    Args:
+        new_model: the model to compile (often rebuilt from `old_model`).
+        old_model: the compiled model whose configuration is copied.
+
+    Returns:
+        `new_model`, compiled.
+
+    Example:
+
+    ```python
+    new_model = darn.Rebuilder(model).add({"dense": 8}).build()
+    compile_fresh(new_model, model)  # same loss and optimizer, fresh state
+    ```
+    """
+    config = old_model.get_compile_config() if old_model.compiled else None
+    if config is None:
+        return new_model
+    config = copy.deepcopy(config)
+    optimizer_config = config.get("optimizer")
+    steps = int(old_model.optimizer.iterations.numpy()) if old_model.optimizer else 0
+    if steps and isinstance(optimizer_config, dict):
+        learning_rate = optimizer_config["config"].get("learning_rate")
+        if isinstance(learning_rate, dict):
+            schedule = keras.optimizers.schedules.deserialize(learning_rate)
+            if isinstance(schedule, StepOffsetSchedule):
+                schedule = StepOffsetSchedule(schedule.schedule, schedule.offset + steps)
+            else:
+                schedule = StepOffsetSchedule(schedule, steps)
+            optimizer_config["config"]["learning_rate"] = keras.optimizers.schedules.serialize(schedule)
+    new_model.compile_from_config(config)
+    return new_model

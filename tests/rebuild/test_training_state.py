@@ -6,6 +6,7 @@ import pytest
 from support import model_zoo
 
 import keras_darn as darn
+from keras_darn import rebuild
 
 
 def _trained(optimizer):
@@ -71,3 +72,50 @@ def test_learning_rate_schedule_continues_from_the_step_count():
     np.testing.assert_allclose(
         float(grown.optimizer.learning_rate.numpy()), float(schedule(step).numpy()), rtol=1e-6
     )
+
+
+def test_compile_fresh_restarts_slots_but_not_the_schedule():
+    schedule = keras.optimizers.schedules.CosineDecay(0.1, decay_steps=50)
+    model, x, y = _trained(keras.optimizers.Adam(schedule))
+    steps = int(model.optimizer.iterations.numpy())  # 8
+    grown = darn.add_units(model, {"fc1": 3}, compile=False)
+    rebuild.compile_fresh(grown, model)
+    assert int(grown.optimizer.iterations.numpy()) == 0
+    np.testing.assert_allclose(
+        float(grown.optimizer.learning_rate.numpy()), float(schedule(steps).numpy()), rtol=1e-6
+    )
+    grown.fit(x, y, epochs=1, batch_size=16, verbose=0)  # 4 more steps
+    assert int(grown.optimizer.iterations.numpy()) == 4
+    assert grown.optimizer is not model.optimizer
+    # A second fresh start adds its steps to the offset instead of nesting.
+    again = darn.add_units(grown, {"fc1": 1}, compile=False)
+    rebuild.compile_fresh(again, grown)
+    learning_rate = again.optimizer.get_config()["learning_rate"]
+    assert learning_rate["config"]["offset"] == steps + 4
+    assert learning_rate["config"]["schedule"]["class_name"] == "CosineDecay"
+    np.testing.assert_allclose(
+        float(again.optimizer.learning_rate.numpy()), float(schedule(steps + 4).numpy()), rtol=1e-6
+    )
+
+
+def test_compile_fresh_with_a_constant_learning_rate_and_uncompiled_models():
+    model, _, _ = _trained(keras.optimizers.Adam(2e-3))
+    fresh = rebuild.compile_fresh(darn.remove_units(model, {"fc1": [0]}, compile=False), model)
+    assert fresh.get_compile_config() == model.get_compile_config()
+    assert int(fresh.optimizer.iterations.numpy()) == 0
+    uncompiled = model_zoo.mlp()
+    assert not rebuild.compile_fresh(model_zoo.mlp(), uncompiled).compiled
+
+
+def test_step_offset_schedule_serializes_and_checks_its_arguments():
+    schedule = rebuild.StepOffsetSchedule(
+        keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=4, decay_rate=0.5), offset=8
+    )
+    np.testing.assert_allclose(float(schedule(0)), 0.1 * 0.5**2, rtol=1e-6)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(restored, rebuild.StepOffsetSchedule) and restored.offset == 8
+    np.testing.assert_allclose(float(restored(4)), 0.1 * 0.5**3, rtol=1e-6)
+    with pytest.raises(ValueError, match="offset=-1"):
+        rebuild.StepOffsetSchedule(schedule, -1)
+    with pytest.raises(ValueError, match="schedule=0.1"):
+        rebuild.StepOffsetSchedule(0.1, 3)
