@@ -12,6 +12,7 @@ from keras_darn import export
 from keras_darn import graph
 from keras_darn import layers
 from keras_darn import metrics
+from keras_darn import optimizers
 from keras_darn import plots
 from keras_darn import rebuild
 from keras_darn import regularizers
