@@ -39,8 +39,9 @@ same seeded permutation every epoch, `fit_with_growth(shuffle_seed=seed)`):
   (`fixed-256` is also the "fixed at the final width" arm of the scheduled
   growth arms, which all end at 256.)
 
-The CNN arms repeat the first six with Conv2D(c)-Pool-Conv2D(2c)-Pool-Dense(10),
-c from `--cnn_start` to `--cnn_target`.
+The CNN arms (`CNN_ARMS`: fixed small and large, zeros_out, net2net, naive,
+reset and aged) use Conv2D(c)-Pool-Conv2D(2c)-Pool-Dense(10), c from
+`--cnn_start` to `--cnn_target`.
 
 Training FLOPs are estimated as 3 x forward FLOPs (`count_flops`, per
 example, of the model trained in that epoch) x examples seen: the usual
@@ -140,22 +141,22 @@ class ResumableSchedule(keras.optimizers.schedules.LearningRateSchedule):
 class ResetAdam(keras.callbacks.Callback):
     """Zeroes the optimizer's state (moments, step counter) after the given epochs.
 
+    A `ResumableSchedule` learning rate goes on from the current step.
+
     Args:
         epochs: the epochs (1-based counts of completed epochs) to reset after.
-        schedule: the optimizer's `ResumableSchedule`, if any, so the learning
-            rate goes on from the current step.
     """
 
-    def __init__(self, epochs, schedule=None):
+    def __init__(self, epochs):
         super().__init__()
         self.epochs = set(epochs)
-        self.schedule = schedule
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 in self.epochs:
-            if self.schedule is not None:
-                self.schedule.offset.assign_add(self.model.optimizer.iterations)
-            for variable in self.model.optimizer.variables:
+            optimizer = self.model.optimizer
+            if isinstance(optimizer._learning_rate, ResumableSchedule):
+                optimizer._learning_rate.offset.assign_add(optimizer.iterations)
+            for variable in optimizer.variables:
                 if "learning_rate" not in variable.path:
                     variable.assign(keras.ops.zeros_like(variable))
 
@@ -222,11 +223,7 @@ def run_arm(task, arm, seed, data, final_widths=None):
         )
     if arm == "fixed-256-reset":  # the epochs after which the scheduled arms grow
         growths = int(np.ceil(np.log2(large[0] / small[0]) / np.log2(1 + FLAGS.rate)))
-        schedule = model.optimizer._learning_rate
-        kwargs["callbacks"] = [ResetAdam(
-            range(task["start_epoch"], task["start_epoch"] + growths),
-            schedule=schedule if isinstance(schedule, ResumableSchedule) else None,
-        )]
+        kwargs["callbacks"] = [ResetAdam(range(task["start_epoch"], task["start_epoch"] + growths))]
     start = time.time()
     result = fit_with_growth(
         model, x_train, y_train, epochs=epochs, batch_size=FLAGS.batch_size,

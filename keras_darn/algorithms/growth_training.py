@@ -101,10 +101,9 @@ def fit_with_growth(
     `distribute_strategy`, the optimizer state is carried over (or, with
     `reset_optimizer=True`, replaced by a fresh optimizer of the same
     configuration whose learning-rate schedule goes on) and training goes
-    on. The user
-    `callbacks` see one training run: `on_train_begin` once, `on_train_end`
-    at the end, so `ReduceLROnPlateau` and `EarlyStopping` keep their
-    counters; they are pointed at each new model.
+    on. The user `callbacks` see one training run: `on_train_begin` once,
+    `on_train_end` at the end, so `ReduceLROnPlateau` and `EarlyStopping`
+    keep their counters; they are pointed at each new model.
 
     Args:
         model: a compiled functional or Sequential model.
