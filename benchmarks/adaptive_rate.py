@@ -33,8 +33,8 @@ our adaptive run retrained; both are compared at the same accuracy floor by
 remaining non-zero weights, TFLite size (raw and gzipped) and TFLite latency
 (measured here, same interpreter, batch 1).
 
-Writes `<output_dir>/adaptive_rate.json`, `adaptive_rate.md` and
-`adaptive_rate_steps.png`.
+Writes `<output_dir>/<name>.json`, `<name>.md` and `<name>_steps.png`
+(`--name`, default `adaptive_rate`).
 
     python benchmarks/adaptive_rate.py          # the defaults took 7 min on 2 CPU cores
     python benchmarks/adaptive_rate.py --folds=10 --time_budget_s=100000   # all folds
@@ -86,6 +86,12 @@ flags.DEFINE_integer("fashion_retrain_epochs", 1, "Epochs of every retraining (f
 flags.DEFINE_integer("aux_epochs", 10, "Epochs of training after inserting the auxiliary layer.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float(
+    "retrain_learning_rate", None,
+    "Adam learning rate of every retraining after a pruning step, and of the peer's fine-tuning "
+    "(default: --learning_rate). The paper does not give one; a lower rate fine-tunes the pruned "
+    "network instead of moving it far from the base.",
+)
 flags.DEFINE_integer("max_steps", 60, "Most prune-retrain steps per run.")
 flags.DEFINE_boolean(
     "restart_arm", True,
@@ -96,6 +102,7 @@ flags.DEFINE_boolean("peer", True, "Run the tfmot peer.")
 flags.DEFINE_string("peer_python", "/tmp/tfmot-venv/bin/python", "Python of the tfmot virtualenv.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(__file__), "results"), "Output directory.")
+flags.DEFINE_string("name", "adaptive_rate", "Prefix of the result files.")
 flags.DEFINE_boolean("rerender", False, "Only rewrite the markdown and plot from the saved JSON.")
 
 WIDTHS = (80, 60, 40)
@@ -142,9 +149,13 @@ def build_model(inputs):
     return to_prunable(keras.Sequential(layers), connection_mask=True)
 
 
-def compile_fresh(model):
+def retrain_learning_rate():
+    return FLAGS.retrain_learning_rate or FLAGS.learning_rate
+
+
+def compile_fresh(model, learning_rate):
     model.compile(
-        keras.optimizers.Adam(FLAGS.learning_rate),
+        keras.optimizers.Adam(learning_rate),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -202,7 +213,7 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
     keras.utils.set_random_seed(FLAGS.seed + fold)
     base_epochs, retrain_epochs = epochs(name)
     model = build_model(x_train.shape[1])
-    compile_fresh(model)
+    compile_fresh(model, FLAGS.learning_rate)
     start = time.time()
     model.fit(x_train, y_train, epochs=base_epochs, batch_size=FLAGS.batch_size, verbose=0)
     evaluate = ar.accuracy_evaluator(x_test, y_test)
@@ -222,7 +233,7 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
         drop = float(threshold) / 100
         for arm in arm_names():
             model.set_weights(trained)
-            compile_fresh(model)
+            compile_fresh(model, retrain_learning_rate())
             t = time.time()
             if arm.startswith("static"):
                 result = ar.static_pruning(
@@ -256,8 +267,10 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             deeper = cp.insert_auxiliary_layer(model, after=FLAGS.aux_after, units=units, compile=False)
-        compile_fresh(deeper)
+        compile_fresh(deeper, FLAGS.learning_rate)
         deeper.fit(x_train, y_train, epochs=FLAGS.aux_epochs, batch_size=FLAGS.batch_size, verbose=0)
+        if FLAGS.retrain_learning_rate is not None:  # the prune-retrain steps fine-tune
+            compile_fresh(deeper, FLAGS.retrain_learning_rate)
         after_insertion = evaluate(deeper)
         inserted_weights = cp.remaining_weights(deeper)
         result = ar.adaptive_pruning(
@@ -297,6 +310,7 @@ def run_peer(name, fold_data, ours, base_accuracy, tflite_dir, log):
         f"--sparsities={','.join(str(s) for s in sparsities)}",
         f"--base_epochs={base_epochs}", f"--fine_tune_epochs={fine_tune}",
         f"--batch_size={FLAGS.batch_size}", f"--learning_rate={FLAGS.learning_rate}",
+        f"--fine_tune_learning_rate={retrain_learning_rate()}",
         f"--seed={FLAGS.seed}",
     ]
     t = time.time()
@@ -370,11 +384,50 @@ def aggregate(folds):
     return table
 
 
+def steps_to_reach(folds, arm, static_arm):
+    """Accepted steps `arm` takes to keep no more weights than `static_arm` ends with, per fold.
+
+    A fairer "fewer steps" comparison when the adaptive run goes on past the
+    static run's compression: steps to the same compression, not to the end.
+
+    Returns:
+        `{"steps": mean over the folds that got there, "static_steps": the
+        static run's mean over the same folds, "not_reached": folds that
+        never got there}`.
+    """
+    steps, static_steps, not_reached = [], [], 0
+    for fold in folds:
+        goal = fold["runs"][static_arm]["remaining_weights"]
+        accepted = [row for row in fold["runs"][arm]["history"] if row["accepted"]]
+        if fold["initial_weights"] <= goal:
+            reached = 0
+        else:
+            reached = next(
+                (i + 1 for i, row in enumerate(accepted) if row["remaining_weights"] <= goal), None
+            )
+        if reached is None:
+            not_reached += 1
+            continue
+        steps.append(reached)
+        static_steps.append(fold["runs"][static_arm]["accepted_steps"])
+    return {"steps": mean(steps), "static_steps": mean(static_steps), "not_reached": not_reached}
+
+
+def _reach_text(reach, folds):
+    if reach["not_reached"] == folds:
+        return " The static run's weights were never reached."
+    text = (f" Steps to reach the static run's weights (per fold): {reach['steps']:.1f} "
+            f"against {reach['static_steps']:.1f}")
+    if reach["not_reached"]:
+        text += f", not reached in {reach['not_reached']} fold(s)"
+    return text + "."
+
+
 def markdown(results):
     lines = [
         "# Adaptive pruning rate and auxiliary layer (Esfandiarpoor et al.)",
         "",
-        "Generated by `benchmarks/adaptive_rate.py`; every number below is in `adaptive_rate.json`.",
+        f"Generated by `benchmarks/adaptive_rate.py`; every number below is in `{FLAGS.name}.json`.",
         "",
         f"Config: {json.dumps(results['config'])}",
         "",
@@ -422,11 +475,13 @@ def markdown(results):
                 adaptive = table[f"{arm} @ {t}"]
                 fewer_weights = adaptive["remaining_weights"] <= b["remaining_weights"]
                 fewer_steps = adaptive["accepted_steps"] < b["accepted_steps"]
+                reach = steps_to_reach(data["folds"], f"{arm} @ {t}", f"static {best} @ {t}")
                 lines.append(
                     f"- drop {t}, {arm}: best static {best} keeps {b['remaining_weights']:.0f} weights in "
                     f"{b['accepted_steps']:.1f} steps; {arm} keeps {adaptive['remaining_weights']:.0f} in "
                     f"{adaptive['accepted_steps']:.1f} steps -> no more weights: "
-                    f"{'MET' if fewer_weights else 'NOT MET'}; fewer steps: {'MET' if fewer_steps else 'NOT MET'}"
+                    f"{'MET' if fewer_weights else 'NOT MET'}; fewer steps: {'MET' if fewer_steps else 'NOT MET'}."
+                    + _reach_text(reach, len(data["folds"]))
                 )
         t = FLAGS.thresholds[0]
         adaptive = table[f"adaptive @ {t}"]
@@ -586,7 +641,7 @@ def plot(results, path):
 
 def rerender():
     """Rewrites markdown and plot from the JSON (older JSON: marks failed auxiliary runs)."""
-    path = os.path.join(FLAGS.output_dir, "adaptive_rate.json")
+    path = os.path.join(FLAGS.output_dir, f"{FLAGS.name}.json")
     with open(path) as f:
         results = json.load(f)
     for key in ("thresholds", "static_rates", "aux_units", "aux_after", "retrain_epochs"):
@@ -603,9 +658,9 @@ def rerender():
         data["aggregate"] = aggregate(data["folds"])
     with open(path, "w") as f:
         json.dump(results, f, indent=1, default=float)
-    with open(os.path.join(FLAGS.output_dir, "adaptive_rate.md"), "w") as f:
+    with open(os.path.join(FLAGS.output_dir, f"{FLAGS.name}.md"), "w") as f:
         f.write(markdown(results))
-    plot(results, os.path.join(FLAGS.output_dir, "adaptive_rate_steps.png"))
+    plot(results, os.path.join(FLAGS.output_dir, f"{FLAGS.name}_steps.png"))
 
 
 def main(argv):
@@ -625,7 +680,7 @@ def main(argv):
             "datasets", "folds", "time_budget_s", "fashion_train", "fashion_test", "thresholds",
             "static_rates", "aux_units", "aux_after", "base_epochs", "retrain_epochs", "fashion_base_epochs",
             "fashion_retrain_epochs", "aux_epochs",
-            "batch_size", "learning_rate", "max_steps", "restart_arm", "seed")},
+            "batch_size", "learning_rate", "retrain_learning_rate", "max_steps", "restart_arm", "seed")},
         "machine": machine.describe(),
         "datasets": {},
     }
@@ -645,7 +700,7 @@ def main(argv):
                      f"{FLAGS.fashion_train} train / {FLAGS.fashion_test} test images, 10x10"}
             results["datasets"][name] = entry
             results["seconds"] = time.time() - start
-            with open(os.path.join(FLAGS.output_dir, "adaptive_rate.json"), "w") as f:
+            with open(os.path.join(FLAGS.output_dir, f"{FLAGS.name}.json"), "w") as f:
                 json.dump(results, f, indent=1, default=float)
         entry = results["datasets"][name]
         ours = ours_tflite(shrunk0, peer_data[2])
@@ -654,11 +709,11 @@ def main(argv):
         if FLAGS.peer:
             entry["peer"] = run_peer(name, peer_data, folds[0], folds[0]["base_accuracy"], tflite_dir, log)
     results["seconds"] = time.time() - start
-    with open(os.path.join(FLAGS.output_dir, "adaptive_rate.json"), "w") as f:
+    with open(os.path.join(FLAGS.output_dir, f"{FLAGS.name}.json"), "w") as f:
         json.dump(results, f, indent=1, default=float)
-    with open(os.path.join(FLAGS.output_dir, "adaptive_rate.md"), "w") as f:
+    with open(os.path.join(FLAGS.output_dir, f"{FLAGS.name}.md"), "w") as f:
         f.write(markdown(results))
-    plot(results, os.path.join(FLAGS.output_dir, "adaptive_rate_steps.png"))
+    plot(results, os.path.join(FLAGS.output_dir, f"{FLAGS.name}_steps.png"))
     log("done")
 
 

@@ -47,6 +47,8 @@ flags.DEFINE_integer("base_epochs", 40, "Epochs of dense training.")
 flags.DEFINE_integer("fine_tune_epochs", 10, "Epochs of pruning + fine-tuning.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float("fine_tune_learning_rate", None,
+                   "Adam learning rate of the pruning + fine-tuning fit (default: --learning_rate).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.mark_flags_as_required(["data", "output", "tflite_dir"])
 
@@ -59,9 +61,9 @@ def build_mlp(inputs, widths, classes):
     return keras.Sequential(layers)
 
 
-def compile_model(model):
+def compile_model(model, learning_rate):
     model.compile(
-        tf.keras.optimizers.Adam(FLAGS.learning_rate),
+        tf.keras.optimizers.Adam(learning_rate),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -86,7 +88,7 @@ def main(argv):
     widths = [int(w) for w in FLAGS.widths]
     start = time.time()
     base = build_mlp(x_train.shape[1], widths, classes)
-    compile_model(base)
+    compile_model(base, FLAGS.learning_rate)
     base.fit(x_train, y_train, epochs=FLAGS.base_epochs, batch_size=FLAGS.batch_size, verbose=0)
     base_accuracy = accuracy(base, x_test, y_test)
     base_weights = base.get_weights()
@@ -101,7 +103,7 @@ def main(argv):
         dense = tf.keras.models.clone_model(base)
         dense.set_weights(base_weights)
         pruned = tfmot.sparsity.keras.prune_low_magnitude(dense, pruning_schedule=schedule)
-        compile_model(pruned)
+        compile_model(pruned, FLAGS.fine_tune_learning_rate or FLAGS.learning_rate)
         run_start = time.time()
         pruned.fit(
             x_train, y_train, epochs=FLAGS.fine_tune_epochs, batch_size=FLAGS.batch_size,
