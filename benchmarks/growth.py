@@ -105,7 +105,11 @@ flags.DEFINE_integer("cnn_start", 2, "CNN start width c (filters of the first co
 flags.DEFINE_integer("cnn_target", 16, "CNN target width c.")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where results go.")
 flags.DEFINE_string("name", "growth", "Prefix of the result files.")
-flags.DEFINE_bool("rerender", False, "Only rewrite `<name>.md` and `<name>.png` from `<name>.json`.")
+flags.DEFINE_bool("rerender", False,
+                  "Only rewrite `<name>.md`, `.png` and the summary in `<name>.json` from its runs.")
+flags.DEFINE_list("merge", None,
+                  "Result files (names) of the same setup with different seeds: pool their runs into "
+                  "`<name>.*` (only the arms every file ran).")
 
 GROW_ARMS = {
     "grow-zeros_out": dict(init="zeros_out"),
@@ -289,6 +293,7 @@ def summarize(runs):
                 "max_relative_loss_change": float(max(changes)) if changes else None,
                 "mean_relative_loss_change": float(np.mean(changes)) if changes else None,
                 "seconds_mean": float(np.mean([r["seconds"] for r in items])),
+                "accuracy_by_seed": {str(r["seed"]): r["test_accuracy"] for r in items},
             }
     return table
 
@@ -311,6 +316,27 @@ def targets(table, small_arm, large_arm, grown_arm):
     for other in ("grow-naive", "grow-zeros_out-reset"):
         if other in table:
             checks[f"beats_{other}"] = grown["accuracy_mean"] > table[other]["accuracy_mean"]
+            mine, theirs = grown["accuracy_by_seed"], table[other]["accuracy_by_seed"]
+            differences = [mine[seed] - theirs[seed] for seed in mine if seed in theirs]
+            checks[f"paired_{other}"] = {
+                "seeds": len(differences),
+                "wins": int(sum(d > 0 for d in differences)),
+                "mean_difference": float(np.mean(differences)) if differences else None,
+            }
+    return checks
+
+
+def all_targets(table):
+    """`targets` of every default candidate arm of every task in `table`."""
+    checks = {}
+    for task, arms in table.items():
+        small_arm = "fixed-16" if "fixed-16" in arms else "fixed-small"
+        large_arm = "fixed-256" if "fixed-256" in arms else "fixed-large"
+        checks[task] = {
+            grown: targets(arms, small_arm, large_arm, grown)
+            for grown in DEFAULT_ARMS
+            if {grown, small_arm, large_arm} <= set(arms)
+        }
     return checks
 
 
@@ -334,6 +360,8 @@ def write_markdown(path, config, table, checks):
         "Last 3: each run's test accuracy averaged over its last 3 epochs (less epoch-to-epoch noise), "
         "mean +- sd over seeds. Loss change: "
         "|loss after - loss before| / loss before at each growth, on 512 training examples."
+        + (" Runs pooled (`--merge`) from " + ", ".join(f"`{n}.json`" for n in config["merged_from"])
+           + ": the arms all of them ran." if config.get("merged_from") else "")
     )
     for task, arms in table.items():
         lines += ["", f"## {task}", ""]
@@ -363,9 +391,13 @@ def write_markdown(path, config, table, checks):
                       f"- {sd} sd (of the small fixed arm) above it: {'met' if c['above_small_by_3sd'] else 'NOT met'} (target >= 3)",
                       f"- {c['points_below_large']:.2f} points below the large fixed arm: {'met' if c['within_half_point_of_large'] else 'NOT met'} (target <= 0.5)",
                       f"- {100 * c['flops_ratio_to_large']:.0f} % of its training FLOPs: {'met' if c['flops_at_most_70_percent'] else 'NOT met'} (target <= 70 %)"]
-            for key in ("beats_grow-naive", "beats_grow-zeros_out-reset"):
-                if key in c:
-                    lines.append(f"- beats {key[6:]}: {'yes' if c[key] else 'NO'}")
+            for other in ("grow-naive", "grow-zeros_out-reset"):
+                if f"beats_{other}" in c:
+                    paired = c.get(f"paired_{other}")
+                    detail = (f" (higher on {paired['wins']} of {paired['seeds']} seeds; mean paired "
+                              f"difference {100 * paired['mean_difference']:+.2f} points)"
+                              if paired and paired["seeds"] else "")
+                    lines.append(f"- beats {other}: {'yes' if c[f'beats_{other}'] else 'NO'}{detail}")
         if {"fixed-256", "fixed-256-reset"} <= set(arms):
             gain = 100 * (arms["fixed-256-reset"]["accuracy_mean"] - arms["fixed-256"]["accuracy_mean"])
             lines += ["", f"Diagnostic: zeroing Adam's state at the growth epochs moves fixed-256 by "
@@ -427,11 +459,9 @@ def load_data(num_train, num_test, images):
 def main(argv):
     del argv
     prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
-    if FLAGS.rerender:
-        with open(prefix + ".json") as handle:
-            saved = json.load(handle)
-        write_markdown(prefix + ".md", saved["config"], saved["summary"], saved["targets"])
-        plot(prefix + ".png", saved["runs"], saved["summary"])
+    if FLAGS.rerender or FLAGS.merge:
+        config, runs = merged_runs(FLAGS.merge) if FLAGS.merge else load_runs(FLAGS.name)
+        write_results(prefix, config, runs)
         return
     seeds = [int(s) for s in FLAGS.seeds]
     os.makedirs(FLAGS.output_dir, exist_ok=True)
@@ -469,23 +499,58 @@ def main(argv):
                 print(f"[{time.time() - started:6.0f}s] {task['name']} {arm} seed {seed}: "
                       f"acc {100 * run['test_accuracy']:.2f} widths {run['final_widths']} "
                       f"flops {run['training_flops']:.3g} ({run['seconds']:.0f}s)", flush=True)
-    table = summarize(runs)
-    checks = {}
-    for task in tasks:
-        arms = table[task["name"]]
-        small_arm = "fixed-16" if "fixed-16" in arms else "fixed-small"
-        large_arm = "fixed-256" if "fixed-256" in arms else "fixed-large"
-        checks[task["name"]] = {
-            grown: targets(arms, small_arm, large_arm, grown)
-            for grown in DEFAULT_ARMS
-            if {grown, small_arm, large_arm} <= set(arms)
-        }
     config["wall_clock_seconds"] = time.time() - started
+    write_results(prefix, config, runs)
+    print(f"Wrote {prefix}.json, .md, .png in {config['wall_clock_seconds']:.0f}s")
+
+
+def write_results(prefix, config, runs):
+    """Summary and targets from `runs`; writes `<prefix>.json`, `.md` and `.png`."""
+    table = summarize(runs)
+    checks = all_targets(table)
     with open(prefix + ".json", "w") as handle:
         json.dump({"config": config, "summary": table, "targets": checks, "runs": runs}, handle, indent=1)
     write_markdown(prefix + ".md", config, table, checks)
     plot(prefix + ".png", runs, table)
-    print(f"Wrote {prefix}.json, .md, .png in {config['wall_clock_seconds']:.0f}s")
+
+
+def load_runs(name):
+    with open(os.path.join(FLAGS.output_dir, name + ".json")) as handle:
+        saved = json.load(handle)
+    return saved["config"], saved["runs"]
+
+
+# Settings that must agree for runs of two result files to be pooled.
+_POOLED_SETTINGS = ("num_train", "num_test", "epochs", "start_width", "target_width", "start_epoch",
+                    "rate", "noise", "lr", "lr_schedule", "batch_size")
+
+
+def merged_runs(names):
+    """Pools the runs of several result files (other seeds of the same setup).
+
+    Keeps the (task, arm) pairs every file ran, so each arm has the seeds of
+    all files. Raises `ValueError` when the files' settings differ or a seed
+    repeats.
+    """
+    loaded = [load_runs(name) for name in names]
+    config = dict(loaded[0][0])
+    for name, (other, _) in zip(names[1:], loaded[1:]):
+        differ = [k for k in _POOLED_SETTINGS if other.get(k) != config.get(k)]
+        if differ:
+            raise ValueError(f"Received result files with different settings {differ}: "
+                             f"{names[0]} vs {name}; only runs of the same setup can be pooled.")
+    shared = set.intersection(*({(r["task"], r["arm"]) for r in runs} for _, runs in loaded))
+    runs = [r for _, file_runs in loaded for r in file_runs if (r["task"], r["arm"]) in shared]
+    keys = [(r["task"], r["arm"], r["seed"]) for r in runs]
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"Received result files that share seeds: {names}; pooled runs must differ.")
+    config["merged_from"] = list(names)
+    config["seeds"] = sorted({str(r["seed"]) for r in runs if r["task"].startswith("MLP")}, key=int)
+    config["cnn_seeds"] = sorted({str(r["seed"]) for r in runs if r["task"].startswith("CNN")}, key=int)
+    config["mlp"] = any(task.startswith("MLP") for task, _ in shared)
+    config["cnn"] = any(task.startswith("CNN") for task, _ in shared)
+    config.pop("wall_clock_seconds", None)
+    return config, runs
 
 
 if __name__ == "__main__":
