@@ -37,10 +37,13 @@ What we do where the paper is not explicit:
 - "Prune with PR": the paper says connections "lower than a threshold are
   removed" and calls PR a rate. Its tables fit an absolute magnitude
   threshold better (a static PR removes fewer weights at every step, and PR
-  grows with the mean |w|), so both readings are available:
+  grows with the mean |w|), so the readings are all available:
   `mode="fraction"` removes the fraction PR of each layer's live
   connections with the smallest |w|; `mode="threshold"` removes the live
-  connections with |w| < PR (`prune_connections`).
+  connections with |w| < PR; `mode="std"` removes those with
+  |w| < PR x the layer's weight std, the rule of the pruning method the paper
+  builds on (Han et al.), which keeps PR free of the weights' scale
+  (`prune_connections`).
 
 Both drivers change the model in place, take the accuracy evaluation and the
 retraining as callables (so a test can script them), and record every step.
@@ -265,13 +268,14 @@ def static_pruning(
         model: a compiled model with connection masks
             (`to_prunable(model, connection_mask=True)`), already trained.
         rate: the static pruning rate: a fraction in (0, 1], or a magnitude
-            threshold > 0 with `mode="threshold"`.
+            threshold > 0 with `mode="threshold"`, or a multiple > 0 of each
+            layer's weight std with `mode="std"`.
         evaluate: `evaluate(model) -> accuracy` in [0, 1], e.g.
             `accuracy_evaluator(x_test, y_test)`.
         retrain: `retrain(model)`, e.g. `fit_retrainer(x, y, epochs=2)`.
         max_accuracy_drop: allowed accuracy drop, a fraction (0.0046 is the
             paper's 0.46 points).
-        mode: `"fraction"` or `"threshold"`, see `prune_connections`.
+        mode: `"fraction"`, `"threshold"` or `"std"`, see `prune_connections`.
             Defaults to `"fraction"`.
         base_accuracy: accuracy to measure drops from. Defaults to `None`
             (`evaluate(model)` before pruning).
@@ -342,13 +346,13 @@ def adaptive_pruning(
         initial_rate: PR at the start of every search. Defaults to `0.1`.
         rate_step: increment of PR. Defaults to `0.05`.
         max_rate: largest PR tried. Defaults to `None` (0.95 with
-            `mode="fraction"`, no limit with `mode="threshold"`: the search
+            `mode="fraction"`, no limit with `"threshold"` and `"std"`: the search
             then stops at the first trial that loses too much accuracy).
         trial_drop: allowed accuracy drop of a trial prune, from the accuracy
             before the step. Defaults to `None` (`max_accuracy_drop`).
         restart_rate: reset PR to `initial_rate` at every step instead of
             continuing from the last step's PR. Defaults to `False`.
-        mode: `"fraction"` or `"threshold"`, see `prune_connections`.
+        mode: `"fraction"`, `"threshold"` or `"std"`, see `prune_connections`.
             Defaults to `"fraction"`.
         base_accuracy: accuracy to measure drops from. Defaults to `None`
             (`evaluate(model)` before pruning).

@@ -70,7 +70,7 @@ def connection_layers(model, layer_names=None):
 
 
 # How a pruning rate PR selects connections.
-PRUNING_MODES = ("fraction", "threshold")
+PRUNING_MODES = ("fraction", "threshold", "std")
 
 
 def check_mode(mode):
@@ -100,19 +100,25 @@ def prune_connections(model, rate, layer_names=None, mode="fraction"):
     With `mode="fraction"`, in every layer with a connection mask the
     `floor(rate * live)` live kernel entries with the smallest |w| are
     pruned (the same fraction of each layer). With `mode="threshold"`, every
-    live entry with |w| < `rate` is pruned (Han et al.'s absolute threshold;
-    the rate then has the units of the weights). Pruned entries get mask 0
-    and stored value 0. Entries of masked-off units are not live. The model
-    is changed in place.
+    live entry with |w| < `rate` is pruned (an absolute threshold; the rate
+    then has the units of the weights). With `mode="std"`, every live entry
+    with |w| < `rate * std(kernel)` is pruned: Han et al.'s "quality
+    parameter multiplied by the standard deviation of a layer's weights",
+    the std taken over the layer's whole effective kernel (pruned entries
+    count as 0, as in the common implementations), so the threshold follows
+    the weights' scale. Pruned entries get mask 0 and stored value 0.
+    Entries of masked-off units are not live. The model is changed in place.
 
     Args:
         model: a built model with `PrunableDense`/`PrunableConv2D` layers
             created with `connection_mask=True`.
         rate: fraction of the live connections to prune, in [0, 1], or the
-            magnitude threshold (>= 0) with `mode="threshold"`.
+            magnitude threshold (>= 0) with `mode="threshold"`, or the
+            multiple (>= 0) of each layer's weight std with `mode="std"`.
         layer_names: optional list of layer names to prune. Defaults to
             `None` (every layer with a connection mask).
-        mode: `"fraction"` or `"threshold"`. Defaults to `"fraction"`.
+        mode: `"fraction"`, `"threshold"` or `"std"`. Defaults to
+            `"fraction"`.
 
     Returns:
         `{layer_name: number of connections pruned}`.
@@ -130,14 +136,17 @@ def prune_connections(model, rate, layer_names=None, mode="fraction"):
     """
     check_mode(mode)
     _check_rate(rate, mode)
-    select = (
-        weight_magnitude.smallest_magnitude if mode == "fraction" else weight_magnitude.below_threshold
-    )
     pruned = {}
     for layer in connection_layers(model, layer_names):
         kernel = ops.convert_to_numpy(layer.kernel)
         live = weight_magnitude.live_connections(layer)
-        chosen = select(kernel, live, float(rate))
+        if mode == "fraction":
+            chosen = weight_magnitude.smallest_magnitude(kernel, live, float(rate))
+        else:
+            threshold = float(rate)
+            if mode == "std":
+                threshold *= float(np.std(weight_magnitude.effective_kernel(layer)))
+            chosen = weight_magnitude.below_threshold(kernel, live, threshold)
         mask = layer.get_kernel_mask()
         mask[chosen] = 0.0
         layer.set_kernel_mask(mask)

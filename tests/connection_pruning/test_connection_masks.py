@@ -62,6 +62,32 @@ def test_threshold_mode_and_masked_units_are_not_live():
     )
 
 
+def test_std_mode_threshold_is_a_multiple_of_the_layer_std_with_pruned_entries_as_zero():
+    model = mlp()
+    layer = model.get_layer("h0")
+    kernel = np.linspace(-1.2, 1.2, 24, dtype="float32").reshape(4, 6)
+    layer.kernel.assign(kernel)
+    threshold = 0.5 * float(np.std(kernel))  # about 0.36
+    cp.prune_connections(model, 0.5, layer_names="h0", mode="std")
+    expected = np.abs(kernel) >= threshold
+    np.testing.assert_array_equal(weight_magnitude.live_connections(layer), expected)
+    # The second call sees the pruned entries as zeros: the std, and so the
+    # threshold, is that of the effective kernel.
+    effective = np.where(expected, kernel, 0.0)
+    threshold = 0.9 * float(np.std(effective))
+    cp.prune_connections(model, 0.9, layer_names="h0", mode="std")
+    np.testing.assert_array_equal(
+        weight_magnitude.live_connections(layer), expected & (np.abs(kernel) >= threshold)
+    )
+    # Scaling every weight leaves the choice unchanged (unlike mode="threshold").
+    scaled = mlp()
+    scaled.get_layer("h0").kernel.assign(10 * kernel)
+    cp.prune_connections(scaled, 0.5, layer_names="h0", mode="std")
+    np.testing.assert_array_equal(
+        weight_magnitude.live_connections(scaled.get_layer("h0")), np.abs(kernel) >= 0.5 * np.std(kernel)
+    )
+
+
 def test_smallest_magnitude_ties_and_rounding():
     chosen = weight_magnitude.smallest_magnitude(
         np.array([0.1, -0.1, 0.1, 0.5]), np.array([True, True, True, True]), 0.5
@@ -76,6 +102,7 @@ def test_smallest_magnitude_ties_and_rounding():
     [
         ({"rate": 1.5}, "rate"),
         ({"rate": -0.1, "mode": "threshold"}, "rate"),
+        ({"rate": -0.1, "mode": "std"}, "rate"),
         ({"rate": 0.2, "mode": "global"}, "mode"),
         ({"rate": 0.2, "layer_names": ["nope"]}, "layer_names"),
     ],
