@@ -17,8 +17,10 @@ test accuracy is the base A0. For both accuracy-drop thresholds (0.46 and
 rate (Algorithm 1: PR from 0.1 in steps of 0.05, carried over between steps;
 with `--restart_arm` also PR reset to 0.1 every step) each start from the same
 trained weights with a fresh Adam optimizer; "prune" removes the fraction PR
-of every layer's remaining connections (smallest |w|), "retrain" is
-`--retrain_epochs` epochs. Then (Table IV, threshold 0.46) an auxiliary
+of every layer's remaining connections (smallest |w|; `--mode=std` instead
+removes those below PR x the layer's weight std, Han et al.'s rule), "retrain"
+is `--retrain_epochs` epochs (`--retrain_learning_rate`, default the training
+rate). Then (Table IV, threshold 0.46) an auxiliary
 fully connected ReLU layer of 20 / 40 / 60 units is inserted after
 `--aux_after` in the adaptively pruned model, the network is retrained
 `--aux_epochs` epochs and pruned again with the adaptive rate against the same
@@ -38,6 +40,8 @@ Writes `<output_dir>/<name>.json`, `<name>.md` and `<name>_steps.png`
 
     python benchmarks/adaptive_rate.py          # the defaults took 7 min on 2 CPU cores
     python benchmarks/adaptive_rate.py --folds=10 --time_budget_s=100000   # all folds
+    python benchmarks/adaptive_rate.py --mode=std --name=adaptive_rate_std --time_budget_s=100000
+    python benchmarks/adaptive_rate.py --retrain_learning_rate=1e-4 --name=adaptive_rate_ft
 """
 
 import gzip
@@ -93,6 +97,12 @@ flags.DEFINE_float(
     "network instead of moving it far from the base.",
 )
 flags.DEFINE_integer("max_steps", 60, "Most prune-retrain steps per run.")
+flags.DEFINE_enum(
+    "mode", "fraction", ["fraction", "threshold", "std"],
+    "What a pruning rate PR removes (`prune_connections`): the fraction PR of each layer's live "
+    "weights, the weights with |w| < PR, or those with |w| < PR x the layer's weight std (Han et "
+    "al.'s rule, which the paper builds on).",
+)
 flags.DEFINE_boolean(
     "restart_arm", True,
     "Also run the adaptive rate with PR reset to 0.1 at every step (restart_rate=True), "
@@ -238,12 +248,12 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
             if arm.startswith("static"):
                 result = ar.static_pruning(
                     model, float(arm.split()[1]), evaluate, retrain, drop, base_accuracy=base,
-                    max_steps=FLAGS.max_steps,
+                    max_steps=FLAGS.max_steps, mode=FLAGS.mode,
                 )
             else:
                 result = ar.adaptive_pruning(
                     model, evaluate, retrain, drop, base_accuracy=base, max_steps=FLAGS.max_steps,
-                    restart_rate=arm == RESTART_ARM,
+                    restart_rate=arm == RESTART_ARM, mode=FLAGS.mode,
                 )
             if arm == "adaptive":
                 adaptive_state[threshold] = model.get_weights()
@@ -275,7 +285,7 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
         inserted_weights = cp.remaining_weights(deeper)
         result = ar.adaptive_pruning(
             deeper, evaluate, retrain, float(threshold) / 100, base_accuracy=base,
-            max_steps=FLAGS.max_steps,
+            max_steps=FLAGS.max_steps, mode=FLAGS.mode,
         )
         entry = summary(result, time.time() - t)
         entry.update(accuracy_after_insertion=after_insertion, weights_after_insertion=inserted_weights)
@@ -680,7 +690,8 @@ def main(argv):
             "datasets", "folds", "time_budget_s", "fashion_train", "fashion_test", "thresholds",
             "static_rates", "aux_units", "aux_after", "base_epochs", "retrain_epochs", "fashion_base_epochs",
             "fashion_retrain_epochs", "aux_epochs",
-            "batch_size", "learning_rate", "retrain_learning_rate", "max_steps", "restart_arm", "seed")},
+            "batch_size", "learning_rate", "retrain_learning_rate", "max_steps", "mode", "restart_arm",
+            "seed")},
         "machine": machine.describe(),
         "datasets": {},
     }

@@ -48,9 +48,15 @@ example, of the model trained in that epoch) x examples seen: the usual
 forward + backward estimate. Writes `<output_dir>/growth.json` (config, every
 run, summary), `growth.md` and `growth.png`.
 
-    python benchmarks/growth.py     # the defaults took 17 min on 2 CPU cores
+    python benchmarks/growth.py     # the defaults took 24 min on 2 CPU cores
     python benchmarks/growth.py --epochs=12 --start_epoch=2 --name=growth_12epochs
                                     # the first, shorter MLP schedule (also 65 % of the FLOPs)
+    python benchmarks/growth.py --cnn=false --seeds=5,6,7,8,9 --name=growth_seeds5to9 \
+        --mlp_arms=fixed-16,fixed-256,grow-zeros_out,grow-naive,grow-zeros_out-reset,grow-zeros_out-aged
+    python benchmarks/growth.py --merge=growth,growth_seeds5to9 --name=growth_10seeds
+                                    # pools the two runs' MLP arms (10 seeds)
+    python benchmarks/growth.py --mlp=false --cnn_num_train=12000 --cnn_num_test=10000 \
+        --cnn_seeds=0,1,2,3,4 --name=growth_cnn12k   # the CNN on more data, 5 seeds
 """
 
 import json

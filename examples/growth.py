@@ -4,8 +4,9 @@
 (`--rate=1.0`) after every epoch from `--start_epoch` until `--max_width`,
 with function-preserving new units (`--init=zeros_out`, the default; also
 "net2net", "pair_average", or the DARN paper's "naive" baseline). Optimizer
-state and the learning-rate schedule carry over every growth; the loss on a
-probe batch is printed before and after each growth.
+state (`--optimizer`, `AgeAwareAdam` by default) and the learning-rate
+schedule carry over every growth; the loss on a probe batch is printed before
+and after each growth.
 
 `--mode=unified`: DARN's loop: after every epoch remove dead and redundant
 units, then grow the layers whose activations are near full rank, keeping
@@ -30,6 +31,7 @@ from keras_darn import metrics  # noqa: E402
 from keras_darn.algorithms.growth import fit_with_growth  # noqa: E402
 from keras_darn.algorithms.unified import darn_unified  # noqa: E402
 from keras_darn.callbacks.growth import ProportionalGrowth  # noqa: E402
+from keras_darn.optimizers import AgeAwareAdam  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "schedule", ["schedule", "unified"], "Scheduled growth or DARN's loop.")
@@ -47,6 +49,9 @@ flags.DEFINE_float("noise", 0.0, "Relative noise of net2net / naive copies.")
 flags.DEFINE_integer("param_budget", 60000, "Parameter budget of the unified loop.")
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_enum("optimizer", "age_aware_adam", ["age_aware_adam", "adam"],
+                  "AgeAwareAdam (per-weight bias correction: new weights start like a fresh "
+                  "optimizer's; the README's recommendation for growth) or Keras' Adam.")
 flags.DEFINE_string("tflite", None, "If set, write the final model as TFLite here.")
 
 
@@ -63,8 +68,9 @@ def main(argv):
     x = keras.layers.Dense(FLAGS.start_width, activation="relu", name="hidden1")(inputs)
     x = keras.layers.Dense(FLAGS.start_width, activation="relu", name="hidden2")(x)
     model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    optimizer = AgeAwareAdam if FLAGS.optimizer == "age_aware_adam" else keras.optimizers.Adam
     model.compile(
-        keras.optimizers.Adam(1e-3),
+        optimizer(1e-3),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
