@@ -42,6 +42,7 @@ Writes `<output_dir>/<name>.json`, `<name>.md` and `<name>_steps.png`
     python benchmarks/adaptive_rate.py --folds=10 --time_budget_s=100000   # all folds
     python benchmarks/adaptive_rate.py --mode=std --name=adaptive_rate_std --time_budget_s=100000
     python benchmarks/adaptive_rate.py --retrain_learning_rate=1e-4 --name=adaptive_rate_ft
+    python benchmarks/adaptive_rate.py --aux_init=factorized --name=adaptive_rate_aux_svd
 """
 
 import gzip
@@ -83,6 +84,12 @@ flags.DEFINE_list("thresholds", ["0.46", "1.0"], "Allowed accuracy drops, in poi
 flags.DEFINE_list("static_rates", ["0.2", "0.3", "0.4"], "Static pruning rates.")
 flags.DEFINE_list("aux_units", ["20", "40", "60"], "Auxiliary layer widths.")
 flags.DEFINE_string("aux_after", "h80", "Layer the auxiliary layer follows.")
+flags.DEFINE_enum(
+    "aux_init", "random", ["random", "factorized"],
+    "Initialisation of the auxiliary layer and the layer after it: fresh random weights (the paper), "
+    "or a truncated SVD of that layer's kernel (`insert_auxiliary_layer(factorized=True)`, not in the "
+    "paper: the network starts from the best low-rank approximation of the pruned one).",
+)
 flags.DEFINE_integer("base_epochs", 40, "Epochs of the initial training (digits).")
 flags.DEFINE_integer("retrain_epochs", 2, "Epochs of every retraining (digits).")
 flags.DEFINE_integer("fashion_base_epochs", 15, "Epochs of the initial training (fashion).")
@@ -276,7 +283,11 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            deeper = cp.insert_auxiliary_layer(model, after=FLAGS.aux_after, units=units, compile=False)
+            deeper = cp.insert_auxiliary_layer(
+                model, after=FLAGS.aux_after, units=units, compile=False,
+                factorized=FLAGS.aux_init == "factorized",
+            )
+        at_insertion = evaluate(deeper)
         compile_fresh(deeper, FLAGS.learning_rate)
         deeper.fit(x_train, y_train, epochs=FLAGS.aux_epochs, batch_size=FLAGS.batch_size, verbose=0)
         if FLAGS.retrain_learning_rate is not None:  # the prune-retrain steps fine-tune
@@ -288,12 +299,14 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
             max_steps=FLAGS.max_steps, mode=FLAGS.mode,
         )
         entry = summary(result, time.time() - t)
-        entry.update(accuracy_after_insertion=after_insertion, weights_after_insertion=inserted_weights)
+        entry.update(accuracy_at_insertion=at_insertion, accuracy_after_insertion=after_insertion,
+                     weights_after_insertion=inserted_weights)
         entry["structure"], _ = structure(deeper, x_test)
         out["runs"][f"auxiliary {units} @ {threshold}"] = entry
         log(
             f"  auxiliary {units} @ {threshold}: {entry['remaining_weights']} weights "
-            f"(after insertion {inserted_weights}, acc {after_insertion:.4f}), acc "
+            f"(after insertion {inserted_weights}, acc {at_insertion:.4f} -> {after_insertion:.4f} "
+            f"after {FLAGS.aux_epochs} epochs), acc "
             f"{entry['accuracy']:.4f}, {entry['accepted_steps']} steps ({entry['seconds']:.0f} s)"
         )
     return out, adaptive_state.get("shrunk")
@@ -377,6 +390,9 @@ def aggregate(folds):
             "trial_evaluations": mean([e["trial_evaluations"] for e in entries]),
             "seconds": mean([e["seconds"] for e in entries]),
         }
+        for key in ("accuracy_at_insertion", "accuracy_after_insertion"):
+            if all(key in e for e in entries):
+                table[arm][key] = mean([e[key] for e in entries])
         if "structure" in entries[0]:
             table[arm]["structure"] = {
                 key: mean([e["structure"][key] for e in entries])
@@ -504,7 +520,7 @@ def markdown(results):
             "",
         ]
         rows = [[
-            "none (adaptive)", f"{adaptive['remaining_weights']:.0f}", "-", f"{adaptive['accuracy']:.4f}",
+            "none (adaptive)", "-", f"{adaptive['remaining_weights']:.0f}", "-", f"{adaptive['accuracy']:.4f}",
             f"{adaptive['accepted_steps']:.1f}", adaptive["failed_folds"], adaptive["below_floor_folds"],
         ]]
         valid = {}
@@ -513,13 +529,15 @@ def markdown(results):
             change = e["remaining_weights"] / adaptive["remaining_weights"] - 1
             if e["below_floor_folds"] == 0:
                 valid[units] = e["remaining_weights"]
+            inserted = (f"{e['accuracy_at_insertion']:.4f} -> {e['accuracy_after_insertion']:.4f}"
+                        if "accuracy_at_insertion" in e else "-")
             rows.append([
-                units, f"{e['remaining_weights']:.0f}", f"{change:+.1%}", f"{e['accuracy']:.4f}",
+                units, inserted, f"{e['remaining_weights']:.0f}", f"{change:+.1%}", f"{e['accuracy']:.4f}",
                 f"{e['accepted_steps']:.1f}", e["failed_folds"], e["below_floor_folds"],
             ])
         lines += report.markdown_table(
-            ["auxiliary units", "remaining weights", "vs adaptive without", "accuracy", "steps",
-             "failed folds", "folds below floor"],
+            ["auxiliary units", "accuracy at insertion -> after its training", "remaining weights",
+             "vs adaptive without", "accuracy", "steps", "failed folds", "folds below floor"],
             rows,
         )
         if valid:
@@ -688,7 +706,7 @@ def main(argv):
     results = {
         "config": {k: FLAGS[k].value for k in (
             "datasets", "folds", "time_budget_s", "fashion_train", "fashion_test", "thresholds",
-            "static_rates", "aux_units", "aux_after", "base_epochs", "retrain_epochs", "fashion_base_epochs",
+            "static_rates", "aux_units", "aux_after", "aux_init", "base_epochs", "retrain_epochs", "fashion_base_epochs",
             "fashion_retrain_epochs", "aux_epochs",
             "batch_size", "learning_rate", "retrain_learning_rate", "max_steps", "mode", "restart_arm",
             "seed")},

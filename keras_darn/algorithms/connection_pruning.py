@@ -20,6 +20,7 @@ The prune-retrain drivers (static and adaptive rate) are in
 `keras_darn.algorithms.adaptive_rate`.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -349,7 +350,9 @@ def mask_disconnected_units(model):
             return {name: sorted(units) for name, units in switched.items()}
 
 
-def insert_auxiliary_layer(model, after, units, activation="relu", identity=False, name=None, compile=True):
+def insert_auxiliary_layer(
+    model, after, units, activation="relu", identity=False, factorized=False, name=None, compile=True
+):
     """Returns a new model with a prunable auxiliary layer after `after`.
 
     The paper's auxiliary layer: after pruning, a fully connected layer of
@@ -358,7 +361,18 @@ def insert_auxiliary_layer(model, after, units, activation="relu", identity=Fals
     It gives the connections pruned earlier a new route. The layer that
     consumed `after` gets a new input width, so it starts from fresh weights
     and an all-ones mask (`keras_darn.insert_layer` warns about it) unless
-    `identity=True`.
+    `identity=True` or `factorized=True`.
+
+    `factorized=True` (not in the paper) splits the consuming Dense layer's
+    effective kernel `W` (pruned entries 0) with a truncated SVD,
+    `W ~ U_r S_r V_r^T`: the auxiliary layer gets `U_r S_r^1/2` and the
+    consumer `S_r^1/2 V_r^T`, so the new model starts from the best rank-r
+    approximation of the old one instead of from scratch. A ReLU passes a
+    direction `z` as `relu(z) - relu(-z)`, so with `activation="relu"` the
+    units come in pairs (`r = units // 2`); with a linear activation
+    `r = units`. The approximation is exact when `r` reaches the rank of `W`
+    (e.g. `units >= 2 * min(W.shape)` with ReLU). Units beyond `2r` (or
+    `r`) keep random incoming and get zero outgoing weights.
 
     Args:
         model: a built Functional or Sequential model; it is not modified.
@@ -368,6 +382,9 @@ def insert_auxiliary_layer(model, after, units, activation="relu", identity=Fals
         identity: initialise it to the identity so the new model computes
             the same function (needs `units` equal to the width of `after`'s
             output and a linear or ReLU activation). Defaults to `False`.
+        factorized: initialise it and its consumer from a truncated SVD of
+            the consumer's kernel, as above (needs a single Dense consumer
+            and a linear or ReLU activation). Defaults to `False`.
         name: its name. Defaults to `None` (`"auxiliary_<units>"`).
         compile: compile the new model like `model`. Defaults to `True`.
 
@@ -375,19 +392,77 @@ def insert_auxiliary_layer(model, after, units, activation="relu", identity=Fals
         A new `keras.Model`.
 
     Raises:
-        ValueError: for an unknown `after`, a non-positive `units`, or
-            `identity=True` where the layer cannot be the identity.
+        ValueError: for an unknown `after`, a non-positive `units`, both
+            `identity` and `factorized`, or an initialisation the layers do
+            not allow.
 
     Example:
 
     ```python
     deeper = insert_auxiliary_layer(pruned, after="hidden_80", units=40)
+    close = insert_auxiliary_layer(pruned, after="hidden_80", units=40, factorized=True)
     ```
     """
+    import warnings
+
     from keras_darn.layers import PrunableDense
+    from keras_darn.rebuild import compile_like
     from keras_darn.rebuild import insert_layer
 
+    if identity and factorized:
+        raise ValueError(
+            "Expected at most one of `identity` and `factorized`. Received: identity=True, "
+            "factorized=True"
+        )
+    if factorized and activation not in ("relu", "linear", None):
+        raise ValueError(
+            "`factorized=True` needs a linear or relu activation. "
+            f"Received: activation={activation!r}"
+        )
     layer = PrunableDense(
         units, activation=activation, connection_mask=True, name=name or f"auxiliary_{units}"
     )
-    return insert_layer(model, after=after, layer=layer, identity=identity, compile=compile)
+    if not factorized:
+        return insert_layer(model, after=after, layer=layer, identity=identity, compile=compile)
+    with warnings.catch_warnings():  # the consumer's fresh weights are replaced below
+        warnings.simplefilter("ignore")
+        new_model = insert_layer(model, after=after, layer=layer, compile=False)
+    _factorize_consumer(model, new_model, layer)
+    if compile:
+        compile_like(new_model, model)
+    return new_model
+
+
+def _factorize_consumer(model, new_model, layer):
+    """Sets `layer` and the Dense layer reading it from an SVD of that layer's old kernel."""
+    from keras_darn.criteria.nodedrop_graph import FunctionalGraph
+
+    readers = [node.operation for node in FunctionalGraph(new_model).consumers(layer.output)]
+    if len(readers) != 1 or not isinstance(readers[0], keras.layers.Dense):
+        raise ValueError(
+            "`factorized=True` needs the auxiliary layer to feed exactly one Dense layer. "
+            f"Received consumers: {[type(r).__name__ for r in readers]}"
+        )
+    reader, old_reader = readers[0], model.get_layer(readers[0].name)
+    weights = weight_magnitude.effective_kernel(old_reader).astype("float64")
+    u, singular, vt = np.linalg.svd(weights, full_matrices=False)
+    paired = getattr(layer.activation, "__name__", "") == "relu"
+    rank = min(layer.units // 2 if paired else layer.units, int(np.sum(singular > 0)))
+    root = np.sqrt(singular[:rank])
+    incoming = u[:, :rank] * root
+    outgoing = root[:, None] * vt[:rank]
+    kernel = ops.convert_to_numpy(layer.kernel).astype("float64")
+    reader_kernel = np.zeros((layer.units, weights.shape[1]))
+    kernel[:, :rank] = incoming
+    reader_kernel[:rank] = outgoing
+    if paired:
+        kernel[:, rank : 2 * rank] = -incoming
+        reader_kernel[rank : 2 * rank] = -outgoing
+    layer.kernel.assign(kernel.astype(layer.kernel.dtype))
+    if layer.use_bias:
+        layer.bias.assign(np.zeros(layer.bias.shape, dtype=layer.bias.dtype))
+    reader.kernel.assign(reader_kernel.astype(reader.kernel.dtype))
+    if reader.use_bias:
+        reader.bias.assign(old_reader.bias)
+    if getattr(old_reader, "unit_mask", None) is not None and hasattr(reader, "set_unit_mask"):
+        reader.set_unit_mask(old_reader.get_unit_mask())

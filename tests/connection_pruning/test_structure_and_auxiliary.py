@@ -134,3 +134,62 @@ def test_wider_identity_auxiliary_layer_keeps_outputs_and_masks():
     mask = deeper.get_layer("h1").get_kernel_mask()
     np.testing.assert_array_equal(mask[:6], model.get_layer("h1").get_kernel_mask())
     np.testing.assert_array_equal(mask[6:], 1.0)
+
+
+def _pre_activation(model, name, x):
+    """The inputs of `name`'s activation (x W + b) in `model`."""
+    layer = model.get_layer(name)
+    features = keras.Model(model.inputs[0], layer.input)(x)
+    return keras.ops.convert_to_numpy(
+        keras.ops.matmul(features, layer.kernel * layer.get_kernel_mask()) + layer.bias
+    )
+
+
+@pytest.mark.parametrize("activation, units", [("relu", 8), ("linear", 4)])
+def test_factorized_auxiliary_layer_is_exact_at_full_rank(activation, units):
+    model = mlp()  # h0 has 6 units, h1 reads them with a 6 x 4 kernel: rank <= 4.
+    model.compile("adam", "mse")
+    cp.prune_connections(model, 0.3)
+    model.get_layer("h1").bias.assign(np.linspace(-0.2, 0.2, 4).astype("float32"))
+    x = np.random.default_rng(2).uniform(-1, 1, size=(32, 5)).astype("float32")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*fresh weights")  # they are set, not fresh
+        deeper = cp.insert_auxiliary_layer(
+            model, after="h0", units=units, activation=activation, factorized=True
+        )
+    np.testing.assert_allclose(deeper.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    assert deeper.compiled
+    np.testing.assert_array_equal(deeper.get_layer("h1").get_kernel_mask(), 1.0)
+
+
+def test_factorized_auxiliary_layer_below_full_rank_is_the_best_low_rank_fit():
+    model = mlp()
+    cp.prune_connections(model, 0.2)
+    weights = model.get_layer("h1").kernel.numpy() * model.get_layer("h1").get_kernel_mask()
+    singular = np.linalg.svd(weights, compute_uv=False)
+    x = np.random.default_rng(3).uniform(-1, 1, size=(64, 5)).astype("float32")
+    expected = _pre_activation(model, "h1", x)
+    errors = []
+    for units in (2, 4, 6):  # ReLU pairs: rank 1, 2, 3
+        deeper = cp.insert_auxiliary_layer(model, after="h0", units=units, factorized=True, compile=False)
+        aux = deeper.get_layer(f"auxiliary_{units}")
+        reader = deeper.get_layer("h1")
+        # The product of the two new kernels is the rank-r truncation of the old kernel
+        # (the +-pairs cancel the ReLU): its error is the discarded singular values.
+        rank = units // 2
+        product = aux.kernel.numpy()[:, :rank] @ reader.kernel.numpy()[:rank]
+        np.testing.assert_allclose(
+            np.linalg.norm(weights - product), np.sqrt(np.sum(singular[rank:] ** 2)), rtol=1e-4, atol=1e-6
+        )
+        errors.append(np.abs(_pre_activation(deeper, "h1", x) - expected).max())
+    assert errors[0] > errors[1] > errors[2] > 0
+
+
+def test_factorized_auxiliary_layer_errors():
+    model = mlp()
+    with pytest.raises(ValueError, match="identity"):
+        cp.insert_auxiliary_layer(model, after="h0", units=8, identity=True, factorized=True)
+    with pytest.raises(ValueError, match="activation"):
+        cp.insert_auxiliary_layer(model, after="h0", units=8, activation="tanh", factorized=True)
+    with pytest.raises(ValueError, match="exactly one Dense"):
+        cp.insert_auxiliary_layer(model, after="out", units=8, factorized=True)
