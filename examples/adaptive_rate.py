@@ -14,6 +14,7 @@ optionally written as TFLite.
 Run (about a minute on two CPU cores):
 
     python examples/adaptive_rate.py --max_drop=1.0 --aux_units=40
+    python examples/adaptive_rate.py --mode=std --factorized
 """
 
 import os
@@ -40,7 +41,12 @@ flags.DEFINE_float("max_drop", 1.0, "Allowed accuracy drop, in points.")
 flags.DEFINE_integer("epochs", 40, "Epochs of the initial training.")
 flags.DEFINE_integer("retrain_epochs", 2, "Epochs of every retraining.")
 flags.DEFINE_integer("aux_units", 40, "Units of the auxiliary layer (0: none).")
-flags.DEFINE_enum("mode", "fraction", ["fraction", "threshold"], "What the pruning rate means.")
+flags.DEFINE_enum("mode", "fraction", ["fraction", "threshold", "std"],
+                  "What the pruning rate means: a fraction of the live weights, a magnitude, or a "
+                  "multiple of each layer's weight std (Han et al.).")
+flags.DEFINE_bool("factorized", False,
+                  "Start the auxiliary layer and the layer after it from a truncated SVD of that "
+                  "layer's kernel instead of fresh weights (not in the paper).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("tflite", None, "If set, write the final shrunk model as TFLite here.")
 
@@ -78,7 +84,10 @@ def main(argv):
     base = result.base_accuracy
 
     if FLAGS.aux_units:
-        model = connection_pruning.insert_auxiliary_layer(model, after="h80", units=FLAGS.aux_units)
+        model = connection_pruning.insert_auxiliary_layer(
+            model, after="h80", units=FLAGS.aux_units, factorized=FLAGS.factorized
+        )
+        print(f"\nAccuracy right after inserting {FLAGS.aux_units} units: {evaluate(model):.4f}")
         model.fit(x_train, y_train, epochs=10, batch_size=64, verbose=0)
         aux = adaptive_rate.adaptive_pruning(
             model, evaluate, retrain, drop, base_accuracy=base, mode=FLAGS.mode
