@@ -526,9 +526,16 @@ def load_runs(name):
     return saved["config"], saved["runs"]
 
 
-# Settings that must agree for runs of two result files to be pooled.
-_POOLED_SETTINGS = ("num_train", "num_test", "epochs", "start_width", "target_width", "start_epoch",
-                    "rate", "noise", "lr", "lr_schedule", "batch_size")
+# Settings that must agree for runs of two result files to be pooled: shared, MLP, CNN.
+_POOLED_SETTINGS = {
+    None: ("rate", "noise", "lr", "lr_schedule", "batch_size"),
+    "MLP": ("num_train", "num_test", "epochs", "start_width", "target_width", "start_epoch"),
+    "CNN": ("cnn_num_train", "cnn_num_test", "cnn_epochs", "cnn_start", "cnn_target", "cnn_start_epoch"),
+}
+
+
+def _tasks_run(runs):
+    return {run["task"].split()[0] for run in runs}
 
 
 def merged_runs(names):
@@ -540,8 +547,10 @@ def merged_runs(names):
     """
     loaded = [load_runs(name) for name in names]
     config = dict(loaded[0][0])
-    for name, (other, _) in zip(names[1:], loaded[1:]):
-        differ = [k for k in _POOLED_SETTINGS if other.get(k) != config.get(k)]
+    for name, (other, other_runs) in zip(names[1:], loaded[1:]):
+        both = _tasks_run(loaded[0][1]) & _tasks_run(other_runs)
+        keys = [k for task in [None, *sorted(both)] for k in _POOLED_SETTINGS[task]]
+        differ = [k for k in keys if other.get(k) != config.get(k)]
         if differ:
             raise ValueError(f"Received result files with different settings {differ}: "
                              f"{names[0]} vs {name}; only runs of the same setup can be pooled.")
