@@ -170,7 +170,7 @@ def retrain_learning_rate():
     return FLAGS.retrain_learning_rate or FLAGS.learning_rate
 
 
-def compile_fresh(model, learning_rate):
+def compile_adam(model, learning_rate):
     model.compile(
         keras.optimizers.Adam(learning_rate),
         "sparse_categorical_crossentropy",
@@ -230,7 +230,7 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
     keras.utils.set_random_seed(FLAGS.seed + fold)
     base_epochs, retrain_epochs = epochs(name)
     model = build_model(x_train.shape[1])
-    compile_fresh(model, FLAGS.learning_rate)
+    compile_adam(model, FLAGS.learning_rate)
     start = time.time()
     model.fit(x_train, y_train, epochs=base_epochs, batch_size=FLAGS.batch_size, verbose=0)
     evaluate = ar.accuracy_evaluator(x_test, y_test)
@@ -250,7 +250,7 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
         drop = float(threshold) / 100
         for arm in arm_names():
             model.set_weights(trained)
-            compile_fresh(model, retrain_learning_rate())
+            compile_adam(model, retrain_learning_rate())
             t = time.time()
             if arm.startswith("static"):
                 result = ar.static_pruning(
@@ -288,10 +288,10 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
                 factorized=FLAGS.aux_init == "factorized",
             )
         at_insertion = evaluate(deeper)
-        compile_fresh(deeper, FLAGS.learning_rate)
+        compile_adam(deeper, FLAGS.learning_rate)
         deeper.fit(x_train, y_train, epochs=FLAGS.aux_epochs, batch_size=FLAGS.batch_size, verbose=0)
         if FLAGS.retrain_learning_rate is not None:  # the prune-retrain steps fine-tune
-            compile_fresh(deeper, FLAGS.retrain_learning_rate)
+            compile_adam(deeper, FLAGS.retrain_learning_rate)
         after_insertion = evaluate(deeper)
         inserted_weights = cp.remaining_weights(deeper)
         result = ar.adaptive_pruning(

@@ -408,7 +408,7 @@ def write_markdown(path, config, table, checks):
             gain = 100 * (arms["fixed-256-reset"]["accuracy_mean"] - arms["fixed-256"]["accuracy_mean"])
             lines += ["", f"Diagnostic: zeroing Adam's state at the growth epochs moves fixed-256 by "
                           f"{gain:+.2f} points (fixed-256-reset vs fixed-256), with no growth at all."]
-    if config.get("mlp", True):
+    if mlp:
         lines += ["", "## Adam's step inflation of new weights", "",
                   "New weights start with zero moments but Adam's bias correction uses the global step t, "
                   "so for a steady gradient their step is `adam_step_inflation(t0, k)` times a fresh "

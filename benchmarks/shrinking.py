@@ -286,7 +286,7 @@ def _held(summary):
 
 
 def targets(results):
-    checks = {}
+    checks, curves = {}, []
     for result in results:
         name = f"{result['dataset']}/{result['net']}"
         runs = result["runs"]
@@ -296,13 +296,15 @@ def targets(results):
             if first and second:
                 l1 = [s["eval_loss"] for s in first["history"]["steps"]]
                 l2 = [s["eval_loss"] for s in second["history"]["steps"]]
-                checks[f"{name}/{algorithm}: mean test loss taylor2 < taylor1"] = {
+                curve = {
                     "taylor1": float(np.mean(l1)), "taylor2": float(np.mean(l2)),
                     "share_of_steps_taylor2_lower_or_equal": float(
                         np.mean(np.array(l2) <= np.array(l1))
                     ),
                     "met": bool(np.mean(l2) < np.mean(l1)),
                 }
+                checks[f"{name}/{algorithm}: mean test loss taylor2 < taylor1"] = curve
+                curves.append((algorithm, curve))
         if result.get("seed_sweep"):
             units = int(result["net"].split("x")[1])
             held = [row["units_within_1pt_test"] for row in result["seed_sweep"]]
@@ -316,17 +318,19 @@ def targets(results):
         checks[f"{name}: batched brute force >= 5x faster"] = {
             "speedup": speed["speedup"], "met": speed["speedup"] >= 5.0,
         }
-    checks.update(_average_over_curves(checks))
+    checks.update(_average_over_curves(curves))
     return checks
 
 
-def _average_over_curves(checks):
-    """The taylor2-vs-taylor1 target read over every curve of the run, and per algorithm."""
-    curves = {name: check for name, check in checks.items() if "taylor2 < taylor1" in name}
+def _average_over_curves(curves):
+    """The taylor2-vs-taylor1 target over every curve of the run, and per algorithm.
+
+    Args:
+        curves: `(algorithm, check)` pairs, one per taylor2-vs-taylor1 curve.
+    """
     averages = {}
     for algorithm in [None] + list(FLAGS.algorithms):
-        chosen = [c for name, c in curves.items()
-                  if algorithm is None or name.split(":")[0].endswith(f"/{algorithm}")]
+        chosen = [c for a, c in curves if algorithm is None or a == algorithm]
         if len(chosen) < 2:
             continue
         first = float(np.mean([c["taylor1"] for c in chosen]))

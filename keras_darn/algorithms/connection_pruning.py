@@ -425,7 +425,7 @@ def insert_auxiliary_layer(
     if not factorized:
         return insert_layer(model, after=after, layer=layer, identity=identity, compile=compile)
     with warnings.catch_warnings():  # the consumer's fresh weights are replaced below
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", message="insert_layer: the input width")
         new_model = insert_layer(model, after=after, layer=layer, compile=False)
     _factorize_consumer(model, new_model, layer)
     if compile:
