@@ -385,7 +385,8 @@ def insert_auxiliary_layer(
         factorized: initialise it and its consumer from a truncated SVD of
             the consumer's kernel, as above (needs a single Dense consumer
             and a linear or ReLU activation). Defaults to `False`.
-        name: its name. Defaults to `None` (`"auxiliary_<units>"`).
+        name: its name. Defaults to `None` (`"auxiliary_<units>"`, with a
+            suffix `_1`, `_2`, ... when the model already has that name).
         compile: compile the new model like `model`. Defaults to `True`.
 
     Returns:
@@ -420,7 +421,8 @@ def insert_auxiliary_layer(
             f"Received: activation={activation!r}"
         )
     layer = PrunableDense(
-        units, activation=activation, connection_mask=True, name=name or f"auxiliary_{units}"
+        units, activation=activation, connection_mask=True,
+        name=name or _unused_name(model, f"auxiliary_{units}"),
     )
     if not factorized:
         return insert_layer(model, after=after, layer=layer, identity=identity, compile=compile)
@@ -431,6 +433,16 @@ def insert_auxiliary_layer(
     if compile:
         compile_like(new_model, model)
     return new_model
+
+
+def _unused_name(model, base):
+    """`base`, or `base_1`, `base_2`, ... : the first name no layer of `model` has."""
+    taken = {layer.name for layer in model.layers}
+    name, suffix = base, 0
+    while name in taken:
+        suffix += 1
+        name = f"{base}_{suffix}"
+    return name
 
 
 def _factorize_consumer(model, new_model, layer):

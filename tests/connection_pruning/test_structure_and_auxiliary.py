@@ -108,6 +108,18 @@ def test_auxiliary_layer_identity_preserves_the_function():
     assert cp.prune_connections(deeper, 0.5, layer_names=["auxiliary_4"]) == {"auxiliary_4": 8}
 
 
+def test_second_auxiliary_layer_of_the_same_width_gets_a_new_name():
+    model = mlp()
+    x = np.random.uniform(-1, 1, size=(8, 5)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    deeper = cp.insert_auxiliary_layer(model, after="h0", units=6, identity=True, compile=False)
+    deeper = cp.insert_auxiliary_layer(deeper, after="auxiliary_6", units=6, identity=True,
+                                       compile=False)
+    names = [layer.name for layer in deeper.layers]
+    assert names == ["h0", "auxiliary_6", "auxiliary_6_1", "h1", "out"]
+    np.testing.assert_allclose(deeper.predict(x, verbose=0), expected, atol=1e-6)
+
+
 def test_auxiliary_layer_of_another_width_reinitialises_its_consumer():
     model = mlp()
     cp.prune_connections(model, 0.3)
