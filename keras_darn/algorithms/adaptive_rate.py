@@ -28,6 +28,11 @@ What we do where the paper is not explicit:
 - A trial's "accuracy drop" is measured against the accuracy of the model
   before this step's pruning, with threshold `trial_drop` (defaults to
   `max_accuracy_drop`, the paper's single threshold). Trials do not retrain.
+  `trial_reference="base"` measures it from the base accuracy instead (the
+  paper calls the threshold "the allowed decrease of accuracy from the base
+  accuracy"): a trial is then good while the pruned, not yet retrained
+  network stays above the floor, which makes later steps smaller as the
+  accuracy approaches the floor.
 - PR carries over from step to step: the paper's flattened pseudocode sets
   "PR=0.1, step = 0.05" once, its text says the rate "begins with 0.1 in
   early steps" and "is gradually increased", and its Table II rates rise
@@ -322,6 +327,7 @@ def adaptive_pruning(
     mode="fraction",
     base_accuracy=None,
     max_steps=100,
+    trial_reference="step",
 ):
     """Prune-retrain with the adaptive pruning rate (paper's Algorithm 1).
 
@@ -350,6 +356,9 @@ def adaptive_pruning(
             then stops at the first trial that loses too much accuracy).
         trial_drop: allowed accuracy drop of a trial prune, from the accuracy
             before the step. Defaults to `None` (`max_accuracy_drop`).
+        trial_reference: what a trial's drop is measured from: `"step"`, the
+            accuracy before the step, or `"base"`, the base accuracy.
+            Defaults to `"step"`.
         restart_rate: reset PR to `initial_rate` at every step instead of
             continuing from the last step's PR. Defaults to `False`.
         mode: `"fraction"`, `"threshold"` or `"std"`, see `prune_connections`.
@@ -391,6 +400,11 @@ def adaptive_pruning(
     _check_fraction("max_accuracy_drop", max_accuracy_drop)
     trial_drop = max_accuracy_drop if trial_drop is None else trial_drop
     _check_fraction("trial_drop", trial_drop)
+    if trial_reference not in ("step", "base"):
+        raise ValueError(
+            "Received an invalid value for `trial_reference`, expected one of "
+            f"('step', 'base'). Received: trial_reference={trial_reference!r}"
+        )
     base, floor, current = _start(
         model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps
     )
@@ -411,7 +425,8 @@ def adaptive_pruning(
             accuracy = float(evaluate(model))
             model.set_weights(snapshot)
             trials.append((candidate, accuracy))
-            if current - accuracy > trial_drop + 1e-12 or everything:
+            reference = current if trial_reference == "step" else base
+            if reference - accuracy > trial_drop + 1e-12 or everything:
                 break
             rate = candidate
         step, pruned = _prune_retrain(model, rate, mode, evaluate, retrain, floor, number, trials)

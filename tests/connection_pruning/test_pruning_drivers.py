@@ -95,6 +95,32 @@ def test_adaptive_rate_continues_from_last_rate_by_default():
     assert [s.accepted for s in result.history] == [True, False]
 
 
+def test_trial_drop_measured_from_the_base_accuracy():
+    model = tiny_model()
+    script = Script(
+        [
+            0.90,  # base; floor 0.85 (drop 0.05)
+            0.88, 0.86, 0.84, 0.86, 0.88,  # trials 0.15, 0.2 ok, 0.25 below the floor; prune 0.2
+            # step 2 starts at 0.88: with the "step" reference 0.84 would be a good trial
+            # (0.04 below 0.88); from the base it is 0.06 below 0.90, so 0.25 fails.
+            0.84, 0.84, 0.86,  # trial 0.25 fails; prune 0.2; retrain
+        ]
+    )
+    result = adaptive_rate.adaptive_pruning(
+        model, script.evaluate, script.retrain, max_accuracy_drop=0.05, trial_reference="base",
+        max_steps=2,
+    )
+    assert not script.accuracies
+    assert [s.rate for s in result.history] == [0.2, 0.2]
+    assert result.history[1].trials == [(0.25, 0.84)]
+    # The same numbers with the default reference accept 0.25 in step 2.
+    script = Script([0.90, 0.88, 0.86, 0.84, 0.86, 0.88, 0.84, 0.80, 0.84, 0.86])
+    result = adaptive_rate.adaptive_pruning(
+        tiny_model(), script.evaluate, script.retrain, max_accuracy_drop=0.05, max_steps=2,
+    )
+    assert [s.rate for s in result.history] == [0.2, 0.25]
+
+
 def test_adaptive_rate_respects_max_rate_and_base_accuracy():
     model = tiny_model()
     # base_accuracy given: no initial evaluation of the base; the current
@@ -160,6 +186,7 @@ def test_threshold_mode_rates_are_magnitudes():
         ({"max_accuracy_drop": 0.01, "rate_step": 0}, "rate_step"),
         ({"max_accuracy_drop": 0.01, "max_steps": 0}, "max_steps"),
         ({"max_accuracy_drop": 0.01, "mode": "global"}, "mode"),
+        ({"max_accuracy_drop": 0.01, "trial_reference": "floor"}, "trial_reference"),
     ],
 )
 def test_adaptive_invalid_arguments(kwargs, message):
