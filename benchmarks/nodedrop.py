@@ -32,6 +32,11 @@ paper's Figure 2 left).
         --lambdas=7.5e-4,1e-3,1.3e-3 --finetune_epochs=4 --num_train=16384 --num_test=10000 \\
         --epochs=24 --overhead_networks= --checkpoint_dir=/tmp/nodedrop_3k
                                                 # the last 4 epochs without the penalty: 56 min
+    python benchmarks/nodedrop.py --name=nodedrop_3k_finetune12 --networks=DENSE640 \
+        --lambdas=1e-3 --finetune_epochs=12 --num_train=16384 --num_test=10000 \
+        --epochs=32 --overhead_networks= --checkpoint_dir=/tmp/nodedrop_3k
+                                                # resumes those runs: 8 more epochs each, same
+                                                # 20 penalty epochs (~11 min)
     python benchmarks/nodedrop.py --num_train=60000 --num_test=10000 \\
         --batch_size=1024 --epochs=480 \\
         --checkpoint_dir=/tmp/nodedrop_runs      # the paper's schedule (days on CPU), in pieces:
@@ -106,7 +111,9 @@ flags.DEFINE_integer(
     "finetune_epochs", 0,
     "The last this many of --epochs train NodeDrop runs with the penalty switched off "
     "(lambda 0): dropped units stay masked, the rest recover the accuracy the penalty "
-    "costs. Not in the paper. Baselines train all --epochs as before.",
+    "costs. Not in the paper. Baselines train all --epochs as before. A checkpoint "
+    "keeps the number of penalty epochs (--epochs minus this), so a finished run can "
+    "be fine-tuned further by rerunning with more --epochs and --finetune_epochs.",
 )
 flags.DEFINE_bool(
     "render_only", False,
@@ -196,7 +203,9 @@ def _run_settings(lam):
     settings = {"num_train": FLAGS.num_train, "batch_size": FLAGS.batch_size,
                 "learning_rate": FLAGS.learning_rate, "c": FLAGS.c, "seed": FLAGS.seed}
     if lam is not None and FLAGS.finetune_epochs:
-        settings["finetune_epochs"] = FLAGS.finetune_epochs
+        # The epochs with the penalty; the fine-tuning after them may be
+        # extended by a later invocation with more --epochs.
+        settings["penalty_epochs"] = FLAGS.epochs - FLAGS.finetune_epochs
     return settings
 
 

@@ -92,12 +92,24 @@ def test_finetune_epochs_train_without_the_penalty(tmp_path, data_dir):
     result = run_benchmark(tmp_path, data_dir, "--epochs=3", "--finetune_epochs=1")
     assert result.returncode == 0, result.stderr[-3000:]
     state = read_state(tmp_path, "1.0e+00")
-    assert state["settings"]["finetune_epochs"] == 1
+    assert state["settings"]["penalty_epochs"] == 2
     loss = state["history"]["loss"]
     # lambda = 1 makes the penalty dominate the loss (hundreds); without it the
     # loss is the cross-entropy of 10 classes, about ln(10) = 2.3.
     assert loss[1] > 50 and loss[2] < 5, loss
     # The baseline trains all epochs without a penalty and keeps its settings.
-    assert "finetune_epochs" not in read_state(tmp_path, "baseline")["settings"]
+    assert "penalty_epochs" not in read_state(tmp_path, "baseline")["settings"]
     with open(tmp_path / "results" / "nodedrop.md") as f:
         assert "without it (lambda 0) for the last 1" in f.read()
+
+    # Longer fine-tuning after the same penalty epochs resumes both runs...
+    longer = run_benchmark(tmp_path, data_dir, "--epochs=4", "--finetune_epochs=2")
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert "DENSE160 lambda=1.0e+00: resumed after epoch 3" in longer.stdout
+    loss = read_state(tmp_path, "1.0e+00")["history"]["loss"]
+    assert len(loss) == 4 and loss[3] < 5, loss
+    assert read_state(tmp_path, "baseline")["epochs_done"] == 4
+    # ... while other penalty epochs cannot continue this run.
+    refused = run_benchmark(tmp_path, data_dir, "--epochs=5", "--finetune_epochs=2")
+    assert refused.returncode != 0
+    assert "'penalty_epochs': 3" in refused.stderr
