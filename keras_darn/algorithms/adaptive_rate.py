@@ -33,6 +33,9 @@ What we do where the paper is not explicit:
   accuracy"): a trial is then good while the pruned, not yet retrained
   network stays above the floor, which makes later steps smaller as the
   accuracy approaches the floor.
+- Algorithm 1 ends at the first step below the floor. `on_failure="lower_rate"`
+  (beyond the paper) instead undoes it and retries with a lower PR, so a rate
+  that has grown too large for the pruned network does not end the run.
 - PR carries over from step to step: the paper's flattened pseudocode sets
   "PR=0.1, step = 0.05" once, its text says the rate "begins with 0.1 in
   early steps" and "is gradually increased", and its Table II rates rise
@@ -328,6 +331,7 @@ def adaptive_pruning(
     base_accuracy=None,
     max_steps=100,
     trial_reference="step",
+    on_failure="stop",
 ):
     """Prune-retrain with the adaptive pruning rate (paper's Algorithm 1).
 
@@ -359,6 +363,12 @@ def adaptive_pruning(
         trial_reference: what a trial's drop is measured from: `"step"`, the
             accuracy before the step, or `"base"`, the base accuracy.
             Defaults to `"step"`.
+        on_failure: what a step that ends below the floor does after it is
+            undone: `"stop"` ends the run (the paper's Algorithm 1);
+            `"lower_rate"` (not in the paper) retries the step with PR
+            lowered by `rate_step`, without trials, and ends the run only
+            when a step fails at `initial_rate`. Every retry counts as a
+            prune-retrain step. Defaults to `"stop"`.
         restart_rate: reset PR to `initial_rate` at every step instead of
             continuing from the last step's PR. Defaults to `False`.
         mode: `"fraction"`, `"threshold"` or `"std"`, see `prune_connections`.
@@ -400,23 +410,26 @@ def adaptive_pruning(
     _check_fraction("max_accuracy_drop", max_accuracy_drop)
     trial_drop = max_accuracy_drop if trial_drop is None else trial_drop
     _check_fraction("trial_drop", trial_drop)
-    if trial_reference not in ("step", "base"):
-        raise ValueError(
-            "Received an invalid value for `trial_reference`, expected one of "
-            f"('step', 'base'). Received: trial_reference={trial_reference!r}"
-        )
+    for name, value, allowed in (("trial_reference", trial_reference, ("step", "base")),
+                                 ("on_failure", on_failure, ("stop", "lower_rate"))):
+        if value not in allowed:
+            raise ValueError(
+                f"Received an invalid value for `{name}`, expected one of {allowed}. "
+                f"Received: {name}={value!r}"
+            )
     base, floor, current = _start(
         model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps
     )
     initial = connection_pruning.remaining_weights(model)
     history = []
     rate = float(initial_rate)
+    retrying = False
     for number in range(1, max_steps + 1):
-        if restart_rate:
+        if restart_rate and not retrying:
             rate = float(initial_rate)
         snapshot = model.get_weights()
         trials = []
-        while True:
+        while not retrying:
             candidate = round(rate + rate_step, 10)
             if candidate > max_rate + 1e-12:
                 break
@@ -431,7 +444,14 @@ def adaptive_pruning(
             rate = candidate
         step, pruned = _prune_retrain(model, rate, mode, evaluate, retrain, floor, number, trials)
         history.append(step)
-        if not step.accepted or not pruned:
+        if step.accepted:
+            if not pruned:
+                break
+            current = step.accuracy
+            retrying = False
+            continue
+        lower = round(rate - rate_step, 10)
+        if on_failure == "stop" or lower < initial_rate - 1e-12 or lower <= 0:
             break
-        current = step.accuracy
+        rate, retrying = lower, True
     return PruningResult(model, history, base, floor, initial, current)

@@ -121,6 +121,32 @@ def test_trial_drop_measured_from_the_base_accuracy():
     assert [s.rate for s in result.history] == [0.2, 0.25]
 
 
+def test_lower_rate_on_failure_retries_instead_of_stopping():
+    model = tiny_model()
+    # Each step: trials (none on a retry), accuracy after pruning, after retraining.
+    script = Script(
+        [
+            0.90,  # base; floor 0.85
+            0.90, 0.90, 0.80, 0.88, 0.88,  # trials 0.15, 0.2 ok, 0.25 fails; 0.2: accepted
+            0.88, 0.80, 0.84, 0.84,  # trials 0.25 ok, 0.3 fails; 0.25: below the floor
+            0.84, 0.86,  # retry at 0.2: accepted
+            0.80, 0.82, 0.82,  # trial 0.25 fails; 0.2: below the floor
+            0.82, 0.83,  # retry at 0.15: below
+            0.83, 0.84,  # retry at 0.1 = initial_rate: below, end
+        ]
+    )
+    result = adaptive_rate.adaptive_pruning(
+        model, script.evaluate, script.retrain, max_accuracy_drop=0.05, on_failure="lower_rate",
+    )
+    assert not script.accuracies
+    assert [s.rate for s in result.history] == [0.2, 0.25, 0.2, 0.2, 0.15, 0.1]
+    assert [s.accepted for s in result.history] == [True, False, True, False, False, False]
+    assert [len(s.trials) for s in result.history] == [3, 2, 0, 1, 0, 0]
+    # 100 -> 80 (0.2) -> 64 (0.2 after the undone 0.25 step); the last three steps were undone.
+    assert cp.remaining_weights(model) == 64 and result.accuracy == 0.86
+    assert result.accepted_steps == 2 and result.prune_retrain_steps == 6
+
+
 def test_adaptive_rate_respects_max_rate_and_base_accuracy():
     model = tiny_model()
     # base_accuracy given: no initial evaluation of the base; the current
@@ -187,6 +213,7 @@ def test_threshold_mode_rates_are_magnitudes():
         ({"max_accuracy_drop": 0.01, "max_steps": 0}, "max_steps"),
         ({"max_accuracy_drop": 0.01, "mode": "global"}, "mode"),
         ({"max_accuracy_drop": 0.01, "trial_reference": "floor"}, "trial_reference"),
+        ({"max_accuracy_drop": 0.01, "on_failure": "retry"}, "on_failure"),
     ],
 )
 def test_adaptive_invalid_arguments(kwargs, message):
