@@ -15,6 +15,7 @@ Run (about a minute on two CPU cores):
 
     python examples/adaptive_rate.py --max_drop=1.0 --aux_units=40
     python examples/adaptive_rate.py --mode=std --factorized
+    python examples/adaptive_rate.py --on_failure=lower_rate    # retry failed steps at a lower rate
 """
 
 import os
@@ -47,6 +48,9 @@ flags.DEFINE_enum("mode", "fraction", ["fraction", "threshold", "std"],
 flags.DEFINE_bool("factorized", False,
                   "Start the auxiliary layer and the layer after it from a truncated SVD of that "
                   "layer's kernel instead of fresh weights (not in the paper).")
+flags.DEFINE_enum("on_failure", "stop", ["stop", "lower_rate"],
+                  "After a step ends below the floor: stop (the paper's Algorithm 1) or retry it "
+                  "with a lower rate (not in the paper).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("tflite", None, "If set, write the final shrunk model as TFLite here.")
 
@@ -79,7 +83,9 @@ def main(argv):
     evaluate = adaptive_rate.accuracy_evaluator(x_test, y_test)
     retrain = adaptive_rate.fit_retrainer(x_train, y_train, epochs=FLAGS.retrain_epochs, batch_size=64)
     drop = FLAGS.max_drop / 100
-    result = adaptive_rate.adaptive_pruning(model, evaluate, retrain, drop, mode=FLAGS.mode)
+    result = adaptive_rate.adaptive_pruning(
+        model, evaluate, retrain, drop, mode=FLAGS.mode, on_failure=FLAGS.on_failure
+    )
     print_history("Adaptive pruning rate", result)
     base = result.base_accuracy
 
@@ -90,7 +96,8 @@ def main(argv):
         print(f"\nAccuracy right after inserting {FLAGS.aux_units} units: {evaluate(model):.4f}")
         model.fit(x_train, y_train, epochs=10, batch_size=64, verbose=0)
         aux = adaptive_rate.adaptive_pruning(
-            model, evaluate, retrain, drop, base_accuracy=base, mode=FLAGS.mode
+            model, evaluate, retrain, drop, base_accuracy=base, mode=FLAGS.mode,
+            on_failure=FLAGS.on_failure,
         )
         print_history(f"After an auxiliary layer of {FLAGS.aux_units} units", aux)
 
