@@ -360,6 +360,13 @@ def adaptive_pruning(
             then stops at the first trial that loses too much accuracy).
         trial_drop: allowed accuracy drop of a trial prune, from the accuracy
             before the step. Defaults to `None` (`max_accuracy_drop`).
+        restart_rate: reset PR to `initial_rate` at every step instead of
+            continuing from the last step's PR. Defaults to `False`.
+        mode: `"fraction"`, `"threshold"` or `"std"`, see `prune_connections`.
+            Defaults to `"fraction"`.
+        base_accuracy: accuracy to measure drops from. Defaults to `None`
+            (`evaluate(model)` before pruning).
+        max_steps: most prune-retrain steps. Defaults to `100`.
         trial_reference: what a trial's drop is measured from: `"step"`, the
             accuracy before the step, or `"base"`, the base accuracy.
             Defaults to `"step"`.
@@ -369,13 +376,6 @@ def adaptive_pruning(
             lowered by `rate_step`, without trials, and ends the run only
             when a step fails at `initial_rate`. Every retry counts as a
             prune-retrain step. Defaults to `"stop"`.
-        restart_rate: reset PR to `initial_rate` at every step instead of
-            continuing from the last step's PR. Defaults to `False`.
-        mode: `"fraction"`, `"threshold"` or `"std"`, see `prune_connections`.
-            Defaults to `"fraction"`.
-        base_accuracy: accuracy to measure drops from. Defaults to `None`
-            (`evaluate(model)` before pruning).
-        max_steps: most prune-retrain steps. Defaults to `100`.
 
     Returns:
         A `PruningResult`; each step's `trials` lists the rates tried.
