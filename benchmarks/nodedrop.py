@@ -32,8 +32,8 @@ paper's Figure 2 left).
         --lambdas=7.5e-4,1e-3,1.3e-3 --finetune_epochs=4 --num_train=16384 --num_test=10000 \\
         --epochs=24 --overhead_networks= --checkpoint_dir=/tmp/nodedrop_3k
                                                 # the last 4 epochs without the penalty: 56 min
-    python benchmarks/nodedrop.py --name=nodedrop_3k_finetune12 --networks=DENSE640 \
-        --lambdas=1e-3 --finetune_epochs=12 --num_train=16384 --num_test=10000 \
+    python benchmarks/nodedrop.py --name=nodedrop_3k_finetune12 --networks=DENSE640 \\
+        --lambdas=1e-3 --finetune_epochs=12 --num_train=16384 --num_test=10000 \\
         --epochs=32 --overhead_networks= --checkpoint_dir=/tmp/nodedrop_3k
                                                 # resumes those runs: 8 more epochs each, same
                                                 # 20 penalty epochs (~11 min)
