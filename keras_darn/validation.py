@@ -28,3 +28,29 @@ def check_positive_int(value, name):
             f"Received an invalid value for `{name}`, expected a positive integer. "
             f"Received: {name}={value!r}"
         )
+
+
+def check_one_of(value, name, allowed):
+    """Raises `ValueError` naming `name` unless `value` is one of `allowed`.
+
+    Args:
+        value: the value received.
+        name: the argument's name as the caller spells it, for the message.
+        allowed: the accepted values (a tuple, shown in the message).
+
+    Raises:
+        ValueError: if `value` is not in `allowed`.
+
+    Example:
+
+    >>> check_one_of("std", "mode", ("fraction", "std"))
+    >>> check_one_of("global", "mode", ("fraction", "std"))
+    Traceback (most recent call last):
+    ...
+    ValueError: Received an invalid value for `mode`, expected one of ('fraction', 'std'). Received: mode='global'
+    """
+    if value not in allowed:
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected one of {allowed}. "
+            f"Received: {name}={value!r}"
+        )

@@ -63,6 +63,7 @@ import numpy as np
 from keras import ops
 
 from keras_darn.algorithms import connection_pruning
+from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
 
@@ -410,13 +411,8 @@ def adaptive_pruning(
     _check_fraction("max_accuracy_drop", max_accuracy_drop)
     trial_drop = max_accuracy_drop if trial_drop is None else trial_drop
     _check_fraction("trial_drop", trial_drop)
-    for name, value, allowed in (("trial_reference", trial_reference, ("step", "base")),
-                                 ("on_failure", on_failure, ("stop", "lower_rate"))):
-        if value not in allowed:
-            raise ValueError(
-                f"Received an invalid value for `{name}`, expected one of {allowed}. "
-                f"Received: {name}={value!r}"
-            )
+    check_one_of(trial_reference, "trial_reference", ("step", "base"))
+    check_one_of(on_failure, "on_failure", ("stop", "lower_rate"))
     base, floor, current = _start(
         model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps
     )

@@ -27,6 +27,7 @@ from keras import ops
 from keras_darn.criteria import weight_magnitude
 from keras_darn.graph import UnitGraph
 from keras_darn.graph import handlers as handlers_lib
+from keras_darn.validation import check_one_of
 
 
 def connection_layers(model, layer_names=None):
@@ -76,11 +77,7 @@ PRUNING_MODES = ("fraction", "threshold", "std")
 
 def check_mode(mode):
     """Raises `ValueError` unless `mode` is one of `PRUNING_MODES`."""
-    if mode not in PRUNING_MODES:
-        raise ValueError(
-            f"Received an invalid value for `mode`, expected one of {PRUNING_MODES}. "
-            f"Received: mode={mode!r}"
-        )
+    check_one_of(mode, "mode", PRUNING_MODES)
 
 
 def _check_rate(rate, mode):
