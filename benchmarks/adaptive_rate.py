@@ -158,6 +158,11 @@ SPLITS = {
 }
 
 
+def networks_shown(name):
+    """Which networks the per-step tables and the plot of dataset `name` show."""
+    return "all fold networks" if name == "digits_pooled" else "fold 0"
+
+
 def arm_names():
     """Static rates, the adaptive rate (PR carried over) and, optionally, PR restarted."""
     return [f"static {r}" for r in FLAGS.static_rates] + ["adaptive"] + (
@@ -696,8 +701,8 @@ def markdown(results):
         for arm, title in ((f"static 0.2 @ {t}", "Table I: static rate 0.2"), (f"adaptive @ {t}", "Table II: adaptive rate")):
             if arm not in fold0:
                 continue
-            where = "all fold networks, weights per network" if name == "digits_pooled" else "fold 0"
-            lines += ["", f"### {title}, {where}, drop {t} pts", ""]
+            per_network = ", weights per network" if name == "digits_pooled" else ""
+            lines += ["", f"### {title}, {networks_shown(name)}{per_network}, drop {t} pts", ""]
             lines += report.markdown_table(
                 ["step", "rate", "remaining weights", "accuracy", "accuracy after pruning", "mean abs weight",
                  "accepted"],
@@ -760,10 +765,14 @@ def markdown(results):
         "(for an auxiliary layer: the accuracy after insertion and retraining, which can be below the floor).",
         "- Digits test folds hold about 180 images: 0.46 points allows no lost image and 1.0 point one, so "
         "single images decide steps; the fold-to-fold spread (±) is large.",
-        "- digits_pooled prunes the 10 fold networks together (one model, one rate for all) and judges "
-        "every step by the cross-validation accuracy over all 1,797 held-out images (0.46 points = 8 "
-        "images); its training sets are cut to 1,617 images (at most one image left out of a fold).",
     ]
+    if "digits_pooled" in results["datasets"]:
+        lines.append(
+            "- digits_pooled prunes the 10 fold networks together (one model, one rate for all) and "
+            "judges every step by the cross-validation accuracy over all 1,797 held-out images (0.46 "
+            "points = 8 images); its training sets are cut to 1,617 images (at most one image left "
+            "out of a fold)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -783,8 +792,7 @@ def plot(results, path):
             history = [h for h in runs[f"{arm} @ {t}"]["history"] if h["accepted"]]
             ax.plot([0] + [h["step"] for h in history], [initial] + [h["remaining_weights"] for h in history],
                     marker="o", label=arm)
-        where = "all fold networks" if name == "digits_pooled" else "fold 0"
-        ax.set_title(f"{name}, {where}, drop {t} pts")
+        ax.set_title(f"{name}, {networks_shown(name)}, drop {t} pts")
         ax.set_xlabel("accepted prune-retrain step")
         ax.set_ylabel("remaining weights")
         ax.legend()
@@ -794,8 +802,7 @@ def plot(results, path):
 
 def rerender():
     """Rewrites markdown and plot from the JSON (older JSON: marks failed auxiliary runs)."""
-    path = os.path.join(FLAGS.output_dir, f"{FLAGS.name}.json")
-    with open(path) as f:
+    with open(result_path(".json")) as f:
         results = json.load(f)
     for key in ("thresholds", "static_rates", "aux_units", "aux_after", "retrain_epochs", "restart_arm"):
         if key in results["config"]:
@@ -810,11 +817,22 @@ def rerender():
                 drop = float(arm.rsplit("@ ", 1)[1]) / 100
                 entry["below_floor"] = entry["accuracy"] < fold["base_accuracy"] - drop - 1e-9
         data["aggregate"] = aggregate(data["folds"])
-    with open(path, "w") as f:
+    write_results(results)
+
+
+def result_path(suffix):
+    """`<output_dir>/<name><suffix>`, e.g. `result_path(".json")`."""
+    return os.path.join(FLAGS.output_dir, FLAGS.name + suffix)
+
+
+def write_results(results, report_too=True):
+    """Writes `<name>.json`, and with `report_too` also `<name>.md` and `<name>_steps.png`."""
+    with open(result_path(".json"), "w") as f:
         json.dump(results, f, indent=1, default=float)
-    with open(os.path.join(FLAGS.output_dir, f"{FLAGS.name}.md"), "w") as f:
-        f.write(markdown(results))
-    plot(results, os.path.join(FLAGS.output_dir, f"{FLAGS.name}_steps.png"))
+    if report_too:
+        with open(result_path(".md"), "w") as f:
+            f.write(markdown(results))
+        plot(results, result_path("_steps.png"))
 
 
 def main(argv):
@@ -855,8 +873,7 @@ def main(argv):
                 name, f"{FLAGS.fashion_train} train / {FLAGS.fashion_test} test images, 10x10")}
             results["datasets"][name] = entry
             results["seconds"] = time.time() - start
-            with open(os.path.join(FLAGS.output_dir, f"{FLAGS.name}.json"), "w") as f:
-                json.dump(results, f, indent=1, default=float)
+            write_results(results, report_too=False)  # a partial run keeps what it measured
         entry = results["datasets"][name]
         if name == "digits_pooled":  # the peer and TFLite run on one network: see `digits`
             continue
@@ -866,11 +883,7 @@ def main(argv):
         if FLAGS.peer:
             entry["peer"] = run_peer(name, peer_data, folds[0], folds[0]["base_accuracy"], tflite_dir, log)
     results["seconds"] = time.time() - start
-    with open(os.path.join(FLAGS.output_dir, f"{FLAGS.name}.json"), "w") as f:
-        json.dump(results, f, indent=1, default=float)
-    with open(os.path.join(FLAGS.output_dir, f"{FLAGS.name}.md"), "w") as f:
-        f.write(markdown(results))
-    plot(results, os.path.join(FLAGS.output_dir, f"{FLAGS.name}_steps.png"))
+    write_results(results)
     log("done")
 
 
