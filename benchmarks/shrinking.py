@@ -329,7 +329,7 @@ def _average_over_curves(curves):
         curves: `(algorithm, check)` pairs, one per taylor2-vs-taylor1 curve.
     """
     averages = {}
-    for algorithm in [None] + list(FLAGS.algorithms):
+    for algorithm in [None] + list(dict.fromkeys(a for a, _ in curves)):
         chosen = [c for a, c in curves if algorithm is None or a == algorithm]
         if len(chosen) < 2:
             continue
@@ -449,7 +449,8 @@ def main(argv):
             saved = json.load(f)
         write_markdown(prefix + ".md", saved["config"], saved["results"],
                        targets(saved["results"]), saved["seconds"])
-        print(open(prefix + ".md").read())
+        with open(prefix + ".md") as f:
+            print(f.read())
         return
     start = time.time()
     config = {
