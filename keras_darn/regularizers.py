@@ -37,6 +37,8 @@ import numbers
 import keras
 from keras import ops
 
+from keras_darn.validation import check_one_of
+
 _PACKAGE = "keras_darn"
 
 
@@ -125,11 +127,7 @@ class NodeDropRegularizer(keras.regularizers.Regularizer):
     def __init__(self, lam=1e-5, c=1.0, target="auto"):
         self.lam = _validate_lam(lam)
         self.c = _validate_c(c)
-        if target not in ("auto", "kernel", "bias"):
-            raise ValueError(
-                "Received an invalid value for `target`, expected one of "
-                f'"auto", "kernel", "bias". Received: target={target!r}'
-            )
+        check_one_of(target, "target", ("auto", "kernel", "bias"))
         self.target = target
 
     def _term(self, x):

@@ -34,6 +34,7 @@ from keras_darn.callbacks.growth import SPLIT_INITS
 from keras_darn.criteria import growth_triggers
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import compile_like
+from keras_darn.validation import check_one_of
 
 INITS = ("zeros_out", "net2net", "pair_average", "random", "naive")
 
@@ -101,15 +102,8 @@ def grow_units(
                        sources={"dense": [3, 3, 5, 0, 1, 2, 7, 4]}, noise=0.01)
     ```
     """
-    if init not in INITS:
-        raise ValueError(
-            f"Received an invalid value for `init`, expected one of {INITS}. Received: init={init!r}"
-        )
-    if new_slots not in NEW_SLOTS:
-        raise ValueError(
-            f"Received an invalid value for `new_slots`, expected one of {NEW_SLOTS}. "
-            f"Received: new_slots={new_slots!r}"
-        )
+    check_one_of(init, "init", INITS)
+    check_one_of(new_slots, "new_slots", NEW_SLOTS)
     if init in ("zeros_out", "random"):
         if sources:
             raise ValueError(

@@ -20,6 +20,7 @@ from keras_darn.callbacks.growth import GrowthCallback
 from keras_darn.criteria import growth_triggers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild.training_state import compile_fresh
+from keras_darn.validation import check_one_of
 
 
 class GrowthEvent:
@@ -173,10 +174,7 @@ def fit_with_growth(
     for key in ("initial_epoch", "epochs_per_stage"):
         if key in fit_kwargs:
             raise ValueError(f"`fit_with_growth` sets `{key}` itself. Received: {key}={fit_kwargs[key]!r}")
-    if init not in INITS:
-        raise ValueError(
-            f"Received an invalid value for `init`, expected one of {INITS}. Received: init={init!r}"
-        )
+    check_one_of(init, "init", INITS)
     criterion = _default_criterion(init, criterion)
     if layers is None:
         layers = default_layers(model)

@@ -26,6 +26,7 @@ import numpy as np
 
 from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.probes import ProbedModel
+from keras_darn.validation import check_one_of
 
 _ALGORITHMS = ("single", "iterative")
 
@@ -170,11 +171,7 @@ def prune_by_ranking(
     Raises:
         ValueError: for an unknown `algorithm` or invalid stopping values.
     """
-    if algorithm not in _ALGORITHMS:
-        raise ValueError(
-            f"Received an invalid value for `algorithm`, expected one of {_ALGORITHMS}. "
-            f"Received: algorithm={algorithm!r}"
-        )
+    check_one_of(algorithm, "algorithm", _ALGORITHMS)
     _check_stop(max_units, max_fraction, max_accuracy_drop, min_units)
     criterion = criteria_base.get(criterion)
     probed = model if isinstance(model, ProbedModel) else ProbedModel(model, layers=layers)

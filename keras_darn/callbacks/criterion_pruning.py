@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.probes import ProbedModel
+from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
 SCHEDULES = ("linear", "cubic")
@@ -40,11 +41,7 @@ def pruning_fraction(event, num_events, target_fraction, schedule="linear"):
     >>> pruning_fraction(1, 4, 0.5)
     0.125
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(
-            f"Received an invalid value for `schedule`, expected one of {SCHEDULES}. "
-            f"Received: schedule={schedule!r}"
-        )
+    check_one_of(schedule, "schedule", SCHEDULES)
     progress = min(max(event / num_events, 0.0), 1.0)
     if schedule == "cubic":
         progress = 1.0 - (1.0 - progress) ** 3

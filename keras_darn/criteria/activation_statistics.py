@@ -20,16 +20,13 @@ import tensorflow as tf
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import group_mean
 from keras_darn.criteria.base import register_criterion
+from keras_darn.validation import check_one_of
 
 CONV_MODES = ("positions", "spatial_mean")
 
 
 def check_conv_mode(conv_mode):
-    if conv_mode not in CONV_MODES:
-        raise ValueError(
-            f"Received an invalid value for `conv_mode`, expected one of {CONV_MODES}. "
-            f"Received: conv_mode={conv_mode!r}"
-        )
+    check_one_of(conv_mode, "conv_mode", CONV_MODES)
 
 
 def _statistics_fn(probed, conv_mode, covariance):

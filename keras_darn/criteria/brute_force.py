@@ -16,6 +16,7 @@ import numpy as np
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
 from keras_darn.criteria.batches import make_dataset
+from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
 _METRICS = ("loss", "accuracy")
@@ -108,11 +109,7 @@ class BruteForce(Criterion):
 
     def __init__(self, metric="loss", batched=True, max_rows=16384, batch_size=256):
         super().__init__(batch_size)
-        if metric not in _METRICS:
-            raise ValueError(
-                f"Received an invalid value for `metric`, expected one of {_METRICS}. "
-                f"Received: metric={metric!r}"
-            )
+        check_one_of(metric, "metric", _METRICS)
         check_positive_int(max_rows, "max_rows")
         self.metric = metric
         self.batched = bool(batched)

@@ -28,6 +28,7 @@ import tensorflow as tf
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
 from keras_darn.criteria.gates import tile
+from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
 _CLIPS = (None, "mean", "median")
@@ -188,11 +189,7 @@ class TaylorSecondOrder(Criterion):
         super().__init__(batch_size)
         check_positive_int(max_rows, "max_rows")
         self.max_rows = int(max_rows)
-        if clip not in _CLIPS:
-            raise ValueError(
-                f"Received an invalid value for `clip`, expected one of {_CLIPS}. "
-                f"Received: clip={clip!r}"
-            )
+        check_one_of(clip, "clip", _CLIPS)
         if clip_sigma is None or clip_sigma <= 0:
             raise ValueError(
                 "Received an invalid value for `clip_sigma`, expected a positive number. "

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_darn.export.saved_model import export_saved_model
+from keras_darn.validation import check_one_of
 
 QUANTIZATION_MODES = (None, "dynamic", "int8")
 
@@ -57,11 +58,7 @@ def to_tflite(model, quantization=None, representative_data=None):
     predictions = tflite_predict(tflite_model, x_test)
     ```
     """
-    if quantization not in QUANTIZATION_MODES:
-        raise ValueError(
-            "Received an invalid value for `quantization`, expected one of "
-            f"{QUANTIZATION_MODES}. Received: quantization={quantization!r}"
-        )
+    check_one_of(quantization, "quantization", QUANTIZATION_MODES)
     if quantization == "int8" and representative_data is None:
         raise ValueError(
             '`quantization="int8"` needs `representative_data` (example '

@@ -46,6 +46,7 @@ import numpy as np
 
 from keras_darn.criteria import weight_magnitude
 from keras_darn.metrics import _graph_walk
+from keras_darn.validation import check_one_of
 
 # (multiply, add) energy in picojoules, 45 nm (the paper's Table V).
 ENERGY_COSTS_45NM = {
@@ -61,14 +62,6 @@ _CONVOLUTIONS = (
     keras.layers.Conv3D,
 )
 _DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
-
-
-def _check_dtype(name, value):
-    if value not in ENERGY_COSTS_45NM:
-        raise ValueError(
-            f"Received an invalid value for `{name}`, expected one of "
-            f"{sorted(ENERGY_COSTS_45NM)}. Received: {name}={value!r}"
-        )
 
 
 def _unit_columns(layer, live):
@@ -134,9 +127,9 @@ def energy_by_layer(model, dtype="float32", add_dtype=None, include_additions=Tr
     #            "energy_pj": 12 * 3.7 + 12 * 0.9}}
     ```
     """
-    _check_dtype("dtype", dtype)
+    check_one_of(dtype, "dtype", sorted(ENERGY_COSTS_45NM))
     add_dtype = dtype if add_dtype is None else add_dtype
-    _check_dtype("add_dtype", add_dtype)
+    check_one_of(add_dtype, "add_dtype", sorted(ENERGY_COSTS_45NM))
     if not isinstance(model, keras.Model):
         raise ValueError(
             f"Expected a keras.Model. Received: model={model!r} of type {type(model).__name__}"

@@ -23,6 +23,7 @@ from keras_darn.rebuild.layer_plan import LayerPlan
 from keras_darn.rebuild.layer_plan import clone_resized
 from keras_darn.rebuild.layer_plan import copy_weights
 from keras_darn.rebuild.layout import LayoutTrace
+from keras_darn.validation import check_one_of
 
 
 class Rebuilder:
@@ -127,11 +128,7 @@ class Rebuilder:
         Raises:
             ValueError: bad `init`, counts, sources, or fixed units.
         """
-        if init not in weight_transfer.INITS:
-            raise ValueError(
-                f"Received an invalid value for `init`, expected one of "
-                f"{weight_transfer.INITS}. Received: init={init!r}"
-            )
+        check_one_of(init, "init", weight_transfer.INITS)
         if noise < 0:
             raise ValueError(f"Expected `noise` >= 0. Received: noise={noise}")
         sources = sources or {}
