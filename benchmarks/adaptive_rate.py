@@ -571,6 +571,54 @@ def _reach_text(reach, folds):
     return text + "."
 
 
+def auxiliary_lines(table):
+    """Table IV and its target: the auxiliary-layer runs against adaptive without one."""
+    t = FLAGS.thresholds[0]
+    adaptive = table[f"adaptive @ {t}"]
+    lines = [
+        "",
+        f"### Table IV: auxiliary layer after `{FLAGS.aux_after}`, then adaptive pruning (drop {t} pts)",
+        "",
+        "A fold whose retrained network (after insertion) does not reach the floor accepts no pruning "
+        "step; it keeps its post-insertion weights and counts in \"below floor\" (an invalid result).",
+        "",
+    ]
+    rows = [[
+        "none (adaptive)", "-", f"{adaptive['remaining_weights']:.0f}", "-", f"{adaptive['accuracy']:.4f}",
+        f"{adaptive['accepted_steps']:.1f}", adaptive["failed_folds"], adaptive["below_floor_folds"],
+    ]]
+    valid = {}
+    for units in FLAGS.aux_units:
+        e = table[f"auxiliary {units} @ {t}"]
+        change = e["remaining_weights"] / adaptive["remaining_weights"] - 1
+        if e["below_floor_folds"] == 0:
+            valid[units] = e["remaining_weights"]
+        inserted = (f"{e['accuracy_at_insertion']:.4f} -> {e['accuracy_after_insertion']:.4f}"
+                    if "accuracy_at_insertion" in e else "-")
+        rows.append([
+            units, inserted, f"{e['remaining_weights']:.0f}", f"{change:+.1%}", f"{e['accuracy']:.4f}",
+            f"{e['accepted_steps']:.1f}", e["failed_folds"], e["below_floor_folds"],
+        ])
+    lines += report.markdown_table(
+        ["auxiliary units", "accuracy at insertion -> after its training", "remaining weights",
+         "vs adaptive without", "accuracy", "steps", "failed folds", "folds below floor"],
+        rows,
+    )
+    if valid:
+        best = min(valid, key=valid.get)
+        verdict = (
+            f"best valid: {best} units, {valid[best]:.0f} vs {adaptive['remaining_weights']:.0f} "
+            f"({valid[best] / adaptive['remaining_weights'] - 1:+.1%}) -> "
+            f"{'MET' if valid[best] < adaptive['remaining_weights'] else 'NOT MET'}"
+        )
+    else:
+        verdict = "every auxiliary width has folds below the floor -> NOT MET"
+    return lines + [
+        "",
+        f"Target (an auxiliary layer lowers the remaining weights further; paper: -22 %): {verdict}",
+    ]
+
+
 def markdown(results):
     lines = [
         "# Adaptive pruning rate and auxiliary layer (Esfandiarpoor et al.)",
@@ -631,53 +679,10 @@ def markdown(results):
                     f"{'MET' if fewer_weights else 'NOT MET'}; fewer steps: {'MET' if fewer_steps else 'NOT MET'}."
                     + _reach_text(reach, len(data["folds"]))
                 )
-        t = FLAGS.thresholds[0]
-        adaptive = table[f"adaptive @ {t}"]
-        lines += [
-            "",
-            f"### Table IV: auxiliary layer after `{FLAGS.aux_after}`, then adaptive pruning (drop {t} pts)",
-            "",
-            "A fold whose retrained network (after insertion) does not reach the floor accepts no pruning "
-            "step; it keeps its post-insertion weights and counts in \"below floor\" (an invalid result).",
-            "",
-        ]
-        rows = [[
-            "none (adaptive)", "-", f"{adaptive['remaining_weights']:.0f}", "-", f"{adaptive['accuracy']:.4f}",
-            f"{adaptive['accepted_steps']:.1f}", adaptive["failed_folds"], adaptive["below_floor_folds"],
-        ]]
-        valid = {}
-        for units in FLAGS.aux_units:
-            e = table[f"auxiliary {units} @ {t}"]
-            change = e["remaining_weights"] / adaptive["remaining_weights"] - 1
-            if e["below_floor_folds"] == 0:
-                valid[units] = e["remaining_weights"]
-            inserted = (f"{e['accuracy_at_insertion']:.4f} -> {e['accuracy_after_insertion']:.4f}"
-                        if "accuracy_at_insertion" in e else "-")
-            rows.append([
-                units, inserted, f"{e['remaining_weights']:.0f}", f"{change:+.1%}", f"{e['accuracy']:.4f}",
-                f"{e['accepted_steps']:.1f}", e["failed_folds"], e["below_floor_folds"],
-            ])
-        lines += report.markdown_table(
-            ["auxiliary units", "accuracy at insertion -> after its training", "remaining weights",
-             "vs adaptive without", "accuracy", "steps", "failed folds", "folds below floor"],
-            rows,
-        )
-        if valid:
-            best = min(valid, key=valid.get)
-            verdict = (
-                f"best valid: {best} units, {valid[best]:.0f} vs {adaptive['remaining_weights']:.0f} "
-                f"({valid[best] / adaptive['remaining_weights'] - 1:+.1%}) -> "
-                f"{'MET' if valid[best] < adaptive['remaining_weights'] else 'NOT MET'}"
-            )
-        else:
-            verdict = "every auxiliary width has folds below the floor -> NOT MET"
-        lines += [
-            "",
-            f"Target (an auxiliary layer lowers the remaining weights further; paper: -22 %): {verdict}",
-            "",
-            "### Structural pay-off and energy (Table V costs, shrunk model, per inference)",
-            "",
-        ]
+        t = FLAGS.thresholds[0]  # the auxiliary layer and Tables I and II are shown at the first threshold
+        if FLAGS.aux_units:
+            lines += auxiliary_lines(table)
+        lines += ["", "### Structural pay-off and energy (Table V costs, shrunk model, per inference)", ""]
         rows = []
         for arm in [f"adaptive @ {x}" for x in FLAGS.thresholds] + [
             f"auxiliary {u} @ {t}" for u in FLAGS.aux_units
