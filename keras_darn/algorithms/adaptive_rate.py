@@ -52,6 +52,14 @@ What we do where the paper is not explicit:
   |w| < PR x the layer's weight std, the rule of the pruning method the paper
   builds on (Han et al.), which keeps PR free of the weights' scale
   (`prune_connections`).
+- Which reading matters for what the adaptive rate can gain. With
+  `mode="fraction"` pruning the same fraction costs more accuracy at every
+  step, as the network gets sparser, so once the first step has set PR the
+  later trials at PR + step fail and the carried PR stays where it is: the
+  adaptive run is the static run at that rate, step for step (39 of 40
+  runs in `benchmarks/adaptive_rate_seeds.py` kept their first rate). The
+  rising rates of the paper's Table II need a rule under which a fixed PR
+  removes fewer weights at every step (`"threshold"`, `"std"`).
 
 Both drivers change the model in place, take the accuracy evaluation and the
 retraining as callables (so a test can script them), and record every step.
