@@ -37,7 +37,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
-import report  # noqa: E402  (benchmarks/report.py)
+import report  # benchmarks/report.py
 
 FLAGS = flags.FLAGS
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
