@@ -8,7 +8,7 @@ import sys
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "adaptive_rate_seeds.py")
 
 
-def _run(weights, rates=None, failed=False):
+def _run(weights, rates=None):
     """A run entry as `adaptive_rate.py` writes it: accepted steps, then the failing one."""
     rates = rates or [0.2] * len(weights)
     history = [
@@ -17,7 +17,7 @@ def _run(weights, rates=None, failed=False):
     ]
     accepted = [h for h in history if h["accepted"]]
     return {
-        "history": history, "accepted_steps": len(accepted), "failed": failed,
+        "history": history, "accepted_steps": len(accepted), "failed": not accepted,
         "remaining_weights": accepted[-1]["remaining_weights"] if accepted else 1000,
     }
 
