@@ -71,8 +71,8 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
-from keras_darn.algorithms import adaptive_rate as ar  # noqa: E402
-from keras_darn.algorithms import connection_pruning as cp  # noqa: E402
+from keras_darn.methods.connection import adaptive_rate as ar  # noqa: E402
+from keras_darn.methods.connection import pruning as cp  # noqa: E402
 from keras_darn.export import to_tflite  # noqa: E402
 from keras_darn.layers import to_prunable  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402

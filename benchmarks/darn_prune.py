@@ -42,11 +42,11 @@ from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
-from keras_darn.algorithms.darn import accuracy  # noqa: E402
-from keras_darn.algorithms.darn import correlation_thresholds  # noqa: E402
-from keras_darn.algorithms.darn import dynamic_neuron_removal  # noqa: E402
-from keras_darn.algorithms.darn import log_thresholds  # noqa: E402
-from keras_darn.algorithms.darn import prune_by_threshold  # noqa: E402
+from keras_darn.methods.darn.driver import accuracy  # noqa: E402
+from keras_darn.methods.darn.driver import correlation_thresholds  # noqa: E402
+from keras_darn.methods.darn.driver import dynamic_neuron_removal  # noqa: E402
+from keras_darn.methods.darn.driver import log_thresholds  # noqa: E402
+from keras_darn.methods.darn.driver import prune_by_threshold  # noqa: E402
 from keras_darn.metrics import count_flops  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.metrics import measure_latency  # noqa: E402

@@ -71,11 +71,11 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
-from keras_darn.algorithms.growth import adam_step_inflation  # noqa: E402
-from keras_darn.algorithms.growth import fit_with_growth  # noqa: E402
-from keras_darn.callbacks.growth import ProportionalGrowth  # noqa: E402
-from keras_darn.criteria.growth_triggers import EffectiveRankTrigger  # noqa: E402
-from keras_darn.optimizers import AgeAwareAdam  # noqa: E402
+from keras_darn.methods.growth.grow import adam_step_inflation  # noqa: E402
+from keras_darn.methods.growth.grow import fit_with_growth  # noqa: E402
+from keras_darn.methods.growth.callback import ProportionalGrowth  # noqa: E402
+from keras_darn.methods.growth.triggers import EffectiveRankTrigger  # noqa: E402
+from keras_darn.methods.growth.optimizers import AgeAwareAdam  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
 import report  # noqa: E402  (benchmarks/report.py)

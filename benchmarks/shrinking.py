@@ -43,7 +43,7 @@ from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
-from keras_darn.algorithms.ranking import prune_by_ranking  # noqa: E402
+from keras_darn.methods.pruning.ranking import prune_by_ranking  # noqa: E402
 from keras_darn.criteria.brute_force import brute_force_effects  # noqa: E402
 from keras_darn.criteria.probes import ProbedModel  # noqa: E402
 

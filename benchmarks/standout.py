@@ -35,8 +35,8 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
-from keras_darn.callbacks.standout_pruning import StandoutPruning  # noqa: E402
-from keras_darn.callbacks.standout_pruning import (  # noqa: E402
+from keras_darn.methods.standout.callback import StandoutPruning  # noqa: E402
+from keras_darn.methods.standout.callback import (  # noqa: E402
     standout_pruning_schedule,
 )
 from keras_darn.layers.standout_dense import StandoutDense  # noqa: E402

@@ -28,8 +28,8 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
-from keras_darn.algorithms import adaptive_rate  # noqa: E402
-from keras_darn.algorithms import connection_pruning  # noqa: E402
+from keras_darn.methods.connection import adaptive_rate  # noqa: E402
+from keras_darn.methods.connection import pruning as connection_pruning  # noqa: E402
 from keras_darn.export import save_tflite  # noqa: E402
 from keras_darn.export import to_tflite  # noqa: E402
 from keras_darn.layers import to_prunable  # noqa: E402

@@ -23,10 +23,10 @@ from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
-from keras_darn.algorithms.darn import accuracy  # noqa: E402
-from keras_darn.algorithms.darn import correlation_thresholds  # noqa: E402
-from keras_darn.algorithms.darn import dynamic_neuron_removal  # noqa: E402
-from keras_darn.algorithms.darn import log_thresholds  # noqa: E402
+from keras_darn.methods.darn.driver import accuracy  # noqa: E402
+from keras_darn.methods.darn.driver import correlation_thresholds  # noqa: E402
+from keras_darn.methods.darn.driver import dynamic_neuron_removal  # noqa: E402
+from keras_darn.methods.darn.driver import log_thresholds  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")

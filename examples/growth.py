@@ -28,10 +28,10 @@ from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
 from keras_darn import metrics  # noqa: E402
-from keras_darn.algorithms.growth import fit_with_growth  # noqa: E402
-from keras_darn.algorithms.unified import darn_unified  # noqa: E402
-from keras_darn.callbacks.growth import ProportionalGrowth  # noqa: E402
-from keras_darn.optimizers import AgeAwareAdam  # noqa: E402
+from keras_darn.methods.growth.grow import fit_with_growth  # noqa: E402
+from keras_darn.methods.growth.unified import darn_unified  # noqa: E402
+from keras_darn.methods.growth.callback import ProportionalGrowth  # noqa: E402
+from keras_darn.methods.growth.optimizers import AgeAwareAdam  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "schedule", ["schedule", "unified"], "Scheduled growth or DARN's loop.")

@@ -27,9 +27,9 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
-from keras_darn.algorithms.nodedrop import attach_nodedrop  # noqa: E402
-from keras_darn.algorithms.nodedrop import detach_nodedrop  # noqa: E402
-from keras_darn.callbacks.nodedrop import NodeDrop  # noqa: E402
+from keras_darn.methods.nodedrop.attach import attach_nodedrop  # noqa: E402
+from keras_darn.methods.nodedrop.attach import detach_nodedrop  # noqa: E402
+from keras_darn.methods.nodedrop.callback import NodeDrop  # noqa: E402
 from keras_darn.layers import soft_clamped_relu  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402

@@ -23,7 +23,7 @@ from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
-from keras_darn.algorithms.ranking import iterative_reranking  # noqa: E402
+from keras_darn.methods.pruning.ranking import iterative_reranking  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 
 FLAGS = flags.FLAGS

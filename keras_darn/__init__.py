@@ -4,18 +4,15 @@ Import as `import keras_darn as darn`. This module only re-exports the public
 contract; see the subpackages for the implementations.
 """
 
-from keras_darn import algorithms
-from keras_darn import callbacks
 from keras_darn import criteria
 from keras_darn import datasets
 from keras_darn import export
 from keras_darn import graph
 from keras_darn import layers
+from keras_darn import methods
 from keras_darn import metrics
-from keras_darn import optimizers
 from keras_darn import plots
 from keras_darn import rebuild
-from keras_darn import regularizers
 from keras_darn.graph import unit_groups
 from keras_darn.metrics import count_flops
 from keras_darn.metrics import count_params

@@ -134,7 +134,6 @@ def get(identifier):
     """
     if isinstance(identifier, Criterion):
         return identifier
-    _load_builtin_criteria()
     if isinstance(identifier, dict):
         cls = _REGISTRY.get(identifier.get("class_name"))
         if cls is not None:
@@ -144,16 +143,6 @@ def get(identifier):
     raise ValueError(
         f"Unknown criterion. Known names: {sorted(_REGISTRY)}. Received: {identifier!r}"
     )
-
-
-def _load_builtin_criteria():
-    # Imported here, not at module level: those modules import this one.
-    from keras_darn.criteria import activation_statistics  # noqa: F401
-    from keras_darn.criteria import brute_force  # noqa: F401
-    from keras_darn.criteria import correlation  # noqa: F401
-    from keras_darn.criteria import random_score  # noqa: F401
-    from keras_darn.criteria import taylor  # noqa: F401
-    from keras_darn.criteria import weight_l1  # noqa: F401
 
 
 def serialize(criterion):

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph import registry
 
 _MIXING = ("softmax", "log_softmax")
 
@@ -57,7 +58,7 @@ class Gate:
 
 
 def is_channel_preserving(layer, node):
-    handler = handlers_lib.get_handler(layer)
+    handler = registry.get_handler(layer)
     if not isinstance(handler, handlers_lib.PassThroughHandler):
         return False
     if isinstance(layer, keras.layers.LayerNormalization):

@@ -14,6 +14,7 @@ from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import group_mean
 from keras_darn.criteria.base import register_criterion
 from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph import registry
 
 
 def incoming_weight_l1(layer):
@@ -28,7 +29,7 @@ def incoming_weight_l1(layer):
     Raises:
         ValueError: if the layer has no kernel with an output axis.
     """
-    axes = handlers_lib.get_handler(layer).weight_axes(layer)
+    axes = registry.get_handler(layer).weight_axes(layer)
     weights = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
     mask = weights.get("kernel_mask")
     for name, weight_axes in axes.items():

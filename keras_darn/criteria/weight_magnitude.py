@@ -3,7 +3,7 @@
 A connection (one kernel entry) is as important as its absolute value; a
 pruning step switches off the live connections with the smallest |w|. This
 module holds the per-connection side shared by connection pruning
-(`keras_darn.algorithms.connection_pruning`) and the energy estimate
+(`keras_darn.methods.connection.pruning`) and the energy estimate
 (`keras_darn.metrics.energy`): which layers have kernels, what their
 effective kernel is once the masks are applied, and which entries a given
 pruning rate removes.
@@ -12,8 +12,8 @@ pruning rate removes.
 import keras
 import numpy as np
 
-from keras_darn.model_layers import is_graph_model
-from keras_darn.model_layers import leaf_layers
+from keras_darn.graph.nodes import is_graph_model
+from keras_darn.graph.nodes import leaf_layers
 
 
 def kernel_layers(model):

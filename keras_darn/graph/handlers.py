@@ -12,9 +12,9 @@ A handler tells the tracer, for one layer type:
 - what the layer does to channels that hold a known constant (`constants`),
   so that `shrink` can remove units that are provably dead.
 
-Register a handler for a custom layer type with `register_handler`; the
-registry is searched along the layer's class hierarchy, so subclasses of
-`Dense` or `Conv2D` (our prunable layers among them) work unchanged.
+Register a handler for a custom layer type with
+`keras_darn.graph.register_layer`; the registry is searched along the
+layer's class hierarchy, so subclasses of `Dense` or `Conv2D` work unchanged.
 """
 
 import keras
@@ -224,7 +224,7 @@ class MergeHandler(LayerHandler):
         return self.combine(stacked)
 
 
-def _product(stacked):
+def product(stacked):
     product = np.prod(stacked, axis=0)
     any_zero = np.any(stacked == 0, axis=0)
     return np.where(any_zero, 0.0, product)
@@ -311,133 +311,3 @@ class LambdaHandler(LayerHandler):
             f"layer '{layer.name}' is a Lambda layer, whose effect on channels keras_darn "
             "cannot know; replace it with a built-in or registered layer"
         )
-
-
-_REGISTRY = {}
-
-
-def register_handler(layer_class, handler):
-    """Registers the unit handler of a layer type (subclasses included).
-
-    Args:
-        layer_class: a `keras.layers.Layer` subclass.
-        handler: a `LayerHandler` instance.
-
-    Example:
-
-    ```python
-    from keras_darn.graph import handlers
-    handlers.register_handler(
-        MyDense,
-        handlers.ProducerHandler(
-            "units", {"kernel": {0: handlers.IN, 1: handlers.OUT},
-                      "bias": {0: handlers.OUT}}),
-    )
-    ```
-    """
-    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
-        raise ValueError(
-            "Expected `layer_class` to be a subclass of keras.layers.Layer. "
-            f"Received: layer_class={layer_class!r}"
-        )
-    if not isinstance(handler, LayerHandler):
-        raise ValueError(
-            f"Expected `handler` to be a LayerHandler. Received: handler={handler!r}"
-        )
-    _REGISTRY[layer_class] = handler
-
-
-def get_handler(layer):
-    """The handler registered for the layer's class or its nearest base."""
-    for cls in type(layer).__mro__:
-        if cls in _REGISTRY:
-            return _REGISTRY[cls]
-    return _UNKNOWN
-
-
-_UNKNOWN = LayerHandler()
-
-_MASKS = {"unit_mask": {0: OUT}, "kernel_mask": {-2: IN, -1: OUT}}
-
-
-def _register_builtin_handlers():
-    layers = keras.layers
-    dense_axes = {"kernel": {-2: IN, -1: OUT}, "bias": {0: OUT}, **_MASKS}
-    register_handler(layers.Dense, ProducerHandler("units", dense_axes, fold_weight="kernel"))
-    for conv in (layers.Conv1D, layers.Conv2D, layers.Conv3D):
-        register_handler(conv, GroupedConvHandler("filters", dense_axes, fold_weight="kernel"))
-    transpose_axes = {"kernel": {-1: IN, -2: OUT}, "bias": {0: OUT}}
-    for conv in (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose):
-        register_handler(conv, ProducerHandler("filters", transpose_axes))
-    separable_axes = {
-        "depthwise_kernel": {-2: IN},
-        "pointwise_kernel": {-2: IN_X_M, -1: OUT},
-        "bias": {0: OUT},
-    }
-    for conv in (layers.SeparableConv1D, layers.SeparableConv2D):
-        register_handler(conv, ProducerHandler("filters", separable_axes))
-    register_handler(
-        layers.Embedding,
-        ProducerHandler("output_dim", {"embeddings": {1: OUT}}, consumes_channels=False),
-    )
-    for depthwise in (layers.DepthwiseConv1D, layers.DepthwiseConv2D):
-        register_handler(depthwise, DepthwiseHandler())
-    register_handler(
-        layers.BatchNormalization,
-        NormalizationHandler(("gamma", "beta", "moving_mean", "moving_variance"), "call"),
-    )
-    register_handler(layers.LayerNormalization, NormalizationHandler(("gamma", "beta"), "none"))
-    elementwise = (
-        layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU,
-        layers.Dropout, layers.GaussianNoise, layers.GaussianDropout, layers.AlphaDropout,
-        layers.SpatialDropout1D, layers.SpatialDropout2D, layers.SpatialDropout3D,
-        layers.Rescaling, layers.Identity, layers.ActivityRegularization,
-    )
-    for layer_class in elementwise:
-        register_handler(layer_class, PassThroughHandler())
-    spatial = (
-        layers.MaxPooling1D, layers.MaxPooling2D, layers.MaxPooling3D,
-        layers.AveragePooling1D, layers.AveragePooling2D, layers.AveragePooling3D,
-        layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D, layers.GlobalAveragePooling3D,
-        layers.GlobalMaxPooling1D, layers.GlobalMaxPooling2D, layers.GlobalMaxPooling3D,
-        layers.UpSampling1D, layers.UpSampling2D, layers.UpSampling3D,
-        layers.Cropping1D, layers.Cropping2D, layers.Cropping3D,
-    )
-    for layer_class in spatial:
-        register_handler(layer_class, PassThroughHandler(constant_rule="identity"))
-    for layer_class in (layers.ZeroPadding1D, layers.ZeroPadding2D, layers.ZeroPadding3D):
-        register_handler(layer_class, PassThroughHandler(constant_rule="zero_only"))
-    register_handler(layers.Add, MergeHandler(lambda s: np.sum(s, axis=0)))
-    register_handler(layers.Subtract, MergeHandler(lambda s: s[0] - s[1]))
-    register_handler(layers.Multiply, MergeHandler(_product))
-    register_handler(layers.Average, MergeHandler(lambda s: np.mean(s, axis=0)))
-    register_handler(layers.Maximum, MergeHandler(lambda s: np.max(s, axis=0)))
-    register_handler(layers.Minimum, MergeHandler(lambda s: np.min(s, axis=0)))
-    register_handler(layers.Concatenate, ConcatenateHandler())
-    register_handler(layers.Flatten, FlattenHandler())
-    register_handler(layers.Reshape, ReshapeHandler())
-    register_handler(layers.Lambda, LambdaHandler())
-
-
-def _register_keras_darn_handlers():
-    from keras_darn.layers.standout_dense import StandoutDense
-
-    # No `fold_weight`: a constant input also moves the retention probability,
-    # so only zero inputs are removed exactly.
-    register_handler(
-        StandoutDense,
-        ProducerHandler(
-            "units",
-            {
-                "kernel": {0: IN, 1: OUT},
-                "bias": {0: OUT},
-                "standout_kernel": {0: IN, 1: OUT},
-                "unit_mask": {0: OUT},
-                "retention_sum": {0: OUT},
-            },
-        ),
-    )
-
-
-_register_builtin_handlers()
-_register_keras_darn_handlers()

@@ -14,44 +14,11 @@ import keras
 import numpy as np
 
 from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph import registry
 from keras_darn.graph.channels import Channels
-
-
-class GraphError(ValueError):
-    """A model or plan the unit graph cannot handle."""
-
-
-def functional_of(model):
-    """The functional graph behind a `Functional` or `Sequential` model.
-
-    Raises:
-        GraphError: for subclassed models, or Sequential models not built.
-    """
-    if isinstance(model, keras.Sequential):
-        functional = getattr(model, "_functional", None)
-        if functional is None:
-            raise GraphError(
-                f"Sequential model '{model.name}' has no known input shape; "
-                "build it (e.g. start it with keras.Input) first."
-            )
-        return functional
-    if _is_functional(model):
-        return model
-    raise GraphError(
-        f"Model '{model.name}' of type {type(model).__name__} is a subclassed model; "
-        "keras_darn reads the graph of functional and Sequential models only. Rewrite it "
-        "with the functional API."
-    )
-
-
-def _is_functional(layer):
-    return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth") and not isinstance(
-        layer, keras.Sequential
-    )
-
-
-def is_model(layer):
-    return isinstance(layer, keras.Model)
+from keras_darn.graph.nodes import GraphError  # noqa: F401  (raised here, part of this module's API)
+from keras_darn.graph.nodes import functional_of
+from keras_darn.graph.nodes import is_model
 
 
 class _UnionFind:
@@ -201,7 +168,7 @@ class UnitGraph:
         return self._propagate(layer, node, arguments)
 
     def _propagate(self, layer, node, arguments):
-        handler = handlers_lib.get_handler(layer)
+        handler = registry.get_handler(layer)
         in_shapes = [tuple(t.shape) for t in node.input_tensors]
         out_shapes = [tuple(t.shape) for t in node.outputs]
         channels = [c for c, _ in arguments]

@@ -3,6 +3,11 @@
 import keras
 from keras import ops
 
+from keras_darn.graph.handlers import PassThroughHandler
+from keras_darn.graph.registry import register_layer
+from keras_darn.metrics.flop_counters import elements_per_example
+from keras_darn.metrics.flop_counters import register_activation_flops
+
 
 @keras.saving.register_keras_serializable(package="keras_darn")
 def clamped_relu(x):
@@ -50,3 +55,13 @@ class ClampedReLU(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+FLOPS_PER_ELEMENT = 1
+register_activation_flops("clamped_relu", FLOPS_PER_ELEMENT)
+register_layer(
+    ClampedReLU,
+    handler=PassThroughHandler(),
+    flops=lambda layer, input_shapes, output_shapes: FLOPS_PER_ELEMENT
+    * elements_per_example(output_shapes[0]),
+)

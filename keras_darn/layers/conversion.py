@@ -6,8 +6,8 @@ from keras import ops
 
 from keras_darn.layers.prunable_conv2d import PrunableConv2D
 from keras_darn.layers.prunable_dense import PrunableDense
-from keras_darn.model_layers import is_graph_model
-from keras_darn.model_layers import leaf_layers
+from keras_darn.graph.nodes import is_graph_model
+from keras_darn.graph.nodes import leaf_layers
 
 _PRUNABLE_OF = {
     keras.layers.Dense: PrunableDense,

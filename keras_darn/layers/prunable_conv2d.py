@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
+from keras_darn.graph.handlers import GroupedConvHandler
 from keras_darn.layers.unit_mask_mixin import UnitMaskMixin
+from keras_darn.layers.unit_mask_mixin import register_masked_layer
 
 
 @keras.saving.register_keras_serializable(package="keras_darn")
@@ -102,3 +104,6 @@ class PrunableConv2D(UnitMaskMixin, keras.layers.Conv2D):
             outputs = self.activation(outputs)
         unit_mask = ops.reshape(self._unit_mask_as(outputs.dtype), channel_shape)
         return ops.multiply(outputs, unit_mask)
+
+
+register_masked_layer(PrunableConv2D, keras.layers.Conv2D, GroupedConvHandler, "filters")

@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
+from keras_darn.graph.handlers import ProducerHandler
 from keras_darn.layers.unit_mask_mixin import UnitMaskMixin
+from keras_darn.layers.unit_mask_mixin import register_masked_layer
 
 
 @keras.saving.register_keras_serializable(package="keras_darn")
@@ -84,3 +86,6 @@ class PrunableDense(UnitMaskMixin, keras.layers.Dense):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return ops.multiply(outputs, self._unit_mask_as(outputs.dtype))
+
+
+register_masked_layer(PrunableDense, keras.layers.Dense, ProducerHandler, "units")

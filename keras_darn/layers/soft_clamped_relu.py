@@ -5,6 +5,11 @@ import math
 import keras
 from keras import ops
 
+from keras_darn.graph.handlers import PassThroughHandler
+from keras_darn.graph.registry import register_layer
+from keras_darn.metrics.flop_counters import elements_per_example
+from keras_darn.metrics.flop_counters import register_activation_flops
+
 
 def _validate_beta(beta):
     """Returns `beta` as a float, or raises if it is not a positive number."""
@@ -107,3 +112,13 @@ class SoftClampedReLU(keras.layers.Layer):
     def get_config(self):
         base_config = super().get_config()
         return {**base_config, "beta": self.beta}
+
+
+FLOPS_PER_ELEMENT = 8
+register_activation_flops("soft_clamped_relu", FLOPS_PER_ELEMENT)
+register_layer(
+    SoftClampedReLU,
+    handler=PassThroughHandler(),
+    flops=lambda layer, input_shapes, output_shapes: FLOPS_PER_ELEMENT
+    * elements_per_example(output_shapes[0]),
+)

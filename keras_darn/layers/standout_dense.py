@@ -13,6 +13,14 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
+from keras_darn.graph.handlers import IN
+from keras_darn.graph.handlers import OUT
+from keras_darn.graph.handlers import ProducerHandler
+from keras_darn.graph.registry import register_layer
+from keras_darn.metrics.flop_counters import activation_flops
+from keras_darn.metrics.flop_counters import bias_flops
+from keras_darn.metrics.flop_counters import elements_per_example
+
 
 @keras.saving.register_keras_serializable(package="keras_darn")
 class StandoutDense(keras.layers.Layer):
@@ -362,3 +370,33 @@ class StandoutDense(keras.layers.Layer):
             "bias_constraint": constraints.serialize(self.bias_constraint),
         }
         return {**base_config, **config}
+
+
+def _standout_dense_flops(layer, input_shapes, output_shapes):
+    # Inference: output = p * g(x @ kernel + bias) with
+    # p = sigmoid(alpha * (x @ pi) + beta); a tied pi reuses x @ kernel.
+    out = output_shapes[0]
+    in_features = input_shapes[0][-1]
+    positions = elements_per_example(out) // out[-1]
+    matmul = 2 * positions * in_features * out[-1]
+    retention = (0 if layer.tied else matmul) + (2 + 4 + 1) * elements_per_example(out)
+    return matmul + bias_flops(layer, out) + activation_flops(layer.activation, out) + retention
+
+
+# No `fold_weight` in the handler: a constant input also moves the retention
+# probability, so only zero inputs are removed exactly.
+register_layer(
+    StandoutDense,
+    handler=ProducerHandler(
+        "units",
+        {
+            "kernel": {0: IN, 1: OUT},
+            "bias": {0: OUT},
+            "standout_kernel": {0: IN, 1: OUT},
+            "unit_mask": {0: OUT},
+            "retention_sum": {0: OUT},
+        },
+    ),
+    bookkeeping_weights=("unit_mask", "retention_sum", "retention_count"),
+    flops=_standout_dense_flops,
+)

@@ -1,7 +1,14 @@
 """Per-unit (and optional per-connection) masks shared by the prunable layers."""
 
+import inspect
+
 import numpy as np
 from keras import ops
+
+from keras_darn.graph.handlers import IN
+from keras_darn.graph.handlers import OUT
+from keras_darn.graph.keras_layers import DENSE_AXES
+from keras_darn.graph.registry import register_layer
 
 _UNIT_MASK_KEY = "unit_mask"
 _KERNEL_MASK_KEY = "kernel_mask"
@@ -216,3 +223,32 @@ class UnitMaskMixin:
     def get_config(self):
         base_config = super().get_config()
         return {**base_config, "connection_mask": self.connection_mask}
+
+
+MASK_AXES = {_UNIT_MASK_KEY: {0: OUT}, _KERNEL_MASK_KEY: {-2: IN, -1: OUT}}
+
+
+def register_masked_layer(layer_class, plain_class, handler_class, width_arg):
+    """Describes a masked layer to the core: its masks and the plain layer it becomes.
+
+    Args:
+        layer_class: the masked layer class (a subclass of `plain_class`).
+        plain_class: the Keras layer it is exported as.
+        handler_class: the unit handler class of `plain_class`
+            (`ProducerHandler` or `GroupedConvHandler`).
+        width_arg: the constructor argument holding the number of units.
+    """
+
+    def plain_layer(layer):
+        extra = set(inspect.signature(layer_class.__init__).parameters) - set(
+            inspect.signature(plain_class.__init__).parameters
+        )
+        config = {k: v for k, v in layer.get_config().items() if k not in extra}
+        return plain_class, config
+
+    register_layer(
+        layer_class,
+        handler=handler_class(width_arg, {**DENSE_AXES, **MASK_AXES}, fold_weight="kernel"),
+        bookkeeping_weights=tuple(MASK_AXES),
+        plain_layer=plain_layer,
+    )

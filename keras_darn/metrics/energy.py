@@ -45,7 +45,7 @@ import keras
 import numpy as np
 
 from keras_darn.criteria import weight_magnitude
-from keras_darn.metrics import _graph_walk
+from keras_darn.graph import shape_walk as _graph_walk
 from keras_darn.validation import check_one_of
 
 # (multiply, add) energy in picojoules, 45 nm (the paper's Table V).

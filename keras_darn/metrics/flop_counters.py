@@ -3,18 +3,19 @@
 A counter is a callable `counter(layer, input_shapes, output_shapes)` that
 returns the FLOPs of one call of `layer`, per example. The counting
 conventions are documented in `keras_darn.metrics.flops`. A layer type is
-looked up along its class hierarchy, so subclasses (keras_darn's
-`PrunableDense` is a `Dense`) use their base class's counter unless they have
-their own.
+looked up along its class hierarchy, so subclasses use their base class's
+counter unless they register their own
+(`keras_darn.graph.register_layer(..., flops=...)`, which takes precedence).
 """
 
 import contextlib
-import importlib
 import math
 import re
 import warnings
 
 import keras
+
+from keras_darn.graph import registry
 
 # Per-element cost of activation functions, keyed by function name.
 ACTIVATION_FLOPS = {
@@ -23,7 +24,6 @@ ACTIVATION_FLOPS = {
     "relu6": 1,
     "threshold": 1,
     "hard_tanh": 1,
-    "clamped_relu": 1,
     "leaky_relu": 2,
     "hard_shrink": 2,
     "soft_shrink": 3,
@@ -49,7 +49,6 @@ ACTIVATION_FLOPS = {
     "mish": 5,
     "softmax": 5,
     "log_softmax": 5,
-    "soft_clamped_relu": 8,
 }
 
 # Elementwise `keras.ops` operations, keyed by operation class name.
@@ -92,46 +91,32 @@ _COUNTERS = {}
 _builtins_registered = False
 
 
-def register_flops(layer_class, counter):
-    """Registers the FLOP counter of a layer type (and its subclasses).
+def register_activation_flops(name, flops):
+    """Registers the FLOPs per element of an activation function, by name.
 
     Args:
-        layer_class: A `keras.layers.Layer` subclass.
-        counter: A callable `counter(layer, input_shapes, output_shapes)`
-            returning the FLOPs of one call of `layer`, per example.
-            `input_shapes` and `output_shapes` are lists of shape tuples,
-            batch dimension first.
-
-    Raises:
-        ValueError: If `layer_class` is not a class or `counter` is not
-            callable.
+        name: the activation's `__name__` (or its layer's snake-case name).
+        flops: non-negative FLOPs per output element.
 
     Example:
 
     ```python
-    def scale_flops(layer, input_shapes, output_shapes):
-        return math.prod(output_shapes[0][1:])  # one multiply per element
-
-    register_flops(MyScaleLayer, scale_flops)
+    register_activation_flops("my_swish", 5)
     ```
     """
-    if not isinstance(layer_class, type):
+    if isinstance(flops, bool) or not isinstance(flops, int) or flops < 0:
         raise ValueError(
-            "Expected a layer class for `layer_class`. "
-            f"Received: layer_class={layer_class!r}"
+            "Received an invalid value for `flops`, expected a non-negative integer. "
+            f"Received: flops={flops!r}"
         )
-    if not callable(counter):
-        raise ValueError(
-            f"Expected a callable for `counter`. Received: counter={counter!r}"
-        )
-    _COUNTERS[layer_class] = counter
+    ACTIVATION_FLOPS[name] = flops
 
 
 class UnknownDimension(Exception):
     pass
 
 
-def _size(shape):
+def elements_per_example(shape):
     """Number of elements per example (all dimensions but the batch one)."""
     dims = shape[1:]
     if any(d is None for d in dims):
@@ -145,10 +130,10 @@ def _channel_axis(layer):
 
 def _spatial_size(shape, layer):
     axis = _channel_axis(layer)
-    return _size(shape) // shape[axis]
+    return elements_per_example(shape) // shape[axis]
 
 
-def _activation_flops(activation, output_shape):
+def activation_flops(activation, output_shape):
     if activation is None:
         return 0
     if isinstance(activation, keras.layers.Layer):
@@ -157,22 +142,22 @@ def _activation_flops(activation, output_shape):
     if name not in ACTIVATION_FLOPS:
         _warn_unknown(f"activation function '{name}'")
         return 0
-    return ACTIVATION_FLOPS[name] * _size(output_shape)
+    return ACTIVATION_FLOPS[name] * elements_per_example(output_shape)
 
 
-def _bias_flops(layer, output_shape):
-    return _size(output_shape) if getattr(layer, "use_bias", False) else 0
+def bias_flops(layer, output_shape):
+    return elements_per_example(output_shape) if getattr(layer, "use_bias", False) else 0
 
 
 def _dense_flops(layer, input_shapes, output_shapes):
     out = output_shapes[0]
     in_features = input_shapes[0][-1]
-    positions = _size(out) // out[-1]
+    positions = elements_per_example(out) // out[-1]
     macs = positions * in_features * out[-1]
     return (
         2 * macs
-        + _bias_flops(layer, out)
-        + _activation_flops(layer.activation, out)
+        + bias_flops(layer, out)
+        + activation_flops(layer.activation, out)
     )
 
 
@@ -181,21 +166,21 @@ def _conv_flops(layer, input_shapes, output_shapes):
     in_channels = inp[_channel_axis(layer)]
     groups = getattr(layer, "groups", 1) or 1
     kernel = math.prod(layer.kernel_size)
-    macs = _size(out) * kernel * in_channels // groups
+    macs = elements_per_example(out) * kernel * in_channels // groups
     return (
         2 * macs
-        + _bias_flops(layer, out)
-        + _activation_flops(layer.activation, out)
+        + bias_flops(layer, out)
+        + activation_flops(layer.activation, out)
     )
 
 
 def _depthwise_conv_flops(layer, input_shapes, output_shapes):
     out = output_shapes[0]
-    macs = _size(out) * math.prod(layer.kernel_size)
+    macs = elements_per_example(out) * math.prod(layer.kernel_size)
     return (
         2 * macs
-        + _bias_flops(layer, out)
-        + _activation_flops(layer.activation, out)
+        + bias_flops(layer, out)
+        + activation_flops(layer.activation, out)
     )
 
 
@@ -206,28 +191,28 @@ def _separable_conv_flops(layer, input_shapes, output_shapes):
     depthwise_macs = positions * depthwise_channels * math.prod(
         layer.kernel_size
     )
-    pointwise_macs = _size(out) * depthwise_channels
+    pointwise_macs = elements_per_example(out) * depthwise_channels
     return (
         2 * (depthwise_macs + pointwise_macs)
-        + _bias_flops(layer, out)
-        + _activation_flops(layer.activation, out)
+        + bias_flops(layer, out)
+        + activation_flops(layer.activation, out)
     )
 
 
 def _conv_transpose_flops(layer, input_shapes, output_shapes):
     inp, out = input_shapes[0], output_shapes[0]
     out_channels = out[_channel_axis(layer)]
-    macs = _size(inp) * math.prod(layer.kernel_size) * out_channels
+    macs = elements_per_example(inp) * math.prod(layer.kernel_size) * out_channels
     return (
         2 * macs
-        + _bias_flops(layer, out)
-        + _activation_flops(layer.activation, out)
+        + bias_flops(layer, out)
+        + activation_flops(layer.activation, out)
     )
 
 
 def _per_output_element(cost):
     def counter(layer, input_shapes, output_shapes):
-        return cost * _size(output_shapes[0])
+        return cost * elements_per_example(output_shapes[0])
 
     return counter
 
@@ -241,39 +226,39 @@ def _layer_normalization_flops(layer, input_shapes, output_shapes):
         per_element = 4
     else:
         per_element = 5 + int(bool(layer.scale)) + int(bool(layer.center))
-    return per_element * _size(output_shapes[0])
+    return per_element * elements_per_example(output_shapes[0])
 
 
 def _pooling_flops(layer, input_shapes, output_shapes):
-    return math.prod(layer.pool_size) * _size(output_shapes[0])
+    return math.prod(layer.pool_size) * elements_per_example(output_shapes[0])
 
 
 def _global_pooling_flops(layer, input_shapes, output_shapes):
-    return _size(input_shapes[0])
+    return elements_per_example(input_shapes[0])
 
 
 def _merge_flops(layer, input_shapes, output_shapes):
-    return (len(input_shapes) - 1) * _size(output_shapes[0])
+    return (len(input_shapes) - 1) * elements_per_example(output_shapes[0])
 
 
 def _average_flops(layer, input_shapes, output_shapes):
-    return len(input_shapes) * _size(output_shapes[0])
+    return len(input_shapes) * elements_per_example(output_shapes[0])
 
 
 def _activation_layer_flops(layer, input_shapes, output_shapes):
-    return _activation_flops(layer.activation, output_shapes[0])
+    return activation_flops(layer.activation, output_shapes[0])
 
 
 def _relu_layer_flops(layer, input_shapes, output_shapes):
     per_element = 2 if getattr(layer, "negative_slope", 0) else 1
-    return per_element * _size(output_shapes[0])
+    return per_element * elements_per_example(output_shapes[0])
 
 
 def _upsampling_flops(layer, input_shapes, output_shapes):
     if getattr(layer, "interpolation", "nearest") == "nearest":
         return 0
     spatial_dims = len(output_shapes[0]) - 2
-    return 2 * 2**spatial_dims * _size(output_shapes[0])
+    return 2 * 2**spatial_dims * elements_per_example(output_shapes[0])
 
 
 def _register_builtins():
@@ -358,45 +343,6 @@ def _register_builtins():
             layer_class = getattr(layers, name, None)
             if layer_class is not None:
                 _COUNTERS.setdefault(layer_class, counter)
-    _register_darn_layers()
-
-
-def _standout_dense_flops(layer, input_shapes, output_shapes):
-    # Inference: output = p * g(x @ kernel + bias) with
-    # p = sigmoid(alpha * (x @ pi) + beta); a tied pi reuses x @ kernel.
-    out = output_shapes[0]
-    in_features = input_shapes[0][-1]
-    positions = _size(out) // out[-1]
-    matmul = 2 * positions * in_features * out[-1]
-    retention = (0 if layer.tied else matmul) + (2 + 4 + 1) * _size(out)
-    return (
-        matmul
-        + _bias_flops(layer, out)
-        + _activation_flops(layer.activation, out)
-        + retention
-    )
-
-
-def _register_darn_layers():
-    # Imported lazily (keras_darn.layers does not import metrics); a class
-    # that is not there is simply not registered.
-    counters = {
-        ("soft_clamped_relu", "SoftClampedReLU"): _per_output_element(
-            ACTIVATION_FLOPS["soft_clamped_relu"]
-        ),
-        ("clamped_relu", "ClampedReLU"): _per_output_element(
-            ACTIVATION_FLOPS["clamped_relu"]
-        ),
-        ("standout_dense", "StandoutDense"): _standout_dense_flops,
-    }
-    for (module_name, class_name), counter in counters.items():
-        try:
-            module = importlib.import_module(f"keras_darn.layers.{module_name}")
-        except ImportError:
-            continue
-        layer_class = getattr(module, class_name, None)
-        if isinstance(layer_class, type):
-            _COUNTERS.setdefault(layer_class, counter)
 
 
 _warned = None
@@ -420,7 +366,7 @@ def _warn_unknown(what):
         _warned.add(what)
     warnings.warn(
         f"count_flops has no FLOP counter for {what}; counting 0 FLOPs for "
-        "it. Register one with `keras_darn.metrics.register_flops`.",
+        "it. Register one with `keras_darn.graph.register_layer(..., flops=...)`.",
         stacklevel=2,
     )
 
@@ -433,6 +379,9 @@ def layer_flops(operation, input_shapes, output_shapes):
             dimension.
     """
     _register_builtins()
+    registered = registry.describe(operation).flops
+    if registered is not None:
+        return int(registered(operation, input_shapes, output_shapes))
     for cls in type(operation).__mro__:
         if cls in _COUNTERS:
             return int(_COUNTERS[cls](operation, input_shapes, output_shapes))
@@ -440,12 +389,12 @@ def layer_flops(operation, input_shapes, output_shapes):
         # A `keras.ops` operation applied to symbolic tensors.
         name = type(operation).__name__
         if name in _ELEMENTWISE_OPS:
-            return _size(output_shapes[0])
+            return elements_per_example(output_shapes[0])
         if name in _DATA_MOVEMENT_OPS:
             return 0
         snake_name = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
         if snake_name in ACTIVATION_FLOPS:
-            return ACTIVATION_FLOPS[snake_name] * _size(output_shapes[0])
+            return ACTIVATION_FLOPS[snake_name] * elements_per_example(output_shapes[0])
         _warn_unknown(f"operation type '{name}'")
         return 0
     _warn_unknown(f"layer type '{type(operation).__name__}'")

@@ -20,12 +20,11 @@ Conventions (every count is per example, i.e. without the batch dimension):
   per output element, with the same per-element cost as the activation
   layer (see `flop_counters.ACTIVATION_FLOPS`): linear 0, relu/relu6/clamps
   1, leaky relu 2, tanh/exponential 1, softplus/softsign 3, sigmoid/elu 4,
-  silu/swish, gelu (erf form), mish, selu, softmax 5, keras_darn's
-  `SoftClampedReLU` 8.
-- keras_darn's `StandoutDense` at inference: the Dense part, its activation,
-  and the retention `p = sigmoid(alpha * (x @ pi) + beta)` applied to the
-  output: 7 per output element (scale, offset, sigmoid, multiply), plus the
-  matrix product `x @ pi` when `tied=False`.
+  silu/swish, gelu (erf form), mish, selu, softmax 5; activations of
+  other packages add their own with `register_activation_flops`.
+- Layer types registered with a FLOP counter
+  (`keras_darn.graph.register_layer(..., flops=...)`) count what their
+  counter says; keras_darn's own layers are registered next to their code.
 - `BatchNormalization`: 2 per element (inference: folded scale and shift).
   `LayerNormalization` and `GroupNormalization`: 5 per element for the
   statistics and the normalisation (accumulate the mean, subtract it,
@@ -49,7 +48,7 @@ Conventions (every count is per example, i.e. without the batch dimension):
   nothing; a masked layer costs what the plain layer costs. Use
   `active_only=True` to count the model with masked-off units removed.
 - A layer type with no counter warns once per call, naming the type, and
-  counts 0. Add a counter with `register_flops` (in `flop_counters`).
+  counts 0. Add a counter with `keras_darn.graph.register_layer(..., flops=...)`.
 
 Shapes come from the functional graph: every call of a layer is counted (a
 layer called twice costs twice), nested models are entered with the shapes
@@ -58,7 +57,7 @@ they are actually called with, Sequential models use their graph.
 
 import keras
 
-from keras_darn.metrics import _graph_walk
+from keras_darn.graph import shape_walk as _graph_walk
 from keras_darn.metrics import flop_counters
 
 

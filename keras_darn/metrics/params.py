@@ -1,10 +1,10 @@
 """Parameter counts that leave out keras_darn's bookkeeping weights.
 
 `keras.Model.count_params()` sums every weight of a model, trainable or not.
-keras_darn's prunable layers carry non-trainable masks (`unit_mask`,
-`kernel_mask`) that record which units and connections are switched off, and
-`StandoutDense` accumulates retention statistics (`retention_sum`,
-`retention_count`) for its pruning callback. These are bookkeeping, not
+Layers can carry non-trainable bookkeeping weights, registered as such with
+`keras_darn.graph.register_layer(..., bookkeeping_weights=...)`: masks that
+record which units and connections are switched off, or statistics a
+pruning callback accumulates. These are bookkeeping, not
 parameters: they play no part in (or only zero out) the function the model
 computes and disappear when `shrink` turns the model into a plain Keras
 model, so counting them would make a masked model look larger than the plain
@@ -16,23 +16,15 @@ import math
 
 import keras
 
-# Weight names (`keras.Variable.name`) that hold bookkeeping, not parameters.
-BOOKKEEPING_WEIGHT_NAMES = (
-    "unit_mask",
-    "kernel_mask",
-    "retention_sum",
-    "retention_count",
-)
-
-
-def _is_bookkeeping_weight(variable):
-    return variable.name in BOOKKEEPING_WEIGHT_NAMES
-
+from keras_darn.graph import registry
+from keras_darn.graph.nodes import is_graph_model
+from keras_darn.graph.nodes import leaf_layers
 
 def _parameter_size(variables, seen):
+    """Elements of `variables` not in `seen` (ids; bookkeeping ids start there)."""
     total = 0
     for variable in variables:
-        if id(variable) in seen or _is_bookkeeping_weight(variable):
+        if id(variable) in seen:
             continue
         seen.add(id(variable))
         total += math.prod(variable.shape)
@@ -53,9 +45,9 @@ def count_params(model, active_only=False):
     Trainable and non-trainable weights are counted the way
     `keras.Model.count_params()` counts them (so BatchNormalization moving
     statistics are included), except that the weights named in
-    `BOOKKEEPING_WEIGHT_NAMES` (the masks `unit_mask` and `kernel_mask`,
-    Standout's `retention_sum` and `retention_count`) are skipped: they are
-    bookkeeping that `keras_darn.shrink` removes. A variable shared by
+    layers register as bookkeeping (masks, accumulated statistics; see
+    `keras_darn.graph.register_layer`) are skipped: `keras_darn.shrink`
+    removes them. A variable shared by
     several layers is counted once. Nested models are included.
 
     Args:
@@ -90,7 +82,7 @@ def count_params(model, active_only=False):
         from keras_darn.rebuild import shrink
 
         return count_params(shrink(model))
-    return int(_parameter_size(model.weights, set()))
+    return int(_parameter_size(model.weights, _bookkeeping(model)))
 
 
 def params_by_layer(model):
@@ -129,7 +121,7 @@ def params_by_layer(model):
             "`model.build(input_shape)`)."
         )
     counts = {}
-    _collect_layer_params(model, "", counts, set(), set())
+    _collect_layer_params(model, "", counts, set(), _bookkeeping(model))
     return counts
 
 
@@ -147,3 +139,8 @@ def _collect_layer_params(model, prefix, counts, seen_layers, seen_variables):
             )
             continue
         counts[name] = int(_parameter_size(layer.weights, seen_variables))
+
+
+def _bookkeeping(model):
+    layers = leaf_layers(model) if is_graph_model(model) else [model]
+    return registry.bookkeeping_weight_ids(layers)

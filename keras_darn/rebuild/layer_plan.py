@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph import registry
 from keras_darn.rebuild import weight_transfer
 from keras_darn.rebuild.plain_layers import plain_equivalent
 
@@ -15,7 +16,7 @@ class LayerPlan:
 
     def __init__(self, layer, inputs, outputs, input_constants, growth, rng):
         self.layer = layer
-        self.handler = handlers_lib.get_handler(layer)
+        self.handler = registry.get_handler(layer)
         self.inputs = inputs
         self.outputs = outputs
         self.input_constants = input_constants

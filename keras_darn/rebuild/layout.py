@@ -7,7 +7,7 @@ and checks that coupled layers still agree.
 
 import numpy as np
 
-from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph import registry
 from keras_darn.graph.channels import Channels
 from keras_darn.graph.unit_graph import GraphError
 
@@ -25,7 +25,7 @@ class LayoutTrace:
         self.model_inputs.setdefault(id(model), arguments)
 
     def visit(self, layer, node, arguments, prefix):
-        handler = handlers_lib.get_handler(layer)
+        handler = registry.get_handler(layer)
         self.layers[id(layer)] = layer
         if arguments:
             self.inputs.setdefault(id(layer), arguments[0])

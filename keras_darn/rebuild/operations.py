@@ -69,11 +69,12 @@ def add_units(model, plan, init="zeros_out", sources=None, noise=0.0, seed=None,
 def shrink(model, keep_masks=False, compile=True):
     """Removes masked-off and provably dead units; outputs stay the same.
 
-    Units switched off by the masks of `PrunableDense`/`PrunableConv2D`
-    (and units whose incoming weights are all zero) hold a constant; every
-    such unit is removed when each layer that consumes it can take the
-    constant into its bias exactly. Our prunable layers come out as plain
-    `Dense`/`Conv2D` unless `keep_masks=True`.
+    Units switched off by a layer's unit mask (and units whose incoming
+    weights are all zero) hold a constant; every such unit is removed when
+    each layer that consumes it can take the constant into its bias
+    exactly. Masked layers come out as the plain Keras layer they register
+    (`keras_darn.graph.register_layer(..., plain_layer=...)`) unless
+    `keep_masks=True`.
 
     Args:
         model: a functional or Sequential Keras model; it is not modified.

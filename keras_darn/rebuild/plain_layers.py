@@ -1,32 +1,12 @@
-"""Plain Keras equivalents of keras_darn's masked layers, for export."""
+"""Plain Keras equivalents of masked layers, for export."""
 
-import inspect
-
-
-def _equivalents():
-    from keras_darn.layers import PrunableConv2D
-    from keras_darn.layers import PrunableDense
-
-    import keras
-
-    return {PrunableDense: keras.layers.Dense, PrunableConv2D: keras.layers.Conv2D}
+from keras_darn.graph import registry
 
 
 def plain_equivalent(layer):
-    """`(plain_class, config)` for a prunable layer, or None for others.
+    """`(plain_class, config)` for a layer registered with a plain form, else None.
 
-    The config keeps every argument the plain class accepts and drops the
-    mask options.
+    See `keras_darn.graph.register_layer(..., plain_layer=...)`.
     """
-    try:
-        equivalents = _equivalents()
-    except ImportError:
-        return None
-    plain = equivalents.get(type(layer))
-    if plain is None:
-        return None
-    extra = set(inspect.signature(type(layer).__init__).parameters) - set(
-        inspect.signature(plain.__init__).parameters
-    )
-    config = {k: v for k, v in layer.get_config().items() if k not in extra}
-    return plain, config
+    plain_layer = registry.describe(layer).plain_layer
+    return None if plain_layer is None else plain_layer(layer)

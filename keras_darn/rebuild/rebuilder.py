@@ -11,13 +11,13 @@ import difflib
 import keras
 import numpy as np
 
-from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph import registry
 from keras_darn.graph.channels import Channels
 from keras_darn.graph.unit_graph import UnitGraph
 from keras_darn.graph.unit_graph import channel_width
 from keras_darn.graph.unit_graph import functional_of
 from keras_darn.graph.unit_graph import walk
-from keras_darn.model_layers import leaf_layers
+from keras_darn.graph.nodes import leaf_layers
 from keras_darn.rebuild import weight_transfer
 from keras_darn.rebuild.layer_plan import LayerPlan
 from keras_darn.rebuild.layer_plan import clone_resized
@@ -318,5 +318,5 @@ def _check_indices(indices, width, name):
 
 
 def _can_absorb_constant(layer):
-    handler = handlers_lib.get_handler(layer)
+    handler = registry.get_handler(layer)
     return bool(getattr(handler, "fold_weight", None)) and getattr(layer, "padding", "valid") == "valid"

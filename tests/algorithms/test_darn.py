@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.algorithms.darn import correlation_thresholds
-from keras_darn.algorithms.darn import dynamic_neuron_removal
-from keras_darn.algorithms.darn import log_thresholds
-from keras_darn.algorithms.darn import prune_by_threshold
-from keras_darn.algorithms.darn import select_by_threshold
+from keras_darn.methods.darn.driver import correlation_thresholds
+from keras_darn.methods.darn.driver import dynamic_neuron_removal
+from keras_darn.methods.darn.driver import log_thresholds
+from keras_darn.methods.darn.driver import prune_by_threshold
+from keras_darn.methods.darn.driver import select_by_threshold
 from keras_darn.criteria.probes import ProbedModel
 from keras_darn.criteria.weight_l1 import WeightL1
 

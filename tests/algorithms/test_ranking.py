@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.algorithms.ranking import error_surface
-from keras_darn.algorithms.ranking import iterative_reranking
-from keras_darn.algorithms.ranking import single_overall_ranking
+from keras_darn.methods.pruning.ranking import error_surface
+from keras_darn.methods.pruning.ranking import iterative_reranking
+from keras_darn.methods.pruning.ranking import single_overall_ranking
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.brute_force import BruteForce
 from keras_darn.criteria.probes import ProbedModel
@@ -125,6 +125,6 @@ def test_invalid_stopping_arguments():
     with pytest.raises(ValueError, match="max_units"):
         iterative_reranking(model, "random", x, y, max_units=-1)
     with pytest.raises(ValueError, match="algorithm"):
-        from keras_darn.algorithms.ranking import prune_by_ranking
+        from keras_darn.methods.pruning.ranking import prune_by_ranking
 
         prune_by_ranking(model, "random", x, y, algorithm="greedy")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_darn.algorithms import adaptive_rate
-from keras_darn.algorithms import connection_pruning as cp
+from keras_darn.methods.connection import adaptive_rate
+from keras_darn.methods.connection import pruning as cp
 from keras_darn.criteria import weight_magnitude
 from keras_darn.layers import PrunableConv2D
 from keras_darn.layers import PrunableDense

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.algorithms import adaptive_rate
-from keras_darn.algorithms import connection_pruning as cp
+from keras_darn.methods.connection import adaptive_rate
+from keras_darn.methods.connection import pruning as cp
 from keras_darn.layers import PrunableDense
 
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.algorithms import connection_pruning as cp
+from keras_darn.methods.connection import pruning as cp
 from keras_darn.layers import PrunableDense
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import shrink

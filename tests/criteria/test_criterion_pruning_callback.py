@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.callbacks.criterion_pruning import CriterionPruning
-from keras_darn.callbacks.criterion_pruning import pruning_fraction
+from keras_darn.methods.pruning.callback import CriterionPruning
+from keras_darn.methods.pruning.callback import pruning_fraction
 from keras_darn.criteria.activation_statistics import ActivationVariance
 from keras_darn.criteria.probes import ProbedModel
 from keras_darn.layers import PrunableDense

@@ -5,7 +5,7 @@ import numpy as np
 from support import model_zoo
 
 import keras_darn as darn
-from keras_darn.optimizers import AgeAwareAdam
+from keras_darn.methods.growth.optimizers import AgeAwareAdam
 
 LR = 1e-2
 

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from keras_darn.algorithms.growth import fit_with_growth
-from keras_darn.callbacks.growth import GrowthCallback
-from keras_darn.callbacks.growth import ProportionalGrowth
-from keras_darn.criteria.growth_triggers import EffectiveRankTrigger
+from keras_darn.methods.growth.grow import fit_with_growth
+from keras_darn.methods.growth.callback import GrowthCallback
+from keras_darn.methods.growth.callback import ProportionalGrowth
+from keras_darn.methods.growth.triggers import EffectiveRankTrigger
 from keras_darn.export import tflite_predict
 from keras_darn.export import to_tflite
 

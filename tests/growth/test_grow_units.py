@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from support import model_zoo
 
-from keras_darn.algorithms.growth import grow_units
+from keras_darn.methods.growth.grow import grow_units
 
 
 def _mlp():
@@ -220,7 +220,7 @@ def test_new_slots_mean_fills_only_new_second_moments():
 
 
 def test_adam_step_inflation_of_new_weights():
-    from keras_darn.algorithms.growth import adam_step_inflation
+    from keras_darn.methods.growth.grow import adam_step_inflation
 
     np.testing.assert_allclose(adam_step_inflation(0, [1, 10, 100]), 1.0)  # fresh weights: none
     late = adam_step_inflation(470, np.array([1, 10, 50]))

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.criteria import growth_triggers as gt
+from keras_darn.methods.growth import triggers as gt
 
 
 def _rank_three(rows=200, width=8, seed=0):

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from keras_darn.algorithms.unified import darn_unified
-from keras_darn.algorithms.unified import dead_units
-from keras_darn.algorithms.unified import redundant_units
-from keras_darn.criteria.growth_triggers import EffectiveRankTrigger
+from keras_darn.methods.growth.unified import darn_unified
+from keras_darn.methods.growth.unified import dead_units
+from keras_darn.methods.growth.unified import redundant_units
+from keras_darn.methods.growth.triggers import EffectiveRankTrigger
 from keras_darn.metrics import count_params
 
 

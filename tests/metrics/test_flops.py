@@ -5,11 +5,10 @@ import warnings
 import keras
 import pytest
 
+import keras_darn as darn
 from keras_darn import layers as darn_layers
 from keras_darn.metrics import count_flops
 from keras_darn.metrics import flops_by_layer
-from keras_darn.metrics import register_flops
-from keras_darn.metrics import flop_counters
 
 
 def _single(input_shape, layer):
@@ -209,13 +208,10 @@ def test_register_flops_for_a_custom_layer():
         assert input_shapes == [(None, 7)]
         return 7
 
-    register_flops(Scale, scale_flops)
-    try:
-        assert count_flops(_single((7,), Scale())) == 7
-    finally:
-        flop_counters._COUNTERS.pop(Scale)
-    with pytest.raises(ValueError, match="counter"):
-        register_flops(Scale, 3)
+    darn.graph.register_layer(Scale, flops=scale_flops)
+    assert count_flops(_single((7,), Scale())) == 7
+    with pytest.raises(ValueError, match="flops"):
+        darn.graph.register_layer(Scale, flops=3)
 
 
 def test_subclassed_model_is_refused():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from keras_darn import layers as darn_layers
-from keras_darn.algorithms.nodedrop import attach_nodedrop
-from keras_darn.algorithms.nodedrop import detach_nodedrop
-from keras_darn.regularizers import NodeDropBNRegularizer
-from keras_darn.regularizers import NodeDropRegularizer
+from keras_darn.methods.nodedrop.attach import attach_nodedrop
+from keras_darn.methods.nodedrop.attach import detach_nodedrop
+from keras_darn.methods.nodedrop.regularizers import NodeDropBNRegularizer
+from keras_darn.methods.nodedrop.regularizers import NodeDropRegularizer
 
 
 def _cnn():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from keras_darn import layers as darn_layers
-from keras_darn.algorithms.nodedrop import attach_nodedrop
-from keras_darn.callbacks.nodedrop import NodeDrop
-from keras_darn.criteria import nodedrop_condition as condition
+from keras_darn.methods.nodedrop.attach import attach_nodedrop
+from keras_darn.methods.nodedrop.callback import NodeDrop
+from keras_darn.methods.nodedrop import condition
 from keras_darn.metrics.params import count_params
 from keras_darn.rebuild import shrink
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_darn import layers as darn_layers
-from keras_darn.criteria import nodedrop_condition as condition
+from keras_darn.methods.nodedrop import condition
 
 
 def _kill(kernel, bias, unit, margin=-0.01):

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn import regularizers
-from keras_darn.regularizers import NodeDropBNRegularizer
-from keras_darn.regularizers import NodeDropRegularizer
+from keras_darn.methods.nodedrop import regularizers
+from keras_darn.methods.nodedrop.regularizers import NodeDropBNRegularizer
+from keras_darn.methods.nodedrop.regularizers import NodeDropRegularizer
 
 
 def _value(regularizer, array):

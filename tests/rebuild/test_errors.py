@@ -121,7 +121,7 @@ def test_custom_layer_handler_is_one_registration():
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
     with pytest.raises(ValueError, match="no unit handler"):
         darn.remove_units(model, {"fc": [0]})
-    darn.graph.register_handler(Scale, darn.graph.PassThroughHandler({"scale": {0: "in"}}))
+    darn.graph.register_layer(Scale, handler=darn.graph.PassThroughHandler({"scale": {0: "in"}}))
     model.get_layer("scale").scale.assign(np.arange(6, dtype="float32"))
     smaller = darn.remove_units(model, {"fc": [0, 2]})
     np.testing.assert_array_equal(smaller.get_layer("scale").scale.numpy(), [1, 3, 4, 5])

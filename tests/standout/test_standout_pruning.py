@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.callbacks.standout_pruning import StandoutPruning
-from keras_darn.callbacks.standout_pruning import standout_pruning_ratio
-from keras_darn.callbacks.standout_pruning import standout_pruning_schedule
-from keras_darn.callbacks.standout_pruning import standout_units_to_remove
+from keras_darn.methods.standout.callback import StandoutPruning
+from keras_darn.methods.standout.callback import standout_pruning_ratio
+from keras_darn.methods.standout.callback import standout_pruning_schedule
+from keras_darn.methods.standout.callback import standout_units_to_remove
 from keras_darn.layers.standout_dense import StandoutDense
 
 X = np.random.default_rng(0).normal(size=(32, 6)).astype("float32")

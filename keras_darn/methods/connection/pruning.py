@@ -17,7 +17,7 @@ found by `keras_darn.shrink` itself), and `shrink` then returns a physically
 smaller plain model computing the same function.
 
 The prune-retrain drivers (static and adaptive rate) are in
-`keras_darn.algorithms.adaptive_rate`.
+`keras_darn.methods.connection.adaptive_rate`.
 """
 
 import keras
@@ -26,7 +26,7 @@ from keras import ops
 
 from keras_darn.criteria import weight_magnitude
 from keras_darn.graph import UnitGraph
-from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph import registry
 from keras_darn.validation import check_one_of
 
 
@@ -226,7 +226,7 @@ def _disconnected_units(model):
         layer = consumer.layer
         roots = graph.roots(consumer.channels)
         kernel = getattr(layer, "kernel", None)
-        handler = handlers_lib.get_handler(layer)
+        handler = registry.get_handler(layer)
         simple = (
             kernel is not None
             and getattr(handler, "fold_weight", None) == "kernel"
@@ -444,7 +444,7 @@ def _unused_name(model, base):
 
 def _factorize_consumer(model, new_model, layer):
     """Sets `layer` and the Dense layer reading it from an SVD of that layer's old kernel."""
-    from keras_darn.criteria.nodedrop_graph import FunctionalGraph
+    from keras_darn.graph.nodes import FunctionalGraph
 
     readers = [node.operation for node in FunctionalGraph(new_model).consumers(layer.output)]
     if len(readers) != 1 or not isinstance(readers[0], keras.layers.Dense):

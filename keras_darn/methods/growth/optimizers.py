@@ -18,7 +18,7 @@ class AgeAwareAdam(keras.optimizers.Adam):
     Keras' `Adam` corrects the moments' bias with the global step `t`. A
     weight added by a growth at step `t0` starts with zero moments, and with
     the global `t` its first updates are several times larger than a fresh
-    optimizer's (see `keras_darn.algorithms.growth.adam_step_inflation`).
+    optimizer's (see `keras_darn.methods.growth.grow.adam_step_inflation`).
     This optimizer keeps an extra slot per variable, the number of updates
     each element has received, and uses it in place of `t`; the rebuild
     carries it like the moments and starts it at 0 for new weights. When all

@@ -21,17 +21,17 @@ learned function is disturbed at every growth. The paper reports that its
 grown networks never exceeded their initial accuracy.
 
 The fit-grow-continue driver `fit_with_growth` (with `GrowthEvent`,
-`GrowthResult`) lives in `keras_darn.algorithms.growth_training`, the staged
+`GrowthResult`) lives in `keras_darn.methods.growth.training`, the staged
 `fit` helpers it shares with `darn_unified` in
-`keras_darn.algorithms.staged_fit`; both are re-exported here.
+`keras_darn.methods.growth.staged_fit`; both are re-exported here.
 """
 
 import keras
 import numpy as np
 
-from keras_darn.callbacks.growth import PAIR_INITS
-from keras_darn.callbacks.growth import SPLIT_INITS
-from keras_darn.criteria import growth_triggers
+from keras_darn.methods.growth.callback import PAIR_INITS
+from keras_darn.methods.growth.callback import SPLIT_INITS
+from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import compile_like
 from keras_darn.validation import check_one_of
@@ -324,10 +324,10 @@ def _grow_naive(model, plan, sources, noise, rng, seed, compile, new_slots="zero
 
 # Re-exports: the names that lived here before the driver moved out. At the
 # end of the module, because `growth_training` imports `grow_units` from here.
-from keras_darn.algorithms.growth_training import GrowthEvent  # noqa: E402, F401
-from keras_darn.algorithms.growth_training import GrowthResult  # noqa: E402, F401
-from keras_darn.algorithms.growth_training import fit_with_growth  # noqa: E402, F401
-from keras_darn.algorithms.staged_fit import EpochRunner  # noqa: E402, F401
-from keras_darn.algorithms.staged_fit import StagedCallbacks  # noqa: E402, F401
-from keras_darn.algorithms.staged_fit import probe_arrays  # noqa: E402, F401
-from keras_darn.algorithms.staged_fit import probe_loss  # noqa: E402, F401
+from keras_darn.methods.growth.training import GrowthEvent  # noqa: E402, F401
+from keras_darn.methods.growth.training import GrowthResult  # noqa: E402, F401
+from keras_darn.methods.growth.training import fit_with_growth  # noqa: E402, F401
+from keras_darn.methods.growth.staged_fit import EpochRunner  # noqa: E402, F401
+from keras_darn.methods.growth.staged_fit import StagedCallbacks  # noqa: E402, F401
+from keras_darn.methods.growth.staged_fit import probe_arrays  # noqa: E402, F401
+from keras_darn.methods.growth.staged_fit import probe_loss  # noqa: E402, F401

@@ -4,8 +4,8 @@ import warnings
 
 import keras
 
-from keras_darn import regularizers
-from keras_darn.criteria import nodedrop_condition as condition
+from keras_darn.methods.nodedrop import regularizers
+from keras_darn.methods.nodedrop import condition
 
 
 def _prunable_class(layer):

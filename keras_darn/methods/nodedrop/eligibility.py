@@ -11,11 +11,11 @@ import dataclasses
 
 import keras
 
-from keras_darn.criteria.nodedrop_bounds import DROPOUTS
-from keras_darn.criteria.nodedrop_bounds import is_linear
-from keras_darn.criteria.nodedrop_bounds import origin
-from keras_darn.criteria.nodedrop_bounds import tensor_bounds
-from keras_darn.criteria.nodedrop_graph import FunctionalGraph
+from keras_darn.methods.nodedrop.bounds import DROPOUTS
+from keras_darn.methods.nodedrop.bounds import is_linear
+from keras_darn.methods.nodedrop.bounds import origin
+from keras_darn.methods.nodedrop.bounds import tensor_bounds
+from keras_darn.graph.nodes import FunctionalGraph
 
 KIND_NODEDROP = "nodedrop"
 KIND_NODEDROP_BN = "nodedrop_bn"

@@ -8,16 +8,16 @@ schedules continue) and goes on. Each growth is recorded as a
 `GrowthEvent`, with the probe loss just before and after the rebuild.
 """
 
-from keras_darn.algorithms.growth import INITS
-from keras_darn.algorithms.growth import grow_units
-from keras_darn.algorithms.staged_fit import EpochRunner
-from keras_darn.algorithms.staged_fit import StagedCallbacks
-from keras_darn.algorithms.staged_fit import probe_arrays
-from keras_darn.algorithms.staged_fit import probe_loss
-from keras_darn.callbacks.growth import PAIR_INITS
-from keras_darn.callbacks.growth import SPLIT_INITS
-from keras_darn.callbacks.growth import GrowthCallback
-from keras_darn.criteria import growth_triggers
+from keras_darn.methods.growth.grow import INITS
+from keras_darn.methods.growth.grow import grow_units
+from keras_darn.methods.growth.staged_fit import EpochRunner
+from keras_darn.methods.growth.staged_fit import StagedCallbacks
+from keras_darn.methods.growth.staged_fit import probe_arrays
+from keras_darn.methods.growth.staged_fit import probe_loss
+from keras_darn.methods.growth.callback import PAIR_INITS
+from keras_darn.methods.growth.callback import SPLIT_INITS
+from keras_darn.methods.growth.callback import GrowthCallback
+from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild.training_state import compile_fresh
 from keras_darn.validation import check_one_of

@@ -3,7 +3,7 @@
 The graph of a model cannot change inside `fit`, so growth happens between
 fit stages: `GrowthCallback` decides at the end of every epoch which layers
 grow by how many units (and, for the split initialisations, from which
-source units); a driver such as `keras_darn.algorithms.growth.fit_with_growth`
+source units); a driver such as `keras_darn.methods.growth.grow.fit_with_growth`
 then rebuilds the model and continues training.
 """
 
@@ -12,7 +12,7 @@ import math
 
 import keras
 
-from keras_darn.criteria import growth_triggers
+from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.validation import check_positive_int
 
 
@@ -129,7 +129,7 @@ class GrowthCallback(keras.callbacks.Callback):
     The decision is stored in `pending` (a `GrowthDecision`, or `None` when
     nothing grows) and in `decisions`; with `stop_training=True` a growing
     decision also stops `fit`, so that a loop around `fit` can rebuild the
-    model (`keras_darn.algorithms.growth.grow_units`) and continue with
+    model (`keras_darn.methods.growth.grow.grow_units`) and continue with
     `initial_epoch`. `fit_with_growth` does all of that.
 
     Args:

@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from keras_darn.algorithms.folding import check_foldable
-from keras_darn.algorithms.folding import fold_into_partners
+from keras_darn.methods.darn.folding import check_foldable
+from keras_darn.methods.darn.folding import fold_into_partners
 from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.activation_statistics import activation_statistics
 from keras_darn.criteria.correlation import ActivationCorrelation

@@ -6,7 +6,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_darn.criteria import nodedrop_condition as condition
+from keras_darn.methods.nodedrop import condition
 
 
 class NodeDrop(keras.callbacks.Callback):

@@ -11,7 +11,7 @@ import keras
 from keras import tree
 
 from keras_darn.graph.unit_graph import functional_of
-from keras_darn.model_layers import is_graph_model
+from keras_darn.graph.nodes import is_graph_model
 
 
 def input_specs(model, input_shape=None):

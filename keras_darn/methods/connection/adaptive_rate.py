@@ -70,7 +70,7 @@ import dataclasses
 import numpy as np
 from keras import ops
 
-from keras_darn.algorithms import connection_pruning
+from keras_darn.methods.connection import pruning as connection_pruning
 from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 

@@ -28,14 +28,14 @@ import keras
 import numpy as np
 
 # Eligibility names are re-exported so they stay importable from here.
-from keras_darn.criteria.nodedrop_groups import KIND_NODEDROP  # noqa: F401
-from keras_darn.criteria.nodedrop_groups import KIND_NODEDROP_BN
-from keras_darn.criteria.nodedrop_groups import IneligibleLayer  # noqa: F401
-from keras_darn.criteria.nodedrop_groups import NodeDropEligibility  # noqa: F401
-from keras_darn.criteria.nodedrop_groups import NodeDropGroup  # noqa: F401
-from keras_darn.criteria.nodedrop_groups import nodedrop_eligibility
-from keras_darn.criteria.nodedrop_graph import FunctionalGraph
-from keras_darn.regularizers import validate_batch_size
+from keras_darn.methods.nodedrop.eligibility import KIND_NODEDROP  # noqa: F401
+from keras_darn.methods.nodedrop.eligibility import KIND_NODEDROP_BN
+from keras_darn.methods.nodedrop.eligibility import IneligibleLayer  # noqa: F401
+from keras_darn.methods.nodedrop.eligibility import NodeDropEligibility  # noqa: F401
+from keras_darn.methods.nodedrop.eligibility import NodeDropGroup  # noqa: F401
+from keras_darn.methods.nodedrop.eligibility import nodedrop_eligibility
+from keras_darn.graph.nodes import FunctionalGraph
+from keras_darn.methods.nodedrop.regularizers import validate_batch_size
 
 
 def _float_slack(scale, terms, dtype):

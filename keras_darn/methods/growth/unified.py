@@ -27,14 +27,14 @@ import math
 
 import numpy as np
 
-from keras_darn.algorithms.growth import grow_units
-from keras_darn.algorithms.growth_training import _default_criterion
-from keras_darn.algorithms.growth_training import default_layers
-from keras_darn.algorithms.staged_fit import EpochRunner
-from keras_darn.algorithms.staged_fit import StagedCallbacks
-from keras_darn.algorithms.staged_fit import probe_arrays
-from keras_darn.algorithms.staged_fit import probe_loss
-from keras_darn.criteria import growth_triggers
+from keras_darn.methods.growth.grow import grow_units
+from keras_darn.methods.growth.training import _default_criterion
+from keras_darn.methods.growth.training import default_layers
+from keras_darn.methods.growth.staged_fit import EpochRunner
+from keras_darn.methods.growth.staged_fit import StagedCallbacks
+from keras_darn.methods.growth.staged_fit import probe_arrays
+from keras_darn.methods.growth.staged_fit import probe_loss
+from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units

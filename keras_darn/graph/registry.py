@@ -1,0 +1,136 @@
+"""What the core knows about each layer type, from one registration per class.
+
+A layer type describes itself to the core with `register_layer`, next to the
+layer's own code:
+
+- its unit handler (`keras_darn.graph.handlers`): how unit indices move
+  through it and which axes of which weights index units, so that the graph
+  couples its units and the Rebuilder slices or grows its weights;
+- its bookkeeping weights: weights that record state for a method (masks,
+  accumulated statistics) and are no parameters of the function, so that
+  `count_params` leaves them out;
+- the plain Keras layer it becomes when `shrink` exports a model;
+- its FLOP count per example, for `count_flops`.
+
+Lookups search the layer's class hierarchy, so a subclass inherits what its
+nearest registered base says, field by field.
+"""
+
+import dataclasses
+
+import keras
+
+from keras_darn.graph.handlers import LayerHandler
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerDescription:
+    """What a layer type tells the core about itself (see `register_layer`)."""
+
+    handler: LayerHandler = None
+    bookkeeping_weights: tuple = None
+    plain_layer: object = None
+    flops: object = None
+
+
+_REGISTRY = {}
+_FIELDS = tuple(field.name for field in dataclasses.fields(LayerDescription))
+_UNKNOWN_HANDLER = LayerHandler()
+
+
+def register_layer(
+    layer_class, handler=None, bookkeeping_weights=None, plain_layer=None, flops=None
+):
+    """Describes a layer type to the core (its subclasses included).
+
+    Fields left `None` keep what an earlier registration of the same class
+    said, or what its base classes say.
+
+    Args:
+        layer_class: a `keras.layers.Layer` subclass.
+        handler: a `keras_darn.graph.handlers.LayerHandler` telling how unit
+            indices move through the layer. Defaults to `None`.
+        bookkeeping_weights: names of the layer's weights that are
+            bookkeeping (masks, statistics), not parameters. Defaults to
+            `None`.
+        plain_layer: a callable `plain_layer(layer) -> (class, config)`
+            giving the plain Keras layer it becomes on export. Defaults to
+            `None`.
+        flops: a callable `flops(layer, input_shapes, output_shapes)`
+            returning the FLOPs of one call per example (shapes include the
+            batch axis). Defaults to `None`.
+
+    Raises:
+        ValueError: if `layer_class` is not a layer class, or a field has
+            the wrong type.
+
+    Example:
+
+    ```python
+    darn.graph.register_layer(
+        MyDense,
+        handler=darn.graph.ProducerHandler(
+            "units", {"kernel": {0: "in", 1: "out"}, "bias": {0: "out"}}),
+        flops=lambda layer, inputs, outputs: 2 * inputs[0][-1] * outputs[0][-1],
+    )
+    ```
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+        raise ValueError(
+            "Expected `layer_class` to be a subclass of keras.layers.Layer. "
+            f"Received: layer_class={layer_class!r}"
+        )
+    if handler is not None and not isinstance(handler, LayerHandler):
+        raise ValueError(f"Expected `handler` to be a LayerHandler. Received: handler={handler!r}")
+    for name, value in (("plain_layer", plain_layer), ("flops", flops)):
+        if value is not None and not callable(value):
+            raise ValueError(f"Expected `{name}` to be callable. Received: {name}={value!r}")
+    if bookkeeping_weights is not None:
+        if isinstance(bookkeeping_weights, str) or not all(
+            isinstance(n, str) for n in bookkeeping_weights
+        ):
+            raise ValueError(
+                "Expected `bookkeeping_weights` to be a list of weight names. "
+                f"Received: bookkeeping_weights={bookkeeping_weights!r}"
+            )
+        bookkeeping_weights = tuple(bookkeeping_weights)
+    old = _REGISTRY.get(layer_class, LayerDescription())
+    new = dict(
+        handler=handler,
+        bookkeeping_weights=bookkeeping_weights,
+        plain_layer=plain_layer,
+        flops=flops,
+    )
+    _REGISTRY[layer_class] = LayerDescription(
+        **{k: (v if v is not None else getattr(old, k)) for k, v in new.items()}
+    )
+
+
+def describe(layer):
+    """The `LayerDescription` of a layer (or layer class), field by field
+    from its nearest registered class."""
+    cls = layer if isinstance(layer, type) else type(layer)
+    found = {}
+    for base in cls.__mro__:
+        description = _REGISTRY.get(base)
+        if description is None:
+            continue
+        for field in _FIELDS:
+            value = getattr(description, field)
+            if field not in found and value is not None:
+                found[field] = value
+    return LayerDescription(**found)
+
+
+def get_handler(layer):
+    """The unit handler registered for the layer's class or its nearest base."""
+    return describe(layer).handler or _UNKNOWN_HANDLER
+
+
+def bookkeeping_weight_ids(layers):
+    """`id`s of the bookkeeping weights of `layers` (see `register_layer`)."""
+    ids = set()
+    for layer in layers:
+        names = describe(layer).bookkeeping_weights or ()
+        ids.update(id(w) for w in layer.weights if w.name in names)
+    return ids

@@ -1,0 +1,159 @@
+"""The front door: `prepare` (to act during `fit`) and `resize` (between fits)."""
+
+import keras
+
+from keras_darn.resizing.method import MethodCallback
+from keras_darn.resizing.method import get_method
+from keras_darn.resizing.method import method_names
+from keras_darn.resizing.results import Result
+from keras_darn.resizing.results import figures
+from keras_darn.resizing.schedules import Schedule
+from keras_darn.resizing.targets import Target
+
+
+def _check_model(model):
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Expected a keras.Model. Received: model={model!r} of type {type(model).__name__}"
+        )
+
+
+def _names_where(predicate):
+    return [name for name in method_names() if predicate(get_method(name))]
+
+
+def prepare(model, method, target=None, *, validation_data=None, schedule=None, **options):
+    """Makes a model ready for a method that acts during `fit`.
+
+    Returns a copy of `model` to compile and train (the model given is
+    never modified) and the callback that does the method's work during
+    `model.fit`. After training, `callback.finish()` returns the plain,
+    smaller model as a `Result`.
+
+    Args:
+        model: a built Functional or Sequential `keras.Model`.
+        method: a registered method name (`darn.methods.names()` lists
+            them) or a `darn.methods.Method`.
+        target: a `darn.Target`, a dict of its arguments, or `None` (the
+            method decides the amount). Defaults to `None`.
+        validation_data: held-out data the method scores units on, `x` or
+            `(x, y)`, for methods that need it. Defaults to `None`.
+        schedule: a `darn.Schedule` of when the method acts, for methods
+            that take one. Defaults to `None` (the method's default).
+        **options: the method's own options (its class lists them).
+
+    Returns:
+        `(model, callback)`: the model to train and a `keras.callbacks.Callback`
+        with `events` and `finish()`.
+
+    Raises:
+        ValueError: for an unknown method, a method that acts between fits
+            only, or a target or option the method does not support.
+
+    Example:
+
+    ```python
+    model, callback = darn.prepare(model, "taylor1", darn.Target(fraction=0.5),
+                                   validation_data=(x_val, y_val))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=6, callbacks=[callback])
+    result = callback.finish()
+    ```
+    """
+    _check_model(model)
+    method = get_method(method, **options)
+    if not method.acts_during_fit:
+        raise ValueError(
+            f"Method '{method.name}' acts between fits: call darn.resize(model, "
+            f"'{method.name}', ...). Methods that act during fit: "
+            f"{_names_where(lambda m: m.acts_during_fit)}."
+        )
+    target = Target.get(target)
+    target.check_supported(method.name, method.prepare_amounts)
+    if schedule is not None:
+        schedule = Schedule.get(schedule)
+    before = figures(model)
+    new_model, callback = method.prepare(model, target, validation_data, schedule)
+    return new_model, MethodCallback(method, callback, new_model, before)
+
+
+def resize(
+    model,
+    method,
+    target=None,
+    *,
+    x=None,
+    y=None,
+    validation_data=None,
+    epochs=1,
+    schedule=None,
+    verbose=0,
+    **options,
+):
+    """Runs a method that acts between fits, and returns its `Result`.
+
+    The model given is never modified. Methods that train (growth, DARN's
+    Algorithm 1, the retraining of adaptive-rate pruning) train on `(x, y)`
+    with the model's own compile settings; methods that judge accuracy
+    use `validation_data`.
+
+    Args:
+        model: a built (for most methods, trained and compiled)
+            Functional or Sequential `keras.Model`.
+        method: a registered method name or a `darn.methods.Method`.
+        target: a `darn.Target`, a dict of its arguments, or `None`.
+            Defaults to `None`.
+        x: training inputs, for methods that train. Defaults to `None`.
+        y: training targets. Defaults to `None`.
+        validation_data: `(x_val, y_val)`, held-out data to score units and
+            measure accuracy on. Defaults to `None`.
+        epochs: training epochs, for methods that train (per step or in
+            all, as the method says). Defaults to `1`.
+        schedule: a `darn.Schedule`, for methods that take one. Defaults to
+            `None` (the method's default).
+        verbose: 1 prints progress. Defaults to `0`.
+        **options: the method's own options.
+
+    Returns:
+        A `Result`.
+
+    Raises:
+        ValueError: for an unknown method, a method that acts during fit
+            only, or a target or option the method does not support.
+
+    Example:
+
+    ```python
+    result = darn.resize(model, "taylor2", darn.Target(fraction=0.3),
+                         validation_data=(x_val, y_val))
+    print(result.summary())
+    ```
+    """
+    _check_model(model)
+    method = get_method(method, **options)
+    if not method.acts_between_fits:
+        raise ValueError(
+            f"Method '{method.name}' acts during fit: call darn.prepare(model, "
+            f"'{method.name}', ...) and pass the callback to model.fit. Methods that act "
+            f"between fits: {_names_where(lambda m: m.acts_between_fits)}."
+        )
+    target = Target.get(target)
+    target.check_supported(method.name, method.resize_amounts, method.resize_requires_amount)
+    if schedule is not None:
+        schedule = Schedule.get(schedule)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(
+            "Received an invalid value for `epochs`, expected a non-negative integer. "
+            f"Received: epochs={epochs!r}"
+        )
+    result = method.resize(
+        model, target, x=x, y=y, validation_data=validation_data, epochs=epochs,
+        schedule=schedule, verbose=verbose,
+    )
+    if not isinstance(result, Result):
+        raise TypeError(
+            f"Method '{method.name}' returned {type(result).__name__} from resize; "
+            "a Method's resize must return a keras_darn.Result."
+        )
+    result.method = result.method or method.name
+    return result

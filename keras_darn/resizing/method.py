@@ -1,0 +1,205 @@
+"""`Method`: the base class of what `prepare` and `resize` run, and its registry."""
+
+import keras
+
+from keras_darn.resizing.results import Result
+from keras_darn.resizing.results import figures
+from keras_darn.rebuild import shrink
+
+_REGISTRY = {}
+
+
+def register_method(*names):
+    """Class decorator: makes a `Method` subclass known by `names`.
+
+    Each name builds the class with the keyword arguments bound to it, so
+    one class can stand for several variants:
+    `register_method("taylor1", "taylor2")` passes nothing, and
+    `register_method(("net2net", {"init": "net2net"}))` passes `init`.
+
+    Example:
+
+    ```python
+    @darn.methods.register("my_criterion")
+    class MyPruning(darn.methods.Method):
+        ...
+    ```
+    """
+    if not names:
+        raise ValueError("Expected at least one name. Received: names=()")
+
+    def decorate(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise ValueError(
+                f"Expected a subclass of keras_darn.methods.Method. Received: {cls!r}"
+            )
+        for entry in names:
+            name, bound = entry if isinstance(entry, tuple) else (entry, {})
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"Expected a method name (a string). Received: {name!r}")
+            _REGISTRY[name] = (cls, dict(bound))
+        return cls
+
+    return decorate
+
+
+def method_names():
+    """The registered method names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_method(identifier, **options):
+    """A `Method` from a registered name (with options) or a `Method`.
+
+    Raises:
+        ValueError: for an unknown name, or options given with an object.
+    """
+    if isinstance(identifier, Method):
+        if options:
+            raise ValueError(
+                "Options go to the method's constructor; pass them there, not beside a "
+                f"method object. Received: method={identifier!r}, options={sorted(options)}"
+            )
+        return identifier
+    if isinstance(identifier, str) and identifier in _REGISTRY:
+        cls, bound = _REGISTRY[identifier]
+        clash = sorted(set(bound) & set(options))
+        if clash:
+            raise ValueError(
+                f"Method '{identifier}' fixes {clash} itself. Received: "
+                + ", ".join(f"{k}={options[k]!r}" for k in clash)
+            )
+        method = cls(**bound, **options)
+        method.name = identifier
+        return method
+    raise ValueError(
+        f"Unknown method. Known names: {method_names()}. Received: method={identifier!r}"
+    )
+
+
+class Method:
+    """Base class of a method: how it acts during `fit` and/or between fits.
+
+    A subclass sets the class attributes and implements `prepare` (to act
+    during `fit`, through a callback) and/or `resize` (to act between
+    fits). Register it with `register_method` to make it known by name.
+
+    Class attributes:
+        name: the registered name (set by `get_method`).
+        prepare_amounts: `Target` amounts `prepare` supports (empty: it
+            decides the amount itself).
+        resize_amounts: the same for `resize`.
+        resize_requires_amount: whether `resize` needs an amount.
+
+    Example:
+
+    ```python
+    method = darn.methods.get("taylor1")
+    model, callback = darn.prepare(model, method, darn.Target(fraction=0.5),
+                                   validation_data=(x_val, y_val))
+    ```
+    """
+
+    name = None
+    prepare_amounts = None
+    resize_amounts = None
+    resize_requires_amount = False
+
+    @property
+    def acts_during_fit(self):
+        return self.prepare_amounts is not None
+
+    @property
+    def acts_between_fits(self):
+        return self.resize_amounts is not None
+
+    def prepare(self, model, target, validation_data=None, schedule=None):
+        """Returns `(model to train, keras callback)`; the model given stays as it is.
+
+        The callback has an `events` list (see `Result.events`).
+        """
+        raise NotImplementedError
+
+    def resize(self, model, target, x=None, y=None, validation_data=None, epochs=1,
+               schedule=None, verbose=0):
+        """Runs the method between fits and returns a `Result`."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    def __repr__(self):
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"
+
+
+class MethodCallback(keras.callbacks.Callback):
+    """What `prepare` hands to `fit`: the method's callback, and `finish()`.
+
+    It passes every training hook on to the method's own callback and
+    remembers the figures of the model before training, so that `finish`
+    can return a `Result`.
+
+    Attributes:
+        callback: the method's own callback.
+        method: the `Method`.
+
+    Example:
+
+    ```python
+    model, callback = darn.prepare(model, "nodedrop", lam=1e-4, input_range=(0, 1))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=5, callbacks=[callback])
+    result = callback.finish()
+    ```
+    """
+
+    def __init__(self, method, callback, model, before):
+        super().__init__()
+        self.method = method
+        self.callback = callback
+        self.prepared_model = model
+        self.before = before
+
+    @property
+    def events(self):
+        return list(getattr(self.callback, "events", []))
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(params)
+
+    def finish(self, compile=False):
+        """The plain, smaller Keras model and what happened, as a `Result`.
+
+        Args:
+            compile: compile the small model like the trained one. Defaults
+                to `False`.
+
+        Returns:
+            A `Result` whose `model` is `keras_darn.shrink` of the trained
+            model: masked units gone, the same outputs, plain layers.
+        """
+        trained = getattr(self, "_model", None) or self.prepared_model
+        small = shrink(trained, compile=compile)
+        return Result(small, self.events, self.before, figures(small), method=self.method.name)
+
+
+def _forward(hook):
+    def forward(self, *args, **kwargs):
+        return getattr(self.callback, hook)(*args, **kwargs)
+
+    forward.__name__ = hook
+    return forward
+
+
+for _hook in (
+    "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+    "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
+    "on_test_batch_begin", "on_test_batch_end",
+):
+    setattr(MethodCallback, _hook, _forward(_hook))
