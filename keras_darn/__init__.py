@@ -1,7 +1,17 @@
 """keras_darn: find the right width for every layer of a Keras model.
 
-Import as `import keras_darn as darn`. This module only re-exports the public
-contract; see the subpackages for the implementations.
+Import as `import keras_darn as darn`. One way in for every method:
+
+```python
+model, callback = darn.prepare(model, "taylor1", darn.Target(fraction=0.5),
+                               validation_data=(x_val, y_val))
+model.compile("adam", "sparse_categorical_crossentropy")
+model.fit(x, y, epochs=3, callbacks=[callback])
+small = callback.finish().model
+```
+
+and `darn.resize(model, method, target, ...)` for methods that act between
+fits. This module only re-exports; see the subpackages for the code.
 """
 
 from keras_darn import criteria
@@ -21,5 +31,11 @@ from keras_darn.rebuild import add_units
 from keras_darn.rebuild import insert_layer
 from keras_darn.rebuild import remove_units
 from keras_darn.rebuild import shrink
+from keras_darn.resizing import Result
+from keras_darn.resizing import Schedule
+from keras_darn.resizing import Target
+from keras_darn.resizing import prepare
+from keras_darn.resizing import resize
+from keras_darn.resizing import schedules
 
 __version__ = "0.1.0"

@@ -98,9 +98,13 @@ def nodes_in_order(model):
 
 
 def producer_of(tensor):
-    """`(operation, node)` that computed a `KerasTensor` of a functional graph."""
+    """`(operation, node)` that computed a `KerasTensor` of a functional graph.
+
+    `node` is `None` for an operation that records no nodes.
+    """
     operation, node_index, _ = tensor._keras_history
-    return operation, operation._inbound_nodes[node_index]
+    nodes = getattr(operation, "_inbound_nodes", None)
+    return operation, (nodes[node_index] if nodes else None)
 
 
 def inbound_nodes(layer):

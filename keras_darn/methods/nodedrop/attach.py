@@ -4,8 +4,9 @@ import warnings
 
 import keras
 
-from keras_darn.methods.nodedrop import regularizers
+from keras_darn.graph.nodes import producer_of
 from keras_darn.methods.nodedrop import condition
+from keras_darn.methods.nodedrop import regularizers
 
 
 def _prunable_class(layer):
@@ -128,7 +129,7 @@ def _clone_with(model, clone_layer):
         # Keep the input names, which `input_range` may refer to.
         input_tensors = keras.tree.map_structure(
             lambda x: keras.Input(
-                batch_shape=x.shape, dtype=x.dtype, name=x._keras_history[0].name
+                batch_shape=x.shape, dtype=x.dtype, name=producer_of(x)[0].name
             ),
             model.input,
         )

@@ -12,6 +12,8 @@ import math
 import keras
 import numpy as np
 
+from keras_darn.graph.nodes import producer_of
+
 _INPUT_BOUND_PASS_THROUGH = tuple(
     getattr(keras.layers, name)
     for name in (
@@ -77,7 +79,7 @@ def _input_bounds(graph, input_range):
 
 
 def _input_name(tensor):
-    return tensor._keras_history[0].name
+    return producer_of(tensor)[0].name
 
 
 def tensor_bounds(graph, input_range):
@@ -96,7 +98,7 @@ def tensor_bounds(graph, input_range):
                 if _input_name(tensor) in input_bounds:
                     bounds[id(tensor)] = input_bounds[_input_name(tensor)]
             continue
-        inputs = node.arguments.keras_tensors
+        inputs = node.arguments.keras_tensors if node is not None else []
         known = [bounds.get(id(t)) for t in inputs]
         bound_in = None
         if known and all(b is not None for b in known):
@@ -172,10 +174,8 @@ def is_linear(activation):
 def origin(tensor):
     """The layer a tensor comes from, looking through shape-only layers."""
     while True:
-        op = tensor._keras_history[0]
-        inputs = getattr(op, "_inbound_nodes", None) and op._inbound_nodes[
-            tensor._keras_history[1]
-        ].arguments.keras_tensors
+        op, node = producer_of(tensor)
+        inputs = node.arguments.keras_tensors if node is not None else []
         if not isinstance(op, _INPUT_BOUND_PASS_THROUGH + DROPOUTS) or not inputs:
             return op
         tensor = inputs[0]

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_darn.methods.nodedrop import condition
+from keras_darn.metrics import count_params
 
 
 class NodeDrop(keras.callbacks.Callback):
@@ -62,8 +63,10 @@ class NodeDrop(keras.callbacks.Callback):
         verbose: 1 prints a line per drop. Defaults to `0`.
 
     Attributes:
-        events: list of dicts, one per layer and drop, with keys `epoch`,
-            `step`, `layer`, `kind`, `units` (indices), `max_inference_output`
+        events: list of dicts, one per layer and drop, with keys `step` (the
+            epoch, from 0), `action` (`"remove"`), `train_step` (the training
+            step of a step-wise check, else `None`), `layer`, `kind`, `units`
+            (indices), `max_inference_output`
             and `output_change` (floats or `None`). Reset at `on_train_begin`.
 
     Raises:
@@ -73,11 +76,10 @@ class NodeDrop(keras.callbacks.Callback):
     Example:
 
     ```python
-    model = darn.algorithms.attach_nodedrop(model, lam=1e-5, input_range=(0, 1))
+    model, callback = darn.prepare(model, "nodedrop", lam=1e-5, input_range=(0, 1))
     model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x, y, batch_size=1024, epochs=20,
-              callbacks=[darn.callbacks.NodeDrop(input_range=(0, 1))])
-    small = darn.shrink(model)
+    model.fit(x, y, batch_size=1024, epochs=20, callbacks=[callback])
+    small = callback.finish().model
     ```
     """
 
@@ -136,7 +138,7 @@ class NodeDrop(keras.callbacks.Callback):
             warnings.warn(
                 f"NodeDrop cannot switch off dead units of {plain}: they are "
                 "plain Dense/Conv2D layers without a unit mask. Convert the "
-                "model with `keras_darn.algorithms.attach_nodedrop` or "
+                "model with `keras_darn.prepare(model, \"nodedrop\", ...)` or "
                 "`keras_darn.layers.to_prunable`.",
                 stacklevel=2,
             )
@@ -150,7 +152,6 @@ class NodeDrop(keras.callbacks.Callback):
         self._last_check_step = 0
         self._live_units = None
         self._live_params = None
-        self._params_unavailable = False
         self._params_warned = False
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -209,8 +210,9 @@ class NodeDrop(keras.callbacks.Callback):
             if group.name in measured:
                 worst = float(np.nanmax(measured[group.name]))
             event = {
-                "epoch": getattr(self, "_epoch", 0),
-                "step": step,
+                "step": getattr(self, "_epoch", 0),
+                "action": "remove",
+                "train_step": step,
                 "layer": group.name,
                 "kind": group.kind,
                 "units": np.flatnonzero(new[group.name]).tolist(),
@@ -251,7 +253,7 @@ class NodeDrop(keras.callbacks.Callback):
                 for g in self._eligibility.groups
             )
         logs = {"live_units": self._live_units}
-        if self.count_params and not self._params_unavailable:
+        if self.count_params:
             if self._live_params is None:
                 self._live_params = self._count_live_params()
             if self._live_params is not None:
@@ -259,18 +261,8 @@ class NodeDrop(keras.callbacks.Callback):
         return logs
 
     def _count_live_params(self):
-        from keras_darn.metrics import params
-
         try:
-            return params.count_params(self.model, active_only=True)
-        except ImportError as error:
-            self._params_unavailable = True
-            warnings.warn(
-                f"NodeDrop cannot report `live_params` ({error}); pass "
-                "count_params=False to silence this.",
-                stacklevel=2,
-            )
-            return None
+            return count_params(self.model, active_only=True)
         except ValueError as error:
             # `shrink` refuses models it cannot rebuild; training goes on and
             # the log says NaN rather than a number that was not measured.

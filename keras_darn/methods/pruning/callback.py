@@ -1,12 +1,12 @@
 """Scheduled pruning by any criterion during `fit`, through unit masks.
 
-At the end of chosen epochs the callback scores the live units of the
-model's prunable layers with a `keras_darn.criteria` criterion on held-out
-data and masks the lowest-scored ones (`set_unit_mask`), until a target
-fraction of every layer is off. Masked units stay off for the rest of
-training; `keras_darn.shrink(model)` then returns the plain smaller model.
-Under a `tf.distribute` strategy the criterion's statistics are computed by
-all replicas and summed (`ProbedModel.accumulate`).
+At the end of the epochs a `Schedule` picks, the callback scores the live
+units of the model's prunable layers with a `keras_darn.criteria` criterion
+on held-out data and masks the lowest-scored ones (`set_unit_mask`), until
+the `Target` is reached. Masked units stay off for the rest of training;
+`keras_darn.shrink(model)` then returns the plain smaller model. Under a
+`tf.distribute` strategy the criterion's statistics are computed by all
+replicas and summed (`ProbedModel.accumulate`).
 """
 
 import math
@@ -16,72 +16,46 @@ import numpy as np
 
 from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.probes import ProbedModel
-from keras_darn.validation import check_one_of
-from keras_darn.validation import check_positive_int
-
-SCHEDULES = ("linear", "cubic")
-
-
-def pruning_fraction(event, num_events, target_fraction, schedule="linear"):
-    """Fraction of each layer's units off after pruning event `event`.
-
-    Args:
-        event: 1-based index of the pruning event.
-        num_events: number of pruning events.
-        target_fraction: fraction reached at the last event.
-        schedule: `"linear"` (equal steps) or `"cubic"` (large steps first,
-            `target * (1 - (1 - event / num_events) ** 3)`, as in Zhu &
-            Gupta's gradual pruning). Defaults to `"linear"`.
-
-    Returns:
-        A float in `[0, target_fraction]`.
-
-    Example:
-
-    >>> pruning_fraction(1, 4, 0.5)
-    0.125
-    """
-    check_one_of(schedule, "schedule", SCHEDULES)
-    progress = min(max(event / num_events, 0.0), 1.0)
-    if schedule == "cubic":
-        progress = 1.0 - (1.0 - progress) ** 3
-    return target_fraction * progress
+from keras_darn.methods.pruning.budget import uniform_fraction
+from keras_darn.resizing.schedules import Linear
+from keras_darn.resizing.schedules import Schedule
+from keras_darn.resizing.targets import Target
 
 
 class CriterionPruning(keras.callbacks.Callback):
     """Masks the lowest-scored units of prunable layers on a schedule.
 
-    Pruning events happen at the end of epochs `start_epoch`,
-    `start_epoch + frequency`, ... up to `end_epoch` (epochs counted from
-    0 within this `fit`). At event i of n every probed group has
-    `ceil(pruning_fraction(i, n) * units)` units masked: the live units with
-    the lowest scores go, on every layer of the group. The model must use
-    `PrunableDense`/`PrunableConv2D` (see `keras_darn.layers.to_prunable`).
-    After every epoch `logs["live_units"]` holds the number of live units of
-    the probed groups.
+    Pruning events happen at the end of the epochs (counted from 0 within
+    this `fit`) where `schedule(epoch)` is not `None`; the schedule's amount
+    is the fraction of the target reached. At an event of amount a, every
+    probed group has `ceil(a * f * units)` units masked, f being the
+    target's fraction: the live units with the lowest scores go, on every
+    layer of the group. A target in parameters or FLOPs is turned into the
+    uniform fraction that reaches it when training begins. The model must
+    use `PrunableDense`/`PrunableConv2D` (`darn.prepare` converts it). After
+    every epoch `logs["live_units"]` holds the number of live units of the
+    probed groups.
 
     Args:
         criterion: a `keras_darn.criteria.Criterion` or a registered name.
         x: held-out inputs the scores are computed on.
         y: their targets (for loss-based criteria). Defaults to `None`.
-        target_fraction: fraction of each layer's units masked at the end,
-            in `[0, 1)`. Defaults to `0.5`.
-        start_epoch: epoch of the first pruning event. Defaults to `0`.
-        end_epoch: epoch of the last event, `None` for `start_epoch` (one
-            event). Defaults to `None`.
-        frequency: epochs between events. Defaults to `1`.
-        schedule: `"linear"` or `"cubic"` (see `pruning_fraction`).
-            Defaults to `"linear"`.
+        target: a `keras_darn.Target` with `fraction`, `params` or `flops`
+            (and `min_units`, `exclude`). Defaults to
+            `Target(fraction=0.5)`.
+        schedule: a `keras_darn.Schedule`. Defaults to `Linear(start=0)`
+            (one event, at the end of the first epoch).
         layers: names of layers whose groups are pruned. Defaults to
             `None` (every group made of prunable layers).
-        min_units: units every group keeps. Defaults to `1`.
         verbose: 1 prints each event. Defaults to `0`.
 
     Attributes:
-        events: list of dicts `{"epoch", "layer", "masked", "fraction",
-            "live_units"}`, one per group and event (`masked`: the unit
-            indices of the group's first layer switched off). Reset when
-            training begins.
+        events: list of dicts `{"step", "action", "layer", "units",
+            "fraction", "live_units"}`, one per group and event (`units`:
+            the unit indices of the group's first layer switched off).
+            Reset when training begins.
+        fraction: the fraction of each group's units masked at the end
+            (resolved from the target when training begins).
 
     Raises:
         ValueError: for invalid arguments, or at the start of training when
@@ -90,67 +64,31 @@ class CriterionPruning(keras.callbacks.Callback):
     Example:
 
     ```python
-    model = darn.layers.to_prunable(model)
+    model, callback = darn.prepare(model, "taylor1", darn.Target(fraction=0.5),
+                                   validation_data=(x_val, y_val),
+                                   schedule=darn.schedules.Linear(start=1, end=4))
     model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=6, callbacks=[
-        darn.callbacks.CriterionPruning("taylor1", x_val, y_val,
-                                        target_fraction=0.5, start_epoch=1,
-                                        end_epoch=4)])
-    small = darn.shrink(model)
+    model.fit(x, y, epochs=6, callbacks=[callback])
+    small = callback.finish().model
     ```
     """
 
-    def __init__(
-        self,
-        criterion,
-        x,
-        y=None,
-        target_fraction=0.5,
-        start_epoch=0,
-        end_epoch=None,
-        frequency=1,
-        schedule="linear",
-        layers=None,
-        min_units=1,
-        verbose=0,
-    ):
+    def __init__(self, criterion, x, y=None, target=None, schedule=None, layers=None, verbose=0):
         super().__init__()
         self.criterion = criteria_base.get(criterion)
-        if not 0.0 <= target_fraction < 1.0:
-            raise ValueError(
-                "Received an invalid value for `target_fraction`, expected a number in "
-                f"[0, 1). Received: target_fraction={target_fraction!r}"
-            )
-        for name, value in (("start_epoch", start_epoch), ("min_units", min_units)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(
-                    f"Received an invalid value for `{name}`, expected a non-negative "
-                    f"integer. Received: {name}={value!r}"
-                )
-        check_positive_int(frequency, "frequency")
-        end_epoch = start_epoch if end_epoch is None else end_epoch
-        if not isinstance(end_epoch, int) or end_epoch < start_epoch:
-            raise ValueError(
-                "Received an invalid value for `end_epoch`, expected an integer >= "
-                f"start_epoch={start_epoch}. Received: end_epoch={end_epoch!r}"
-            )
-        pruning_fraction(1, 1, target_fraction, schedule)  # validates `schedule`
+        self.target = Target.get(target) if target is not None else Target(fraction=0.5)
+        self.target.check_supported("CriterionPruning", ("fraction", "params", "flops"), True)
+        self.schedule = Schedule.get(schedule) if schedule is not None else Linear(start=0)
         if self.criterion.needs_labels and y is None:
             raise ValueError(
                 f"Criterion '{self.criterion.name}' needs targets: pass `y`. Received: y=None"
             )
         self.x = x
         self.y = y
-        self.target_fraction = float(target_fraction)
-        self.start_epoch = start_epoch
-        self.end_epoch = end_epoch
-        self.frequency = frequency
-        self.schedule = schedule
         self.layer_names = layers
-        self.min_units = min_units
         self.verbose = verbose
-        self.event_epochs = list(range(start_epoch, end_epoch + 1, frequency))
         self.events = []
+        self.fraction = self.target.fraction
         self._probed = None
 
     def on_train_begin(self, logs=None):
@@ -159,6 +97,7 @@ class CriterionPruning(keras.callbacks.Callback):
         maskable = [
             g for g in probed.groups
             if all(hasattr(probed.member_layer(n), "set_unit_mask") for n in g.layers)
+            and not set(g.layers) & set(self.target.exclude)
         ]
         if not maskable:
             raise ValueError(
@@ -167,14 +106,13 @@ class CriterionPruning(keras.callbacks.Callback):
             )
         probed.groups = maskable
         self._probed = probed
+        if self.target.fraction is None:
+            self.fraction = uniform_fraction(self.model, probed.groups, self.target)
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch in self.event_epochs:
-            event = self.event_epochs.index(epoch) + 1
-            fraction = pruning_fraction(
-                event, len(self.event_epochs), self.target_fraction, self.schedule
-            )
-            self._prune(epoch, fraction)
+        amount = self.schedule(epoch)
+        if amount is not None:
+            self._prune(epoch, self.fraction * amount)
         if logs is not None and self._probed is not None:
             self._probed.refresh_from_masks()
             logs["live_units"] = int(sum(self._probed.live[k].sum() for k in self._probed.keys))
@@ -187,7 +125,8 @@ class CriterionPruning(keras.callbacks.Callback):
         )
         for group in probed.groups:
             live = probed.live[group.key]
-            target_off = min(math.ceil(fraction * group.size - 1e-9), group.size - self.min_units)
+            min_units = max(self.target.min_units_of(n) for n in group.layers)
+            target_off = min(math.ceil(fraction * group.size - 1e-9), group.size - min_units)
             count = target_off - int((~live).sum())
             if count <= 0:
                 continue
@@ -202,9 +141,10 @@ class CriterionPruning(keras.callbacks.Callback):
             probed.refresh_from_masks()
             self.events.append(
                 {
-                    "epoch": epoch,
+                    "step": epoch,
+                    "action": "remove",
                     "layer": group.key,
-                    "masked": group.layer_indices(units).tolist(),
+                    "units": group.layer_indices(units).tolist(),
                     "fraction": fraction,
                     "live_units": int(probed.live[group.key].sum()),
                 }

@@ -48,7 +48,7 @@ def single_overall_ranking(model, criterion, x, y, **kwargs):
     Example:
 
     ```python
-    small, history = darn.algorithms.single_overall_ranking(
+    small, history = single_overall_ranking(
         model, "brute_force", x_val, y_val, max_accuracy_drop=0.01)
     ```
     """
@@ -71,7 +71,7 @@ def iterative_reranking(model, criterion, x, y, **kwargs):
     Example:
 
     ```python
-    small, history = darn.algorithms.iterative_reranking(
+    small, history = iterative_reranking(
         model, darn.criteria.BruteForce(), x_val, y_val, max_fraction=0.5)
     ```
     """

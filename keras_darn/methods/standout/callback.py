@@ -1,10 +1,11 @@
-"""Standout pruning: mask the units with the lowest retention every period.
+"""Standout pruning: mask the units with the lowest retention on a schedule.
 
 Dutta & Mitra, *A minimal gradient flow method for adaptive node pruning*,
 Algorithm 1: every pruning period `P` epochs the pruning ratio grows as
-`ratio <- ratio + gamma * (1 - ratio)` and the units with the lowest retention
-probability (accumulated over the training data of the epoch) are removed
-until `ratio * width` units are gone, stopping at a target width.
+`ratio <- ratio + gamma * (1 - ratio)` (`darn.schedules.Geometric(gamma,
+every=P)`) and the units with the lowest retention probability (accumulated
+over the training data of the epoch) are removed until `ratio * width` units
+are gone, stopping at a target width.
 """
 
 import math
@@ -14,40 +15,8 @@ import keras
 import numpy as np
 
 from keras_darn.layers.standout_dense import StandoutDense
-from keras_darn.validation import check_positive_int
-
-
-def standout_pruning_ratio(num_events, gamma):
-    """Pruning ratio after `num_events` pruning events (paper, Algorithm 1).
-
-    Iterates `ratio <- ratio + gamma * (1 - ratio)` from `ratio = 0`, which
-    equals `1 - (1 - gamma) ** num_events`.
-
-    Args:
-        num_events: Non-negative integer, number of pruning events so far.
-        gamma: Float in `(0, 1]`, the pruning ratio `gamma`.
-
-    Returns:
-        Float in `[0, 1]`: the fraction of the original width to remove.
-
-    Raises:
-        ValueError: If `num_events` is negative or `gamma` is out of range.
-    """
-    _check_gamma(gamma)
-    if isinstance(num_events, bool) or not isinstance(num_events, int):
-        raise ValueError(
-            "Received an invalid value for `num_events`, expected a "
-            f"non-negative integer. Received: num_events={num_events!r}"
-        )
-    if num_events < 0:
-        raise ValueError(
-            "Received an invalid value for `num_events`, expected a "
-            f"non-negative integer. Received: num_events={num_events}"
-        )
-    ratio = 0.0
-    for _ in range(num_events):
-        ratio = ratio + gamma * (1.0 - ratio)
-    return ratio
+from keras_darn.resizing.schedules import Geometric
+from keras_darn.resizing.schedules import Schedule
 
 
 def standout_units_to_remove(width, ratio, target_units):
@@ -71,40 +40,6 @@ def standout_units_to_remove(width, ratio, target_units):
     return int(min(max(removed, 0), width - target_units))
 
 
-def standout_pruning_schedule(width, gamma, target_units):
-    """Live units after each pruning event, until the target is reached.
-
-    Args:
-        width: Positive integer, the layer's original number of units.
-        gamma: Float in `(0, 1]`, the pruning ratio.
-        target_units: Integer in `[1, width]`, the width to stop at.
-
-    Returns:
-        List of integers, the live units after event 1, 2, ...; its last
-        entry is `target_units` and its length is the number of events
-        (so pruning ends after `len(schedule) * pruning_period` epochs).
-
-    Raises:
-        ValueError: If an argument is out of range.
-
-    Example:
-
-    >>> standout_pruning_schedule(512, 0.5, 32)
-    [256, 128, 64, 32]
-    """
-    _check_gamma(gamma)
-    _check_target(target_units, width, "layer")
-    schedule = []
-    live = width
-    events = 0
-    while live > target_units:
-        events += 1
-        ratio = standout_pruning_ratio(events, gamma)
-        live = width - standout_units_to_remove(width, ratio, target_units)
-        schedule.append(live)
-    return schedule
-
-
 @keras.saving.register_keras_serializable(package="keras_darn")
 class StandoutPruning(keras.callbacks.Callback):
     """Prunes `StandoutDense` units with the lowest retention during `fit`.
@@ -112,20 +47,24 @@ class StandoutPruning(keras.callbacks.Callback):
     At the start of every epoch the callback resets each layer's retention
     accumulators; the layer adds its retention probabilities `p` over the
     epoch's training batches (summed across replicas under a
-    `tf.distribute` strategy). At the end of every `pruning_period`-th epoch
-    (counted from the start of this `fit`) the ratio grows as
-    `ratio <- ratio + gamma * (1 - ratio)` and, in every tracked layer, the
-    live units with the lowest mean retention are masked off until
-    `ceil(ratio * units)` units are gone, never going below `target_units`.
-    Masked units stay masked. After every epoch the number of live units is
-    written to `logs["standout/<layer name>/live_units"]`.
+    `tf.distribute` strategy). At the end of epoch `step` (counted from 0
+    within this `fit`) where `schedule(step)` is not `None`, that amount is
+    the pruning ratio (the fraction of the original width removed) and, in
+    every tracked layer, the live units with the lowest mean retention are
+    masked off until `ceil(ratio * units)` units are gone, never going below
+    `target_units`. Masked units stay masked. The default schedule,
+    `Geometric(0.5)`, is the paper's `ratio <- ratio + gamma * (1 - ratio)`
+    with `gamma = 0.5` at the end of every epoch; the paper's own setting
+    is `Geometric(0.5, every=25)`. After every epoch the number of live
+    units is written to `logs["standout/<layer name>/live_units"]`.
 
     Args:
-        pruning_period: Positive integer, epochs between pruning events
-            (the paper's `P`).
-        gamma: Float in `(0, 1]`, the pruning ratio (the paper's `gamma`).
         target_units: Positive integer, or dict mapping layer names to
             positive integers: the width at which pruning stops.
+        schedule: A `keras_darn.Schedule` (or its `keras.saving` config)
+            giving the pruning ratio, in `[0, 1]`, at the epochs that prune.
+            Defaults to `None`: `darn.schedules.Geometric(rate=0.5,
+            every=1)`.
         layers: Optional list of names of `StandoutDense` layers to prune.
             Defaults to `None`: the layers named in `target_units` if it is a
             dict, else every `StandoutDense` in the model (nested models
@@ -133,38 +72,37 @@ class StandoutPruning(keras.callbacks.Callback):
         verbose: Integer, 1 prints each pruning event. Defaults to `0`.
 
     Attributes:
-        ratio: The current pruning ratio.
-        pruning_events: List of dicts `{"epoch", "layer", "removed",
-            "live_units"}`, one per layer and event, `removed` being the unit
-            indices masked off at that event.
+        ratio: The current pruning ratio (it stays once every layer is at
+            its target).
+        events: List of dicts `{"step", "action": "remove", "layer",
+            "units", "live_units", "ratio"}`, one per layer and event,
+            `units` being the unit indices masked off at that event.
 
     Raises:
         ValueError: If an argument is out of range, or (at the start of
             `fit`) the model has no matching `StandoutDense` layer or a
-            target exceeds a layer's width.
+            target exceeds a layer's width, or (at an event) the schedule
+            gives a ratio outside `[0, 1]`.
 
     Example:
 
     ```python
-    model.fit(
-        x, y, epochs=100,
-        callbacks=[StandoutPruning(pruning_period=25, gamma=0.5,
-                                   target_units=32)],
-    )
+    model, callback = darn.prepare(model, "standout", darn.Target(units=32),
+                                   schedule=darn.schedules.Geometric(0.5, every=25))
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=100, callbacks=[callback])
+    small = callback.finish().model
     ```
     """
 
-    def __init__(
-        self, pruning_period, gamma, target_units, layers=None, verbose=0
-    ):
+    def __init__(self, target_units, schedule=None, layers=None, verbose=0):
         super().__init__()
-        check_positive_int(pruning_period, "pruning_period")
-        _check_gamma(gamma)
         if isinstance(target_units, dict):
             for name, target in target_units.items():
                 _check_target(target, None, name)
         else:
             _check_target(target_units, None, "every layer")
+        schedule = Geometric(0.5) if schedule is None else Schedule.get(schedule)
         if layers is not None:
             if isinstance(layers, str) or not all(
                 isinstance(name, str) for name in layers
@@ -174,17 +112,16 @@ class StandoutPruning(keras.callbacks.Callback):
                     f"of layer names or None. Received: layers={layers!r}"
                 )
             layers = list(layers)
-        self.pruning_period = pruning_period
-        self.gamma = float(gamma)
         self.target_units = target_units
+        self.schedule = schedule
         self.layer_names = layers
         self.verbose = verbose
         self._reset_state()
 
     def _reset_state(self):
         self.ratio = 0.0
-        self.pruning_events = []
-        self._epochs_seen = 0
+        self.events = []
+        self._step = 0
         self._layers = []
 
     def on_train_begin(self, logs=None):
@@ -198,26 +135,35 @@ class StandoutPruning(keras.callbacks.Callback):
             layer.reset_retention()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._epochs_seen += 1
+        step = self._step
+        self._step += 1
         pending = [
             layer
             for layer in self._layers
             if layer.active_units > self._target_for(layer)
         ]
-        if pending and self._epochs_seen % self.pruning_period == 0:
-            self.ratio = self.ratio + self.gamma * (1.0 - self.ratio)
+        amount = self.schedule(step) if pending else None
+        if amount is not None:
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not (
+                0.0 <= amount <= 1.0
+            ):
+                raise ValueError(
+                    "StandoutPruning: the schedule must give a pruning ratio in [0, 1]. "
+                    f"Received: schedule({step})={amount!r} from schedule={self.schedule!r}"
+                )
+            self.ratio = float(amount)
             for layer in pending:
-                self._prune_layer(layer, epoch)
+                self._prune_layer(layer, step)
         if logs is not None:
             for layer in self._layers:
                 logs[f"standout/{layer.name}/live_units"] = layer.active_units
 
-    def _prune_layer(self, layer, epoch):
+    def _prune_layer(self, layer, step):
         count = float(keras.ops.convert_to_numpy(layer.retention_count))
         if count <= 0:
             warnings.warn(
                 f"StandoutPruning: layer '{layer.name}' accumulated no "
-                f"retention probabilities in epoch {epoch}, so it is not "
+                f"retention probabilities in step {step}, so it is not "
                 "pruned now. Is it called with `training=True` during fit?",
                 stacklevel=2,
             )
@@ -235,17 +181,19 @@ class StandoutPruning(keras.callbacks.Callback):
         removed = np.sort(order[:to_remove])
         mask[removed] = 0.0
         layer.set_unit_mask(mask)
-        self.pruning_events.append(
+        self.events.append(
             {
-                "epoch": epoch,
+                "step": step,
+                "action": "remove",
                 "layer": layer.name,
-                "removed": removed.tolist(),
+                "units": removed.tolist(),
                 "live_units": int(mask.sum()),
+                "ratio": self.ratio,
             }
         )
         if self.verbose:
             print(
-                f"\nEpoch {epoch + 1}: StandoutPruning ratio {self.ratio:.4f}, "
+                f"\nEpoch {step + 1}: StandoutPruning ratio {self.ratio:.4f}, "
                 f"layer '{layer.name}' -> {int(mask.sum())} live units."
             )
 
@@ -294,9 +242,8 @@ class StandoutPruning(keras.callbacks.Callback):
 
     def get_config(self):
         return {
-            "pruning_period": self.pruning_period,
-            "gamma": self.gamma,
             "target_units": self.target_units,
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
             "layers": self.layer_names,
             "verbose": self.verbose,
         }
@@ -304,18 +251,6 @@ class StandoutPruning(keras.callbacks.Callback):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _check_gamma(gamma):
-    if (
-        isinstance(gamma, bool)
-        or not isinstance(gamma, (int, float))
-        or not 0.0 < gamma <= 1.0
-    ):
-        raise ValueError(
-            "Received an invalid value for `gamma`, expected a float in "
-            f"(0, 1]. Received: gamma={gamma!r}"
-        )
 
 
 def _check_target(target, width, where):

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from keras_darn.methods.pruning.callback import CriterionPruning
-from keras_darn.methods.pruning.callback import pruning_fraction
 from keras_darn.criteria.activation_statistics import ActivationVariance
 from keras_darn.criteria.probes import ProbedModel
 from keras_darn.layers import PrunableDense
 from keras_darn.rebuild import shrink
+from keras_darn.resizing import Target
+from keras_darn.resizing import schedules
 
 L = keras.layers
 
@@ -31,17 +32,19 @@ def _model():
 
 
 def test_schedule_fractions():
-    assert [pruning_fraction(i, 3, 0.6) for i in (1, 2, 3)] == pytest.approx([0.2, 0.4, 0.6])
-    assert pruning_fraction(1, 2, 0.8, "cubic") == pytest.approx(0.8 * (1 - 0.5**3))
-    with pytest.raises(ValueError, match="schedule"):
-        pruning_fraction(1, 2, 0.5, "step")
+    linear = schedules.Linear(start=0, end=2)
+    assert [0.6 * linear(i) for i in (0, 1, 2)] == pytest.approx([0.2, 0.4, 0.6])
+    assert linear(3) is None
+    assert 0.8 * schedules.Polynomial(start=0, end=1)(0) == pytest.approx(0.8 * (1 - 0.5**3))
+    with pytest.raises(ValueError, match="power"):
+        schedules.Polynomial(power=0.5)
 
 
 def test_masks_lowest_scores_on_schedule_and_shrinks():
     x, y = _data()
     model = _model()
-    callback = CriterionPruning("l1", x[:32], target_fraction=0.5, start_epoch=0,
-                                end_epoch=2)
+    callback = CriterionPruning("l1", x[:32], target=Target(fraction=0.5),
+                                schedule=schedules.Linear(start=0, end=2))
     history = model.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[callback])
     by_layer = {}
     for event in callback.events:
@@ -60,9 +63,9 @@ def test_under_mirrored_strategy_masks_what_single_device_scores_say(two_cpu_str
     with two_cpu_strategy.scope():
         model = _model()
     callback = CriterionPruning(ActivationVariance(batch_size=10), x[:30],
-                                target_fraction=0.4, start_epoch=1)
+                                target=Target(fraction=0.4), schedule=schedules.Linear(start=1))
     model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[callback])
-    assert [e["epoch"] for e in callback.events] == [1, 1]
+    assert [e["step"] for e in callback.events] == [1, 1]
     # The event was the last thing in training: score the unmasked weights
     # on one device and check the same units went.
     single = _model()
@@ -71,18 +74,20 @@ def test_under_mirrored_strategy_masks_what_single_device_scores_say(two_cpu_str
         single.get_layer(name).set_unit_mask(np.ones(single.get_layer(name).units))
     scores = ActivationVariance()(ProbedModel(single), x[:30])
     for event in callback.events:
-        count = len(event["masked"])
+        count = len(event["units"])
         assert count == int(np.ceil(0.4 * single.get_layer(event["layer"]).units))
         lowest = np.sort(np.argsort(scores[event["layer"]], kind="stable")[:count])
-        assert event["masked"] == lowest.tolist()
+        assert event["units"] == lowest.tolist()
 
 
 def test_invalid_arguments():
     x, y = _data(16)
-    with pytest.raises(ValueError, match="target_fraction"):
-        CriterionPruning("l1", x, target_fraction=1.0)
-    with pytest.raises(ValueError, match="end_epoch"):
-        CriterionPruning("l1", x, start_epoch=3, end_epoch=1)
+    with pytest.raises(ValueError, match="fraction"):
+        CriterionPruning("l1", x, target=Target(fraction=1.0))
+    with pytest.raises(ValueError, match="end"):
+        CriterionPruning("l1", x, schedule=schedules.Linear(start=3, end=1))
+    with pytest.raises(ValueError, match="max_accuracy_drop"):
+        CriterionPruning("l1", x, target=Target(max_accuracy_drop=0.01))
     with pytest.raises(ValueError, match="pass `y`"):
         CriterionPruning("brute_force", x)
     plain = keras.Sequential([keras.Input((6,)), L.Dense(4, name="d"), L.Dense(2)])
