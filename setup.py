@@ -59,7 +59,7 @@ setup(
         "ai-edge-litert",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "hypothesis"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "import-linter"],
         "benchmarks": ["matplotlib", "tqdm"],
         # The Keras 2 peer we benchmark against; only ever imported in its own
         # process by benchmarks/, never by keras_darn. Best installed in an

@@ -7,7 +7,7 @@ softmax output), each trained with the NodeDrop regularizer for a sweep of
 lambda and without it (baseline), Adam 1e-3, batch 1024, 480 epochs. MNIST is
 not available offline; Fashion-MNIST (same shape) is used instead.
 
-Per run, in one process: the regularized runs use `attach_nodedrop` (penalty
+Per run, in one process: the regularized runs use `darn.prepare(model, "nodedrop")` (penalty
 on every hidden layer, inputs declared in [0, 1]) and the `NodeDrop` callback
 (check every epoch); the baseline is the same plain model, same initial
 weights, no penalty and no callback. After training the masked model is
@@ -56,9 +56,9 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
-from keras_darn.methods.nodedrop.attach import attach_nodedrop  # noqa: E402
-from keras_darn.methods.nodedrop.attach import detach_nodedrop  # noqa: E402
-from keras_darn.methods.nodedrop.callback import NodeDrop  # noqa: E402
+import keras_darn as darn  # noqa: E402
+from keras_darn.methods.nodedrop import NodeDrop  # noqa: E402
+from keras_darn.methods.nodedrop import detach_nodedrop  # noqa: E402
 from keras_darn.methods.nodedrop.condition import unit_margins  # noqa: E402
 from keras_darn.layers import soft_clamped_relu  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
@@ -216,7 +216,7 @@ def _new_run_model(network, lam):
              "epoch_seconds": [], "drops": 0,
              "initial_params": count_params(model), "initial_nodes": hidden_nodes(model)}
     if lam is not None:
-        model = attach_nodedrop(model, lam=lam, c=FLAGS.c, input_range=(0, 1))
+        model, _ = darn.prepare(model, "nodedrop", lam=lam, c=FLAGS.c, input_range=(0, 1))
     model.compile(
         keras.optimizers.Adam(FLAGS.learning_rate),
         "sparse_categorical_crossentropy",
@@ -334,8 +334,8 @@ def measure_overhead(network, lam, data, rounds):
     (x_train, y_train), _ = data
     keras.utils.set_random_seed(FLAGS.seed)
     plain = build_network(NETWORKS[network])
-    regularized = attach_nodedrop(plain, lam=lam, c=FLAGS.c, input_range=(0, 1))
-    nodedrop = NodeDrop(input_range=(0, 1))
+    regularized, nodedrop = darn.prepare(plain, "nodedrop", lam=lam, c=FLAGS.c,
+                                         input_range=(0, 1))
     arms = {"plain": (plain, []), "nodedrop": (regularized, [nodedrop])}
     for model, _ in arms.values():
         model.compile(keras.optimizers.Adam(FLAGS.learning_rate),

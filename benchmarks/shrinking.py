@@ -41,9 +41,9 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import keras_darn as darn  # noqa: E402
 from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
-from keras_darn.methods.pruning.ranking import prune_by_ranking  # noqa: E402
 from keras_darn.criteria.brute_force import brute_force_effects  # noqa: E402
 from keras_darn.criteria.probes import ProbedModel  # noqa: E402
 
@@ -237,10 +237,10 @@ def run_config(dataset, net, data, prefix):
     for algorithm, criterion in plan:
         began = time.time()
         surface = FLAGS.surface_every if algorithm == "iterative" else None
-        _, history = prune_by_ranking(
-            model, criterion, x_val, y_val, algorithm=algorithm, eval_data=(x_test, y_test),
-            error_surface_every=surface, alphas=alphas, build_model=False,
-        )
+        history = darn.resize(
+            model, criterion, validation_data=(x_val, y_val), algorithm=algorithm,
+            eval_data=(x_test, y_test), error_surface_every=surface, alphas=alphas,
+        ).history
         summary = summarize_run(history)
         summary["seconds"] = time.time() - began
         result["runs"][f"{algorithm}/{criterion}"] = {"summary": summary, "history": history}
@@ -273,8 +273,8 @@ def seed_sweep(dataset, net, result):
         data = load(dataset, seed)
         model, extra = train(dataset, net, data, seed)
         _, (x_val, y_val), test = data
-        _, history = prune_by_ranking(model, "brute_force", x_val, y_val, algorithm="iterative",
-                                      eval_data=test, build_model=False)
+        history = darn.resize(model, "brute_force", validation_data=(x_val, y_val),
+                              eval_data=test).history
         rows.append({"seed": seed, "test_accuracy": extra["test_accuracy"],
                      **_held(summarize_run(history))})
         print(f"  seed {seed}: {rows[-1]}", flush=True)

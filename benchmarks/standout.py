@@ -3,9 +3,11 @@
 Arms, for ReLU and LeakyReLU (slope 0.01, PyTorch's default, in every layer),
 each over several seeds:
 
-- `pruned-W`: the paper's CNN (Table 1, left) with a 512-unit `StandoutDense`
-  FC layer pruned by `StandoutPruning` (ratio `gamma`, period `P`) to W units;
-  SGD with momentum until W is reached, one more period of SGD, then Adam.
+- `pruned-W`: the paper's CNN (Table 1, left) with a 512-unit FC layer made a
+  `StandoutDense` and pruned to W units through the front door
+  (`darn.prepare(model, "standout", darn.Target(units=W),
+  schedule=darn.schedules.Geometric(gamma, every=P))`); SGD with momentum
+  until W is reached, one more period of SGD, then Adam.
 - `fixed-W`: the same CNN with a plain W-unit FC layer from the start; SGD for
   `fixed_sgd_periods` periods (the paper's 100 epochs = 4 periods of 25), then
   Adam; same total epochs.
@@ -34,12 +36,9 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import keras_darn as darn  # noqa: E402
 from keras_darn import datasets  # noqa: E402
-from keras_darn.methods.standout.callback import StandoutPruning  # noqa: E402
-from keras_darn.methods.standout.callback import (  # noqa: E402
-    standout_pruning_schedule,
-)
-from keras_darn.layers.standout_dense import StandoutDense  # noqa: E402
+from keras_darn.methods.standout import standout_units_to_remove  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
 import report  # noqa: E402  (benchmarks/report.py)
@@ -118,11 +117,8 @@ def build_model(arm, width, activation):
             layers.MaxPooling2D(2),
         ]
     model_layers.append(layers.Flatten())
-    if arm == "pruned":
-        model_layers.append(
-            StandoutDense(width, alpha=FLAGS.alpha, beta=FLAGS.beta, activation=g, name="fc")
-        )
-    elif arm == "fixed":
+    if arm in ("pruned", "fixed"):
+        # The pruned arm's FC becomes a StandoutDense in `darn.prepare`.
         model_layers.append(layers.Dense(width, activation=g, name="fc"))
     else:
         model_layers += [
@@ -131,6 +127,23 @@ def build_model(arm, width, activation):
         ]
     model_layers.append(layers.Dense(10, activation="softmax", name="classifier"))
     return keras.Sequential(model_layers)
+
+
+def geometric(period=None):
+    """The paper's pruning ratio `ratio <- ratio + gamma * (1 - ratio)` every P epochs."""
+    return darn.schedules.Geometric(FLAGS.gamma, every=FLAGS.period if period is None else period)
+
+
+def live_widths(width, schedule, target):
+    """`(epoch, live units)` after each pruning event of `schedule`, down to `target`."""
+    events, step, live = [], 0, width
+    while live > target:
+        ratio = schedule(step)
+        if ratio is not None:
+            live = width - standout_units_to_remove(width, ratio, target)
+            events.append((step + 1, live))
+        step += 1
+    return events
 
 
 def arm_schedule(arm, target, period=None, epochs=None):
@@ -143,9 +156,8 @@ def arm_schedule(arm, target, period=None, epochs=None):
     period = FLAGS.period if period is None else period
     epochs = FLAGS.epochs if epochs is None else epochs
     if arm == "pruned":
-        schedule = standout_pruning_schedule(FLAGS.start_width, FLAGS.gamma, target)
-        events = [period * (k + 1) for k in range(len(schedule))]
-        switch = (len(schedule) + 1) * period
+        events = [epoch for epoch, _ in live_widths(FLAGS.start_width, geometric(period), target)]
+        switch = (events[-1] if events else 0) + period
     else:
         events = []
         switch = FLAGS.fixed_sgd_periods * period
@@ -158,10 +170,15 @@ def train_run(arm, target, activation, seed, data):
     keras.utils.set_random_seed(seed)
     width = FLAGS.start_width if arm == "pruned" else target
     model = build_model(arm, width, activation)
-    epochs, period = FLAGS.epochs, FLAGS.period
+    pruning = None
+    if arm == "pruned":
+        model, pruning = darn.prepare(
+            model, "standout", darn.Target(units=target), schedule=geometric(),
+            alpha=FLAGS.alpha, beta=FLAGS.beta,
+        )
+    epochs = FLAGS.epochs
     switch, _ = arm_schedule(arm, target)
     curves = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "live_units": []}
-    pruning = None
     start = time.time()
     phases = [(keras.optimizers.SGD(FLAGS.sgd_lr, momentum=0.9), 0, switch),
               (keras.optimizers.Adam(FLAGS.adam_lr), switch, epochs)]
@@ -171,7 +188,6 @@ def train_run(arm, target, activation, seed, data):
         model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
         callbacks = []
         if arm == "pruned" and first == 0:
-            pruning = StandoutPruning(pruning_period=period, gamma=FLAGS.gamma, target_units=target)
             callbacks.append(pruning)
         history = model.fit(
             x_train, y_train, batch_size=FLAGS.batch_size, epochs=last, initial_epoch=first,
@@ -200,19 +216,17 @@ def train_run(arm, target, activation, seed, data):
     }
     if pruning is not None:
         run["pruning_events"] = [
-            {"epoch": e["epoch"] + 1, "live_units": e["live_units"]} for e in pruning.pruning_events
+            {"epoch": e["step"] + 1, "live_units": e["live_units"]} for e in pruning.events
         ]
         if seed == int(FLAGS.seeds[0]):
-            run["shrink"] = shrink_check(model, x_test)
+            run["shrink"] = shrink_check(model, pruning, x_test)
     return run
 
 
-def shrink_check(model, x_test):
-    """Shrinks a pruned model; returns its width, params and output change."""
+def shrink_check(model, pruning, x_test):
+    """Shrinks a pruned model (`callback.finish()`); returns its width, params and output change."""
     try:
-        from keras_darn.rebuild import shrink
-
-        small = shrink(model)
+        small = pruning.finish().model
     except Exception as error:  # reported in the results, not fatal
         return {"error": f"{type(error).__name__}: {error}"}
     masked_outputs = model.predict(x_test, verbose=0)

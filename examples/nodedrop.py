@@ -2,13 +2,13 @@
 
 Jensen, Harer & Chin, *NodeDrop*: a unit whose inputs lie in [0, 1] and whose
 activation is 0 for v <= 0 outputs 0 for every input once
-`sum(max(w, 0)) + b <= 0`. `attach_nodedrop` puts the penalty
-`lambda * (sum(max(w, 0)) + |b + C|)` on every hidden layer of a CNN with
-SoftClampedReLU activations (outputs in [0, 1], so the condition holds layer
-after layer); the `NodeDrop` callback masks every unit that meets the
-condition, which changes no output (checked here on a test batch at every
-drop). `shrink` then returns the plain smaller model; its outputs are compared
-with the masked model's. With `--finetune_epochs`, `detach_nodedrop` removes
+`sum(max(w, 0)) + b <= 0`. `darn.prepare(model, "nodedrop", ...)` puts the
+penalty `lambda * (sum(max(w, 0)) + |b + C|)` on every hidden layer of a CNN
+with SoftClampedReLU activations (outputs in [0, 1], so the condition holds
+layer after layer) and returns the callback that masks every unit meeting the
+condition during `fit`, which changes no output (checked here on a test batch
+at every drop). `callback.finish()` then returns the plain smaller model; its
+outputs are compared with the masked model's. With `--finetune_epochs`, `detach_nodedrop` removes
 the penalty from the shrunk model, which trains on without it (not in the
 paper). The final model is optionally written as TFLite.
 
@@ -26,13 +26,10 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import keras_darn as darn  # noqa: E402
 from keras_darn import datasets  # noqa: E402
-from keras_darn.methods.nodedrop.attach import attach_nodedrop  # noqa: E402
-from keras_darn.methods.nodedrop.attach import detach_nodedrop  # noqa: E402
-from keras_darn.methods.nodedrop.callback import NodeDrop  # noqa: E402
 from keras_darn.layers import soft_clamped_relu  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
-from keras_darn.rebuild import shrink  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -83,17 +80,15 @@ def main(argv):
     x_test = datasets.to_float_images(x_test)
 
     plain = build_cnn([int(w) for w in FLAGS.widths])
-    model, report = attach_nodedrop(
-        plain, lam=FLAGS.lam, c=FLAGS.c, input_range=(0, 1), return_report=True
-    )
-    print(report.summary())
-    _compile(model)
     check_every = FLAGS.check_every
     if check_every != "epoch":
         check_every = int(check_every)
-    nodedrop = NodeDrop(
-        check_every=check_every, input_range=(0, 1), check_data=x_test[:256], verbose=1
+    model, nodedrop = darn.prepare(
+        plain, "nodedrop", lam=FLAGS.lam, c=FLAGS.c, input_range=(0, 1),
+        check_every=check_every, check_data=x_test[:256], verbose=1,
     )
+    print(darn.methods.nodedrop.nodedrop_eligibility(model, (0, 1)).summary())
+    _compile(model)
     model.fit(
         x_train, y_train, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
         validation_data=(x_test, y_test), callbacks=[nodedrop], verbose=2,
@@ -102,7 +97,9 @@ def main(argv):
     print(f"{len(nodedrop.events)} drop events; largest change of the test-batch "
           f"outputs at a drop: {max(changes) if changes else 'no drops'}")
 
-    small = shrink(model)
+    result = nodedrop.finish()
+    print(result.summary())
+    small = result.model
     reference = model.predict(x_test, verbose=0)
     outputs = small.predict(x_test, verbose=0)
     accuracy = float(np.mean(outputs.argmax(axis=1) == y_test))
@@ -112,7 +109,7 @@ def main(argv):
     print(f"test accuracy of the shrunk model: {accuracy:.4f}; largest output change "
           f"against the masked model: {np.max(np.abs(outputs - reference)):.2e}")
     if FLAGS.finetune_epochs:
-        small = detach_nodedrop(small)
+        small = darn.methods.nodedrop.detach_nodedrop(small)
         _compile(small)  # a fresh optimizer for the shrunk model
         small.fit(x_train, y_train, batch_size=FLAGS.batch_size,
                   epochs=FLAGS.finetune_epochs, verbose=2)

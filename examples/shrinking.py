@@ -21,9 +21,9 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import keras_darn as darn  # noqa: E402
 from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
-from keras_darn.methods.pruning.ranking import iterative_reranking  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -53,10 +53,11 @@ def main(argv):
     model.compile(keras.optimizers.Adam(3e-3), "mse")
     model.fit(x_train, y_train, epochs=FLAGS.epochs, batch_size=32, verbose=0)
 
-    small, history = iterative_reranking(
-        model, FLAGS.criterion, x_val, y_val, max_accuracy_drop=FLAGS.max_drop,
-        eval_data=(x_test, y_test), verbose=0,
+    result = darn.resize(
+        model, FLAGS.criterion, darn.Target(max_accuracy_drop=FLAGS.max_drop),
+        validation_data=(x_val, y_val), eval_data=(x_test, y_test),
     )
+    small, history = result.model, result.history
     first, last = history["steps"][0], history["steps"][-1]
     print(f"Removed {last['units_removed']} of {FLAGS.units} units "
           f"(stopped by {history['stopped_by']}).")

@@ -1,12 +1,14 @@
 """Standout pruning of a CNN's fully connected layer on Fashion-MNIST.
 
-Dutta & Mitra, *A minimal gradient flow method for adaptive node pruning*:
-the FC layer is a `StandoutDense` (adaptive dropout: every unit's retention
-probability is computed from the layer's input); every `period` epochs the
-`StandoutPruning` callback masks the units with the lowest retention over the
-epoch, with the ratio `ratio <- ratio + gamma * (1 - ratio)`, until `target`
-units remain. `shrink` then returns a plain smaller model with the same
-outputs, which exports to TFLite.
+Dutta & Mitra, *A minimal gradient flow method for adaptive node pruning*,
+through the front door: `darn.prepare(model, "standout", darn.Target(units=...),
+schedule=darn.schedules.Geometric(gamma, every=period))` makes the FC layer a
+`StandoutDense` (adaptive dropout: every unit's retention probability is
+computed from the layer's input); every `period` epochs its callback masks the
+units with the lowest retention over the epoch, with the ratio
+`ratio <- ratio + gamma * (1 - ratio)`, until `target` units remain.
+`callback.finish()` then returns the smaller model (masked units removed, the
+same outputs), which exports to TFLite.
 
 Run (a few minutes on two CPU cores with the defaults):
 
@@ -22,12 +24,9 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import keras_darn as darn  # noqa: E402
 from keras_darn import datasets  # noqa: E402
-from keras_darn.methods.standout.callback import StandoutPruning  # noqa: E402
-from keras_darn.methods.standout.callback import (  # noqa: E402
-    standout_pruning_schedule,
-)
-from keras_darn.layers.standout_dense import StandoutDense  # noqa: E402
+from keras_darn.methods.standout import standout_units_to_remove  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -45,8 +44,8 @@ flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("tflite", None, "If set, write the shrunk model as TFLite here.")
 
 
-def build_cnn(width, alpha, beta):
-    """The paper's CNN (Table 1, left) with a Standout FC layer."""
+def build_cnn(width):
+    """The paper's CNN (Table 1, left); `darn.prepare` makes its FC layer Standout."""
     layers = keras.layers
     return keras.Sequential(
         [
@@ -58,12 +57,21 @@ def build_cnn(width, alpha, beta):
             layers.Conv2D(128, 5, padding="same", activation="relu"),
             layers.MaxPooling2D(2),
             layers.Flatten(),
-            StandoutDense(
-                width, alpha=alpha, beta=beta, activation="relu", name="standout"
-            ),
+            layers.Dense(width, activation="relu", name="standout"),
             layers.Dense(10, activation="softmax", name="classifier"),
         ]
     )
+
+
+def live_widths(width, schedule, target):
+    """Live units after each pruning event of `schedule`, down to `target`."""
+    widths, step = [], 0
+    while (widths[-1] if widths else width) > target:
+        ratio = schedule(step)
+        if ratio is not None:
+            widths.append(width - standout_units_to_remove(width, ratio, target))
+        step += 1
+    return widths
 
 
 def main(argv):
@@ -77,7 +85,8 @@ def main(argv):
     x_train = datasets.to_float_images(x_train)
     x_test = datasets.to_float_images(x_test)
 
-    schedule = standout_pruning_schedule(FLAGS.width, FLAGS.gamma, FLAGS.target)
+    geometric = darn.schedules.Geometric(FLAGS.gamma, every=FLAGS.period)
+    schedule = live_widths(FLAGS.width, geometric, FLAGS.target)
     print(f"Live units after each pruning event: {schedule}")
     if len(schedule) * FLAGS.period > FLAGS.epochs:
         print(
@@ -85,17 +94,19 @@ def main(argv):
             f"{len(schedule) * FLAGS.period} epochs; --epochs={FLAGS.epochs}."
         )
 
-    model = build_cnn(FLAGS.width, FLAGS.alpha, FLAGS.beta)
+    model, pruning = darn.prepare(
+        build_cnn(FLAGS.width),
+        "standout",
+        darn.Target(units=FLAGS.target),
+        schedule=geometric,
+        alpha=FLAGS.alpha,
+        beta=FLAGS.beta,
+        verbose=1,
+    )
     model.compile(
         keras.optimizers.SGD(0.01, momentum=0.9),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
-    )
-    pruning = StandoutPruning(
-        pruning_period=FLAGS.period,
-        gamma=FLAGS.gamma,
-        target_units=FLAGS.target,
-        verbose=1,
     )
     model.fit(
         x_train,
@@ -109,9 +120,8 @@ def main(argv):
     layer = model.get_layer("standout")
     print(f"Live units: {layer.active_units} of {layer.units}")
 
-    from keras_darn import rebuild
-
-    small = rebuild.shrink(model)
+    result = pruning.finish()
+    small = result.model
     difference = np.abs(
         small.predict(x_test, verbose=0) - model.predict(x_test, verbose=0)
     ).max()
@@ -122,6 +132,7 @@ def main(argv):
         f"{small.get_layer('standout').units}); max output difference "
         f"{difference:.2e}"
     )
+    print(result.summary())
     if FLAGS.tflite:
         from keras_darn.export import save_tflite
         from keras_darn.export import to_tflite

@@ -6,7 +6,7 @@ correlation exceeds a threshold t (e.g. 0.98) can go. When unit j goes and
 its partner i stays, j's activation is approximately `alpha * a_i + beta`
 (least squares over the data), so j's outgoing weights can be folded into
 i's (`alpha` times) and into the next layer's bias (`beta` times)
-instead of being dropped; `keras_darn.algorithms.fold_into_partners` does it.
+instead of being dropped; `keras_darn.methods.darn` (`fold=True`) does it.
 """
 
 import numpy as np

@@ -28,33 +28,10 @@ from keras_darn.criteria.gates import make_gates
 from keras_darn.criteria.gates import tile
 from keras_darn.criteria.per_example import per_example_correct
 from keras_darn.criteria.per_example import per_example_loss
+from keras_darn.criteria.probe_group import ProbeGroup
 from keras_darn.graph import unit_groups
-from keras_darn.graph.unit_graph import functional_of
-
-
-class ProbeGroup:
-    """One resizable unit group as the criteria see it.
-
-    Attributes:
-        key: name of the group's first layer; scores are keyed by it.
-        unit_group: the `keras_darn.graph.UnitGroup`.
-        size: number of units.
-        layers: names of the member (producer) layers.
-    """
-
-    def __init__(self, unit_group):
-        self.unit_group = unit_group
-        self.key = unit_group.layers[0]
-        self.size = unit_group.size
-        self.layers = list(unit_group.layers)
-
-    def layer_indices(self, units, layer_name=None):
-        """Indices in `layer_name`'s own output of group units `units`."""
-        name = layer_name or self.key
-        return self.unit_group.indices(name)[np.asarray(units, dtype=np.int64)]
-
-    def __repr__(self):
-        return f"<ProbeGroup '{self.key}': {self.size} units of {self.layers}>"
+from keras_darn.graph.nodes import functional_of
+from keras_darn.graph.nodes import nodes_in_order
 
 
 class ProbedModel:
@@ -105,12 +82,7 @@ class ProbedModel:
             )
         self._loss = loss if loss is not None else getattr(model, "loss", None)
         self._loss_fn = None
-        self._order = [
-            node
-            for depth in sorted(self._functional._nodes_by_depth, reverse=True)
-            for node in self._functional._nodes_by_depth[depth]
-            if node.operation is not None and not node.is_input
-        ]
+        self._order = nodes_in_order(self._functional)
         self.groups = self._select_groups(layers)
         self._gates = make_gates(self._order, self._functional, self.groups)
         self._gate_edges = {}

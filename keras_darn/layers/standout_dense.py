@@ -387,16 +387,10 @@ def _standout_dense_flops(layer, input_shapes, output_shapes):
 # probability, so only zero inputs are removed exactly.
 register_layer(
     StandoutDense,
-    handler=ProducerHandler(
-        "units",
-        {
-            "kernel": {0: IN, 1: OUT},
-            "bias": {0: OUT},
-            "standout_kernel": {0: IN, 1: OUT},
-            "unit_mask": {0: OUT},
-            "retention_sum": {0: OUT},
-        },
-    ),
+    handler=ProducerHandler("units", {
+        "kernel": {0: IN, 1: OUT}, "bias": {0: OUT}, "standout_kernel": {0: IN, 1: OUT},
+        "unit_mask": {0: OUT}, "retention_sum": {0: OUT},
+    }),
     bookkeeping_weights=("unit_mask", "retention_sum", "retention_count"),
     flops=_standout_dense_flops,
 )

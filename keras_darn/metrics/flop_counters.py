@@ -360,9 +360,9 @@ def warn_once_per_type():
 
 
 def _warn_unknown(what):
-    if _warned is not None and what in _warned:
-        return
     if _warned is not None:
+        if what in _warned:
+            return
         _warned.add(what)
     warnings.warn(
         f"count_flops has no FLOP counter for {what}; counting 0 FLOPs for "
@@ -375,13 +375,12 @@ def layer_flops(operation, input_shapes, output_shapes):
     """FLOPs of one call of `operation` (a layer or a `keras.ops` operation).
 
     Raises:
-        UnknownDimension: If a shape needed has an unknown non-batch
-            dimension.
+        UnknownDimension: If a shape needed has an unknown non-batch dimension.
     """
     _register_builtins()
-    registered = registry.describe(operation).flops
-    if registered is not None:
-        return int(registered(operation, input_shapes, output_shapes))
+    counter = registry.describe(operation).flops
+    if counter is not None:
+        return int(counter(operation, input_shapes, output_shapes))
     for cls in type(operation).__mro__:
         if cls in _COUNTERS:
             return int(_COUNTERS[cls](operation, input_shapes, output_shapes))

@@ -136,9 +136,10 @@ class Method:
 class MethodCallback(keras.callbacks.Callback):
     """What `prepare` hands to `fit`: the method's callback, and `finish()`.
 
-    It passes every training hook on to the method's own callback and
-    remembers the figures of the model before training, so that `finish`
-    can return a `Result`.
+    It passes every training hook on to the method's own callback,
+    remembers the figures of the model before training and the logs of
+    every epoch (after the method's callback wrote its own into them), so
+    that `finish` can return a `Result`.
 
     Attributes:
         callback: the method's own callback.
@@ -160,6 +161,7 @@ class MethodCallback(keras.callbacks.Callback):
         self.callback = callback
         self.prepared_model = model
         self.before = before
+        self.history = {}
 
     @property
     def events(self):
@@ -172,6 +174,15 @@ class MethodCallback(keras.callbacks.Callback):
     def set_params(self, params):
         super().set_params(params)
         self.callback.set_params(params)
+
+    def on_train_begin(self, logs=None):
+        self.history = {}
+        self.callback.on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.callback.on_epoch_end(epoch, logs)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
 
     def finish(self, compile=False):
         """The plain, smaller Keras model and what happened, as a `Result`.
@@ -186,7 +197,8 @@ class MethodCallback(keras.callbacks.Callback):
         """
         trained = getattr(self, "_model", None) or self.prepared_model
         small = shrink(trained, compile=compile)
-        return Result(small, self.events, self.before, figures(small), method=self.method.name)
+        return Result(small, self.events, self.before, figures(small), history=self.history,
+                      method=self.method.name)
 
 
 def _forward(hook):
@@ -198,7 +210,7 @@ def _forward(hook):
 
 
 for _hook in (
-    "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+    "on_train_end", "on_epoch_begin",
     "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
     "on_test_batch_begin", "on_test_batch_end",
 ):

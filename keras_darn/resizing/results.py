@@ -34,8 +34,9 @@ class Result:
             `"grow"`, ...) and `"layer"`; methods add their own fields.
         before: `{"params", "flops", "widths"}` of the model given.
         after: the same for `model`.
-        history: per-epoch or per-step logs of the method's training, a dict
-            of lists (may be empty).
+        history: what the method recorded while it ran, a dict (its keys
+            are the method's; the Keras `History.history` for methods that
+            train).
         method: the name of the method.
 
     Example:

@@ -118,3 +118,20 @@ def test_result_summary_is_a_table_of_before_and_after():
     assert "| parameters | 83 | 43 | 1.93x |" in table  # 6*4+4 + 4*3+3
     assert "| width of 'h' | 8 | 4 | 2.00x |" in table
     assert table.startswith("manual: 1 events")
+
+
+def test_finish_returns_the_logs_of_every_epoch_and_one_instance_serves_two_fits():
+    x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    model, callback = darn.prepare(_model(), "weight_l1", darn.Target(fraction=0.5),
+                                   schedule=darn.schedules.Linear(start=1))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    steps = []
+    for _ in range(2):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+        result = callback.finish()
+        assert len(result.history["loss"]) == 2
+        assert result.history["live_units"][-1] == 4
+        steps.append([e["step"] for e in result.events])
+    # Events are per fit; in the second fit the 4 units were already off.
+    assert steps == [[1], []]

@@ -62,151 +62,19 @@ What we do where the paper is not explicit:
   removes fewer weights at every step (`"threshold"`, `"std"`).
 
 Both drivers change the model in place, take the accuracy evaluation and the
-retraining as callables (so a test can script them), and record every step.
+retraining as callables (so a test can script them; `evaluation` has the
+usual ones), and record every step (`steps`). The front door
+(`darn.resize(model, "weight_magnitude" | "adaptive_rate", ...)`, see
+`method`) runs them on a copy of the model.
 """
 
-import dataclasses
-
 import numpy as np
-from keras import ops
 
 from keras_darn.methods.connection import pruning as connection_pruning
+from keras_darn.methods.connection.steps import PruningResult
+from keras_darn.methods.connection.steps import PruningStep
 from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
-
-
-@dataclasses.dataclass
-class PruningStep:
-    """One prune-retrain step (a row of the paper's Tables I and II).
-
-    Attributes:
-        step: 1-based step number.
-        rate: the pruning rate used.
-        remaining_weights: live kernel weights after the step.
-        accuracy: accuracy after retraining.
-        accuracy_after_pruning: accuracy after pruning, before retraining.
-        mean_abs_weight: mean |w| of the live weights after retraining.
-        accepted: whether the accuracy stayed at or above the floor (a
-            rejected step is undone).
-        trials: `(rate, accuracy)` of every rate tried by the adaptive
-            search in this step (empty for the static driver).
-    """
-
-    step: int
-    rate: float
-    remaining_weights: int
-    accuracy: float
-    accuracy_after_pruning: float
-    mean_abs_weight: float
-    accepted: bool
-    trials: list = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class PruningResult:
-    """What a prune-retrain driver did.
-
-    Attributes:
-        model: the pruned model (the same object that was passed in), in the
-            state of the last accepted step.
-        history: every `PruningStep`, rejected ones included.
-        base_accuracy: accuracy of the model before pruning (or as given).
-        accuracy_floor: `base_accuracy - max_accuracy_drop`.
-        initial_weights: live kernel weights before pruning.
-        initial_accuracy: accuracy of the model before pruning, as measured
-            (it differs from `base_accuracy` when that was given).
-    """
-
-    model: object
-    history: list
-    base_accuracy: float
-    accuracy_floor: float
-    initial_weights: int
-    initial_accuracy: float
-
-    @property
-    def accepted_steps(self):
-        """Number of accepted prune-retrain steps."""
-        return sum(step.accepted for step in self.history)
-
-    @property
-    def prune_retrain_steps(self):
-        """Number of prune-retrain steps run, the rejected last one included."""
-        return len(self.history)
-
-    @property
-    def trial_evaluations(self):
-        """Number of accuracy evaluations of trial rates (adaptive search)."""
-        return sum(len(step.trials) for step in self.history)
-
-    @property
-    def failed(self):
-        """True when not even the first step was accepted (paper: "Failed")."""
-        return self.accepted_steps == 0
-
-    @property
-    def remaining_weights(self):
-        """Live kernel weights of the final model."""
-        accepted = [s for s in self.history if s.accepted]
-        return accepted[-1].remaining_weights if accepted else self.initial_weights
-
-    @property
-    def accuracy(self):
-        """Accuracy of the final model (`initial_accuracy` if no step was
-        accepted; it can then be below the floor)."""
-        accepted = [s for s in self.history if s.accepted]
-        return accepted[-1].accuracy if accepted else self.initial_accuracy
-
-    def rows(self):
-        """The history as a list of dicts (JSON-friendly)."""
-        return [dataclasses.asdict(step) for step in self.history]
-
-
-def accuracy_evaluator(x, y, batch_size=1024):
-    """Returns `evaluate(model) -> accuracy` on fixed data.
-
-    Args:
-        x: inputs (a NumPy array).
-        y: integer class labels, or one-hot labels.
-        batch_size: examples per forward pass. Defaults to `1024`.
-
-    Returns:
-        A callable computing the fraction of `x` whose arg-max prediction is
-        the label (inference mode).
-    """
-    x = np.asarray(x)
-    y = np.asarray(y)
-    labels = y.argmax(axis=-1) if y.ndim > 1 else y.astype("int64")
-
-    def evaluate(model):
-        correct = 0
-        for start in range(0, len(x), batch_size):
-            logits = ops.convert_to_numpy(model(x[start : start + batch_size], training=False))
-            correct += int(np.sum(logits.argmax(axis=-1) == labels[start : start + batch_size]))
-        return correct / len(x)
-
-    return evaluate
-
-
-def fit_retrainer(x, y, epochs=1, batch_size=32, **fit_kwargs):
-    """Returns `retrain(model)`: `model.fit(x, y, ...)` on fixed data.
-
-    Args:
-        x: training inputs.
-        y: training targets.
-        epochs: epochs per retraining. Defaults to `1`.
-        batch_size: batch size. Defaults to `32`.
-        **fit_kwargs: other `model.fit` arguments (`verbose` defaults to 0).
-
-    Returns:
-        A callable that retrains a compiled model in place.
-    """
-    fit_kwargs.setdefault("verbose", 0)
-
-    def retrain(model):
-        model.fit(x, y, epochs=epochs, batch_size=batch_size, **fit_kwargs)
-
-    return retrain
 
 
 def _check_callable(name, value):
@@ -226,6 +94,38 @@ def _check_fraction(name, value, low=0.0, high=1.0, closed_low=True):
             f"Received an invalid value for `{name}`, expected a number in "
             f"{interval}. Received: {name}={value!r}"
         )
+
+
+def check_rate(rate, mode):
+    """Raises `ValueError` unless `rate` is a static rate for `mode` (> 0)."""
+    connection_pruning.check_mode(mode)
+    _check_fraction("rate", rate, high=1.0 if mode == "fraction" else np.inf, closed_low=False)
+
+
+def check_adaptive_options(initial_rate, rate_step, max_rate, trial_drop, mode, trial_reference,
+                           on_failure):
+    """Validates `adaptive_pruning`'s options; returns `max_rate` (its default filled in).
+
+    Raises:
+        ValueError: naming the first option out of range.
+    """
+    connection_pruning.check_mode(mode)
+    high = 1.0 if mode == "fraction" else np.inf
+    if max_rate is None:
+        max_rate = 0.95 if mode == "fraction" else np.inf
+    _check_fraction("initial_rate", initial_rate, high=high)
+    _check_fraction("rate_step", rate_step, high=high, closed_low=False)
+    _check_fraction("max_rate", max_rate, high=high, closed_low=False)
+    if max_rate < initial_rate:
+        raise ValueError(
+            "Expected `max_rate` >= `initial_rate`. Received: "
+            f"initial_rate={initial_rate}, max_rate={max_rate}"
+        )
+    if trial_drop is not None:
+        _check_fraction("trial_drop", trial_drop)
+    check_one_of(trial_reference, "trial_reference", ("step", "base"))
+    check_one_of(on_failure, "on_failure", ("stop", "lower_rate"))
+    return max_rate
 
 
 def _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps):
@@ -313,8 +213,7 @@ def static_pruning(
     result.remaining_weights, result.accepted_steps
     ```
     """
-    connection_pruning.check_mode(mode)
-    _check_fraction("rate", rate, high=1.0 if mode == "fraction" else np.inf, closed_low=False)
+    check_rate(rate, mode)
     base, floor, current = _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps)
     initial = connection_pruning.remaining_weights(model)
     history = []
@@ -404,23 +303,11 @@ def adaptive_pruning(
     [(s.rate, s.remaining_weights, s.accuracy) for s in result.history]
     ```
     """
-    connection_pruning.check_mode(mode)
-    high = 1.0 if mode == "fraction" else np.inf
-    if max_rate is None:
-        max_rate = 0.95 if mode == "fraction" else np.inf
-    _check_fraction("initial_rate", initial_rate, high=high)
-    _check_fraction("rate_step", rate_step, high=high, closed_low=False)
-    _check_fraction("max_rate", max_rate, high=high, closed_low=False)
-    if max_rate < initial_rate:
-        raise ValueError(
-            "Expected `max_rate` >= `initial_rate`. Received: "
-            f"initial_rate={initial_rate}, max_rate={max_rate}"
-        )
+    max_rate = check_adaptive_options(
+        initial_rate, rate_step, max_rate, trial_drop, mode, trial_reference, on_failure
+    )
     _check_fraction("max_accuracy_drop", max_accuracy_drop)
     trial_drop = max_accuracy_drop if trial_drop is None else trial_drop
-    _check_fraction("trial_drop", trial_drop)
-    check_one_of(trial_reference, "trial_reference", ("step", "base"))
-    check_one_of(on_failure, "on_failure", ("stop", "lower_rate"))
     base, floor, current = _start(
         model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps
     )

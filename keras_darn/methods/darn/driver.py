@@ -17,62 +17,33 @@ sacrifice, stop at the first threshold that cannot be accepted.
 weight norm, the units whose score, divided by the largest score of their
 layer, is below `t`; with the correlation criterion, one unit of every pair
 whose activations correlate at least `t` (`correlated_pairs`), optionally
-folding its outgoing weights into the partner. Thresholds follow a
-logarithmic scale (`log_thresholds`, `correlation_thresholds`), since the
-network is more sensitive the more it is pruned.
+folding its outgoing weights into the partner. Thresholds come from a
+`keras_darn.resizing.Schedule`, step `i` giving the i-th threshold; they
+follow a logarithmic scale (`darn.schedules.LogSpaced(first, last, num)`,
+and for correlation `LogSpaced(0.98, last, num, distance_to_one=True)`),
+since the network is more sensitive the more it is pruned.
 """
 
 import time
 
 import numpy as np
 
-from keras_darn.methods.darn.folding import check_foldable
-from keras_darn.methods.darn.folding import fold_into_partners
 from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.activation_statistics import activation_statistics
 from keras_darn.criteria.correlation import ActivationCorrelation
 from keras_darn.criteria.correlation import correlated_pairs
 from keras_darn.criteria.per_example import per_example_correct
 from keras_darn.criteria.probes import ProbedModel
+from keras_darn.methods.darn.folding import check_foldable
+from keras_darn.methods.darn.folding import fold_into_partners
+from keras_darn.metrics import count_flops
+from keras_darn.metrics import count_params
+from keras_darn.metrics import measure_latency
+from keras_darn.resizing.schedules import Schedule
 from keras_darn.validation import check_positive_int
 
-
-def log_thresholds(first, last, num):
-    """`num` thresholds from `first` to `last`, evenly spaced in log scale.
-
-    For score criteria (L1, variance): a growing relative threshold prunes
-    more.
-
-    Example:
-
-    >>> log_thresholds(0.01, 0.1, 3)
-    [0.01, 0.0316..., 0.1]
-    """
-    if first <= 0 or last <= 0 or num < 1:
-        raise ValueError(
-            "Expected positive `first`, `last` and `num`. Received: "
-            f"first={first!r}, last={last!r}, num={num!r}"
-        )
-    return np.geomspace(first, last, int(num)).tolist()
-
-
-def correlation_thresholds(first=0.98, last=0.5, num=8):
-    """Correlation thresholds whose distance to 1 grows on a log scale.
-
-    `1 - geomspace(1 - first, 1 - last, num)`: 0.98 (the paper's first
-    threshold) down to `last`; a lower threshold prunes more.
-
-    Example:
-
-    >>> correlation_thresholds(0.98, 0.8, 2)
-    [0.98, 0.8]
-    """
-    if not 0 < last <= first < 1:
-        raise ValueError(
-            "Expected 0 < last <= first < 1. Received: "
-            f"first={first!r}, last={last!r}"
-        )
-    return (1.0 - np.geomspace(1.0 - first, 1.0 - last, int(num))).tolist()
+# A schedule without an end is read up to this step.
+MAX_THRESHOLDS = 1000
 
 
 def select_by_threshold(criterion, probed, scores, threshold, min_units=1):
@@ -181,10 +152,6 @@ def accuracy(model, x, y, batch_size=256):
 
 
 def _measure(model, latency_data):
-    from keras_darn.metrics import count_flops
-    from keras_darn.metrics import count_params
-    from keras_darn.metrics import measure_latency
-
     seconds = None
     if latency_data is not None:
         seconds = measure_latency(model, latency_data, repeats=10, warmup=2)["median"]
@@ -201,6 +168,18 @@ def _widths(model, keys):
         layer = model.get_layer(key)
         widths[key] = int(getattr(layer, "units", None) or getattr(layer, "filters"))
     return widths
+
+
+def _check_aggression(values, correlation):
+    """Thresholds must prune more and more: score thresholds rise, correlation ones fall."""
+    pairs = list(zip(values, values[1:]))
+    wrong = [(a, b) for a, b in pairs if (b > a if correlation else b < a)]
+    if wrong:
+        order = "non-increasing (a lower correlation prunes more)" if correlation else (
+            "non-decreasing (a higher relative score prunes more)")
+        raise ValueError(
+            f"Received thresholds out of order: expected {order}. Received: thresholds={values}"
+        )
 
 
 def dynamic_neuron_removal(
@@ -230,8 +209,12 @@ def dynamic_neuron_removal(
         model: a pretrained, compiled functional or Sequential `keras.Model`.
         criterion: a criterion or its name (the paper uses `"l1"` and
             `"correlation"`).
-        thresholds: thresholds in order of increasing aggression
-            (`log_thresholds`, `correlation_thresholds`).
+        thresholds: a `keras_darn.resizing.Schedule` of the thresholds in
+            order of increasing aggression: step `i` (from 0) gives the i-th,
+            steps where it gives `None` are skipped (e.g.
+            `darn.schedules.LogSpaced(0.05, 0.5, 6)`, or for correlation
+            `LogSpaced(0.98, 0.5, 6, distance_to_one=True)`). A schedule
+            without an end is read up to step `MAX_THRESHOLDS - 1`.
         x_train: training inputs for retraining.
         y_train: training targets.
         x_val: inputs the accuracy is checked on.
@@ -262,7 +245,8 @@ def dynamic_neuron_removal(
         `"initial_accuracy"`, `"sacrifice"`, `"stopped_at"` (the threshold
         that could not be accepted, or `None`) and `"steps"`, one dict per
         state: iteration 0 is the pretrained model; every retraining round
-        adds one with `"iteration"`, `"threshold"`, `"retrain"`,
+        adds one with `"iteration"`, `"step"` (the schedule step of the
+        threshold; `None` for iteration 0), `"threshold"`, `"retrain"`,
         `"units_pruned"`, `"pruned_accuracy"` (right after pruning, before
         retraining), `"accuracy"`, `"accepted"`, `"params"`, `"flops"`,
         `"inference_seconds"`, `"widths"` and `"seconds"` (wall-clock of
@@ -270,15 +254,25 @@ def dynamic_neuron_removal(
         `"retrain": 0`, accepted without retraining.
 
     Raises:
-        ValueError: for invalid arguments.
+        ValueError: for invalid arguments, or thresholds that do not grow in
+            aggression.
 
     Example:
 
     ```python
-    small, history = darn.algorithms.dynamic_neuron_removal(
-        model, "l1", darn.algorithms.log_thresholds(0.05, 0.5, 6),
+    small, history = dynamic_neuron_removal(
+        model, "l1", darn.schedules.LogSpaced(0.05, 0.5, 6),
         x_train, y_train, x_val, y_val, sacrifice=0.015,
         layers=["conv1", "conv2", "conv3"])
+    ```
+
+    The same through the front door (see `DARN`):
+
+    ```python
+    result = darn.resize(model, "darn", darn.Target(max_accuracy_drop=0.015),
+                         x=x_train, y=y_train, validation_data=(x_val, y_val),
+                         schedule=darn.schedules.LogSpaced(0.05, 0.5, 6),
+                         criterion="l1", layers=["conv1", "conv2", "conv3"])
     ```
     """
     check_positive_int(max_retrains, "max_retrains")
@@ -286,10 +280,21 @@ def dynamic_neuron_removal(
         raise ValueError(
             f"Received an invalid value for `sacrifice`, expected >= 0. Received: {sacrifice!r}"
         )
-    thresholds = list(thresholds)
-    if not thresholds:
-        raise ValueError("Received no `thresholds`.")
+    if not isinstance(thresholds, Schedule):
+        raise ValueError(
+            "Received an invalid value for `thresholds`, expected a keras_darn Schedule "
+            "(e.g. darn.schedules.LogSpaced(0.05, 0.5, 6)). "
+            f"Received: thresholds={thresholds!r}"
+        )
+    steps_of = thresholds.steps(MAX_THRESHOLDS)
+    if not steps_of:
+        raise ValueError(
+            f"Received a `thresholds` schedule without any threshold. Received: "
+            f"thresholds={thresholds!r}"
+        )
     criterion = criteria_base.get(criterion)
+    values = [float(thresholds(step)) for step in steps_of]
+    _check_aggression(values, isinstance(criterion, ActivationCorrelation))
     if score_data is None:
         score_data = (x_train[:2048], y_train[:2048])
     x_score, y_score = score_data if isinstance(score_data, tuple) else (score_data, None)
@@ -307,14 +312,14 @@ def dynamic_neuron_removal(
     initial = float(evaluate(model))
     steps = [
         {
-            "iteration": 0, "threshold": 0.0, "retrain": 0, "units_pruned": {},
+            "iteration": 0, "step": None, "threshold": 0.0, "retrain": 0, "units_pruned": {},
             "pruned_accuracy": initial, "accuracy": initial, "accepted": True,
             "widths": _widths(model, keys), "seconds": 0.0, **_measure(model, latency_data),
         }
     ]
     accepted = model
     stopped_at = None
-    for threshold in thresholds:
+    for schedule_step, threshold in zip(steps_of, values):
         began = time.perf_counter()
         candidate, removed = prune_by_threshold(
             accepted, criterion, threshold, x_score, y_score, layers, fold, min_units
@@ -322,7 +327,8 @@ def dynamic_neuron_removal(
         pruned = {k: len(v) for k, v in removed.items()}
         if not removed:
             steps.append(
-                {**steps[-1], "iteration": len(steps), "threshold": threshold, "retrain": 0,
+                {**steps[-1], "iteration": len(steps), "step": schedule_step,
+                 "threshold": threshold, "retrain": 0,
                  "units_pruned": {}, "accepted": True, "seconds": time.perf_counter() - began}
             )
             continue
@@ -334,7 +340,8 @@ def dynamic_neuron_removal(
             accepted_now = value >= initial - sacrifice - 1e-12
             steps.append(
                 {
-                    "iteration": len(steps), "threshold": threshold, "retrain": round_number,
+                    "iteration": len(steps), "step": schedule_step, "threshold": threshold,
+                    "retrain": round_number,
                     "units_pruned": pruned, "pruned_accuracy": pruned_accuracy,
                     "accuracy": value, "accepted": accepted_now,
                     "widths": _widths(candidate, keys),

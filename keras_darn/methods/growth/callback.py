@@ -1,126 +1,76 @@
-"""When and where to grow: growth schedules and the `GrowthCallback`.
+"""When and where to grow: the `GrowthCallback` and the growth amounts.
 
 The graph of a model cannot change inside `fit`, so growth happens between
 fit stages: `GrowthCallback` decides at the end of every epoch which layers
 grow by how many units (and, for the split initialisations, from which
-source units); a driver such as `keras_darn.methods.growth.grow.fit_with_growth`
-then rebuilds the model and continues training.
+source units); a driver such as
+`keras_darn.methods.growth.training.fit_with_growth` then rebuilds the model
+and continues training.
+
+How much a layer grows comes from a `keras_darn.Schedule` (the front door's
+schedules, e.g. `darn.schedules.Constant(0.2, start=2)`): after epoch `step`
+(counted from 0 within the run) where `schedule(step)` is a number `r`, a
+layer of width `w` gains `max(1, ceil(r * w))` units, never going beyond its
+`max_width`. `Constant(r, start=2)` grows after the third epoch (step 2).
 """
 
-import abc
 import math
+import numbers
 
 import keras
 
 from keras_darn.methods.growth import triggers as growth_triggers
-from keras_darn.validation import check_positive_int
-
-
-class GrowthSchedule(abc.ABC):
-    """How many units a layer gains after a given epoch.
-
-    Called as `schedule(epoch, width, layer_name)`, where `epoch` is the
-    number of completed epochs (1 after the first epoch), and returns a
-    non-negative number of units to add.
-    """
-
-    @abc.abstractmethod
-    def __call__(self, epoch, width, layer_name=None):
-        """Returns the number of units to add (an `int` >= 0)."""
-
-    @abc.abstractmethod
-    def get_config(self):
-        """The constructor arguments."""
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-
-@keras.saving.register_keras_serializable(package="keras_darn")
-class ProportionalGrowth(GrowthSchedule):
-    """Grows each layer by a fraction of its width at regular epochs.
-
-    After `start_epoch` completed epochs, and then every `every` epochs, a
-    layer of width `w` gains `max(1, ceil(rate * w))` units, never going
-    beyond its `max_width`.
-
-    Args:
-        rate: relative growth per event, > 0 (0.2 = +20 %, 1.0 = doubling).
-            Defaults to `0.2`.
-        start_epoch: completed epochs before the first growth, >= 1.
-            Defaults to `3`.
-        every: epochs between growth events, >= 1. Defaults to `1`.
-        max_width: the largest width, an `int` for every layer or a dict
-            `{layer_name: int}` (layers missing from it do not grow), or
-            `None` for no limit. Defaults to `None`.
-        stop_epoch: no growth after this many completed epochs (`None`: no
-            end). Defaults to `None`.
-
-    Example:
-
-    >>> schedule = ProportionalGrowth(rate=0.2, start_epoch=3, max_width=256)
-    >>> schedule(3, 100)
-    20
-    >>> schedule(2, 100)
-    0
-    """
-
-    def __init__(self, rate=0.2, start_epoch=3, every=1, max_width=None, stop_epoch=None):
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
-            raise ValueError(f"Expected a positive `rate`. Received: rate={rate!r}")
-        check_positive_int(start_epoch, "start_epoch")
-        check_positive_int(every, "every")
-        if stop_epoch is not None:
-            check_positive_int(stop_epoch, "stop_epoch")
-        if isinstance(max_width, dict):
-            for name, value in max_width.items():
-                check_positive_int(value, f"max_width['{name}']")
-        elif max_width is not None:
-            check_positive_int(max_width, "max_width")
-        self.rate = float(rate)
-        self.start_epoch = int(start_epoch)
-        self.every = int(every)
-        self.max_width = dict(max_width) if isinstance(max_width, dict) else max_width
-        self.stop_epoch = stop_epoch
-
-    def limit(self, layer_name):
-        """The largest width of `layer_name` (`None`: unlimited)."""
-        if isinstance(self.max_width, dict):
-            return self.max_width.get(layer_name, 0)
-        return self.max_width
-
-    def __call__(self, epoch, width, layer_name=None):
-        if epoch < self.start_epoch or (epoch - self.start_epoch) % self.every:
-            return 0
-        if self.stop_epoch is not None and epoch > self.stop_epoch:
-            return 0
-        count = max(1, math.ceil(self.rate * width - 1e-9))
-        limit = self.limit(layer_name)
-        if limit is not None:
-            count = min(count, max(0, limit - width))
-        return int(count)
-
-    def get_config(self):
-        return {
-            "rate": self.rate,
-            "start_epoch": self.start_epoch,
-            "every": self.every,
-            "max_width": self.max_width,
-            "stop_epoch": self.stop_epoch,
-        }
-
+from keras_darn.resizing.schedules import Schedule
 
 SPLIT_INITS = ("net2net", "naive")
 PAIR_INITS = ("pair_average",)
+
+
+def check_max_width(max_width):
+    """Validates `max_width`: `None`, an int >= 1 or `{layer_name: int >= 1}`.
+
+    Returns:
+        `max_width`, a dict copied.
+    """
+    values = max_width.values() if isinstance(max_width, dict) else [max_width]
+    if max_width is not None:
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(
+                    "Received an invalid value for `max_width`, expected a positive integer, "
+                    f"a dict of them by layer name, or None. Received: max_width={max_width!r}"
+                )
+    return dict(max_width) if isinstance(max_width, dict) else max_width
+
+
+def width_limit(max_width, layer_name):
+    """The largest width of `layer_name` (`None`: unlimited; 0: never grows)."""
+    if isinstance(max_width, dict):
+        return max_width.get(layer_name, 0)
+    return max_width
+
+
+def units_to_add(rate, width, limit=None):
+    """`max(1, ceil(rate * width))` units, capped so the width stays <= `limit`.
+
+    Example:
+
+    >>> units_to_add(0.2, 100), units_to_add(0.01, 10), units_to_add(1.0, 200, 256)
+    (20, 1, 56)
+    """
+    count = max(1, math.ceil(rate * width - 1e-9))
+    if limit is not None:
+        count = min(count, max(0, limit - width))
+    return int(count)
 
 
 class GrowthCallback(keras.callbacks.Callback):
     """Decides, at the end of every epoch, which layers grow and from where.
 
     The decision for a layer combines:
-    - the `schedule` (how many units after this epoch; no schedule means
-      the `trigger` alone sets the amount with `units_to_add`);
+    - the `schedule` (how many units after this epoch, see the module
+      docstring; no schedule means the `trigger` alone sets the amount with
+      `units_to_add`) and `max_width`;
     - the `trigger` (optional, e.g. `EffectiveRankTrigger`): the layer grows
       only when it fires on the layer's activations;
     - the `criterion` (optional, e.g. `HighVariance`): which existing units
@@ -130,12 +80,19 @@ class GrowthCallback(keras.callbacks.Callback):
     nothing grows) and in `decisions`; with `stop_training=True` a growing
     decision also stops `fit`, so that a loop around `fit` can rebuild the
     model (`keras_darn.methods.growth.grow.grow_units`) and continue with
-    `initial_epoch`. `fit_with_growth` does all of that.
+    `initial_epoch`. `fit_with_growth` does all of that, and
+    `darn.resize(model, "growth", ...)` runs `fit_with_growth`.
 
     Args:
         layers: names of the Dense/Conv layers that may grow (one per
             coupled group).
-        schedule: a `GrowthSchedule`. Defaults to `None`.
+        schedule: a `keras_darn.Schedule` whose value at a step is the
+            relative width added after that epoch (0.2 = +20 %), e.g.
+            `darn.schedules.Constant(0.2, start=2)`. Steps are epoch
+            indices from 0 (`epoch` in `on_epoch_end`). Defaults to `None`.
+        max_width: the largest width, an `int` for every layer or a dict
+            `{layer_name: int}` (layers missing from it do not grow), or
+            `None` for no limit. Defaults to `None`.
         trigger: an `EffectiveRankTrigger` or any callable
             `trigger(activations) -> bool`. Defaults to `None`.
         criterion: a `GrowthCriterion` or one of "variance", "l1",
@@ -154,8 +111,8 @@ class GrowthCallback(keras.callbacks.Callback):
     Example:
 
     ```python
-    callback = GrowthCallback(["dense"], ProportionalGrowth(0.2, 3, max_width=256),
-                              stop_training=True)
+    callback = GrowthCallback(["dense"], darn.schedules.Constant(0.2, start=2),
+                              max_width=256, stop_training=True)
     model.fit(x, y, epochs=10, callbacks=[callback])
     if callback.pending:
         model = grow_units(model, callback.pending.plan)
@@ -166,6 +123,7 @@ class GrowthCallback(keras.callbacks.Callback):
         self,
         layers,
         schedule=None,
+        max_width=None,
         trigger=None,
         criterion=None,
         probe_data=None,
@@ -177,10 +135,13 @@ class GrowthCallback(keras.callbacks.Callback):
             raise ValueError(
                 f"Expected `layers` to be a non-empty list of layer names. Received: layers={layers!r}"
             )
-        if schedule is not None and not isinstance(schedule, GrowthSchedule):
+        if schedule is not None and not isinstance(schedule, Schedule):
             raise ValueError(
-                f"Expected `schedule` to be a GrowthSchedule or None. Received: schedule={schedule!r}"
+                "Received an invalid value for `schedule`, expected a keras_darn.Schedule "
+                "(e.g. darn.schedules.Constant(0.2, start=2)) or None. "
+                f"Received: schedule={schedule!r}"
             )
+        max_width = check_max_width(max_width)
         if schedule is None and trigger is None:
             raise ValueError("Give a `schedule`, a `trigger`, or both. Received neither.")
         if trigger is not None and not callable(trigger):
@@ -200,6 +161,7 @@ class GrowthCallback(keras.callbacks.Callback):
             raise ValueError(f"Repeated names in `layers`. Received: layers={layers!r}")
         self.layer_names = list(layers)
         self.schedule = schedule
+        self.max_width = max_width
         self.trigger = trigger
         self.criterion = criterion
         self.probe_data = probe_data
@@ -210,11 +172,12 @@ class GrowthCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.pending = None
+        self.decisions = []
         for name in self.layer_names:
             growth_triggers.layer_width(self.model, name)
 
     def on_epoch_end(self, epoch, logs=None):
-        decision = self.decide(self.model, epoch + 1)
+        decision = self.decide(self.model, epoch)
         self.pending = decision if decision.plan else None
         self.decisions.append(decision)
         if logs is not None:
@@ -222,12 +185,25 @@ class GrowthCallback(keras.callbacks.Callback):
                 logs[f"growth/{name}/width"] = decision.widths[name]
         if self.pending is not None:
             if self.verbose:
-                print(f"\nGrowthCallback: after epoch {decision.epoch} grow {decision.plan}")
+                print(f"\nGrowthCallback: after step {decision.step} grow {decision.plan}")
             if self.stop_training:
                 self.model.stop_training = True
 
-    def decide(self, model, epoch):
-        """The growth decision for `model` after `epoch` completed epochs.
+    def amount(self, step, width, layer_name):
+        """Units the schedule adds to `layer_name` (now `width` wide) after `step`.
+
+        Returns:
+            An `int` >= 0, or `None` without a schedule.
+        """
+        if self.schedule is None:
+            return None
+        rate = self.schedule(step)
+        if rate is None:
+            return 0
+        return units_to_add(rate, width, width_limit(self.max_width, layer_name))
+
+    def decide(self, model, step):
+        """The growth decision for `model` after epoch `step` (from 0).
 
         Returns:
             A `GrowthDecision`.
@@ -240,7 +216,7 @@ class GrowthCallback(keras.callbacks.Callback):
             )
         plan, sources, fired = {}, {}, {}
         for name in self.layer_names:
-            count = self.schedule(epoch, widths[name], name) if self.schedule else None
+            count = self.amount(step, widths[name], name)
             if count == 0:
                 continue
             if self.trigger is not None:
@@ -253,26 +229,28 @@ class GrowthCallback(keras.callbacks.Callback):
                 plan[name] = int(count)
                 if self.criterion is not None:
                     sources[name] = self.criterion(activations[name], int(count))
-        return GrowthDecision(epoch, widths, plan, sources, fired)
+        return GrowthDecision(step, widths, plan, sources, fired)
 
 
 class GrowthDecision:
     """What `GrowthCallback` decided after one epoch.
 
     Attributes:
-        epoch: completed epochs when deciding.
+        step: the epoch (from 0) after which it was decided.
+        epoch: completed epochs when deciding (`step + 1`).
         widths: `{layer_name: width}` before growing.
         plan: `{layer_name: units to add}`; empty when nothing grows.
         sources: `{layer_name: [tuples of unit indices]}` from the criterion.
         fired: `{layer_name: bool}`, the trigger's answer per layer asked.
     """
 
-    def __init__(self, epoch, widths, plan, sources, fired):
-        self.epoch = epoch
+    def __init__(self, step, widths, plan, sources, fired):
+        self.step = step
+        self.epoch = step + 1
         self.widths = widths
         self.plan = plan
         self.sources = sources
         self.fired = fired
 
     def __repr__(self):
-        return f"GrowthDecision(epoch={self.epoch}, widths={self.widths}, plan={self.plan})"
+        return f"GrowthDecision(step={self.step}, widths={self.widths}, plan={self.plan})"

@@ -27,7 +27,8 @@ import abc
 import keras
 import numpy as np
 
-from keras_darn.graph.unit_graph import functional_of
+from keras_darn.graph.nodes import functional_of
+from keras_darn.graph.nodes import inbound_nodes
 
 # Layers that map a unit to itself (no mixing), so that the unit's
 # "activation" is read after them.
@@ -123,16 +124,28 @@ def collect_activations(model, x, layer_names, batch_size=256, max_rows=4096, se
 
 def _activation_tensor(functional, layer):
     """The output of `layer`, after a single following chain of per-unit layers."""
+    return activation_chain(functional, layer)[0]
+
+
+def activation_chain(functional, layer):
+    """Follows `layer`'s output through a single chain of per-unit layers.
+
+    Returns:
+        `(tensor, chain, users)`: the tensor at the end of the chain, the
+        per-unit layers passed, and the `(layer, node)` pairs that read the
+        tensor.
+    """
     consumers = {}
     for other in functional.layers:
-        for node in getattr(other, "_inbound_nodes", []):
+        for node in inbound_nodes(other):
             for tensor in node.input_tensors:
                 consumers.setdefault(id(tensor), []).append((other, node))
-    tensor = layer.output
+    tensor, chain = layer.output, []
     while True:
         users = consumers.get(id(tensor), [])
         if len(users) != 1 or not isinstance(users[0][0], _PER_UNIT_LAYERS):
-            return tensor
+            return tensor, chain, users
+        chain.append(users[0][0])
         tensor = users[0][1].outputs[0]
 
 

@@ -57,9 +57,10 @@ class CriterionMethod(Method):
     Network*), `"weight_l1"` (incoming weight L1 norm, data-free) and
     `"random"` (a baseline).
 
-    Target amounts: during fit `fraction`, `params` or `flops`; between
-    fits `fraction` and/or `max_accuracy_drop`. `min_units` and `exclude`
-    apply to both.
+    Target amounts: during fit `fraction`, `params` or `flops` (one is
+    required); between fits `fraction` and/or `max_accuracy_drop`, or none
+    (ranking then goes on until every group is at `min_units`, the full
+    pruning curve). `min_units` and `exclude` apply to both.
 
     Args:
         criterion: a registered criterion name or a
@@ -67,6 +68,15 @@ class CriterionMethod(Method):
         algorithm: between fits, `"iterative"` (re-rank after every
             removal) or `"single"` (one ranking). Defaults to
             `"iterative"`.
+        eval_data: between fits, `(x_test, y_test)` also evaluated after
+            every removal (recorded in `Result.history`, never used to
+            decide). Defaults to `None`.
+        error_surface_every: between fits, record the loss against a gain
+            on the next unit's output every this many removals (the paper's
+            error surfaces; `keras_darn.plots.plot_error_surfaces` draws
+            them). Defaults to `None` (never).
+        alphas: the gains of the error surfaces. Defaults to `None`
+            (`np.linspace(0, 10, 101)`).
         verbose: 1 prints each pruning event. Defaults to `0`.
 
     Example:
@@ -80,12 +90,15 @@ class CriterionMethod(Method):
 
     prepare_amounts = ("fraction", "params", "flops")
     resize_amounts = ("fraction", "max_accuracy_drop")
-    resize_requires_amount = True
 
-    def __init__(self, criterion="taylor1", algorithm="iterative", verbose=0):
+    def __init__(self, criterion="taylor1", algorithm="iterative", eval_data=None,
+                 error_surface_every=None, alphas=None, verbose=0):
         self.criterion = criteria_base.get(criterion)
         check_one_of(algorithm, "algorithm", ("iterative", "single"))
         self.algorithm = algorithm
+        self.eval_data = eval_data
+        self.error_surface_every = error_surface_every
+        self.alphas = alphas
         self.verbose = verbose
 
     def _scoring_data(self, validation_data):
@@ -141,7 +154,9 @@ class CriterionMethod(Method):
         small, history = prune_by_ranking(
             model, self.criterion, x_val, y_val, algorithm=self.algorithm,
             max_fraction=target.fraction, max_accuracy_drop=target.max_accuracy_drop,
-            min_units=target.min_units, layers=layers, verbose=verbose or self.verbose,
+            min_units=target.min_units, layers=layers, eval_data=self.eval_data,
+            error_surface_every=self.error_surface_every, alphas=self.alphas,
+            verbose=verbose or self.verbose,
         )
         steps = history["steps"]
         events = [
@@ -149,12 +164,12 @@ class CriterionMethod(Method):
              "score": s["score"], "accuracy": s["accuracy"]}
             for i, s in enumerate(steps[1:])
         ]
-        logs = {key: [s[key] for s in steps] for key in ("units_removed", "loss", "accuracy")}
-        return Result(small, events, figures(model), method=self.name, history=logs)
+        return Result(small, events, figures(model), method=self.name, history=history)
 
     def get_config(self):
         return {
             "criterion": criteria_base.serialize(self.criterion),
             "algorithm": self.algorithm,
+            "error_surface_every": self.error_surface_every,
             "verbose": self.verbose,
         }

@@ -6,8 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.methods.connection import pruning as cp
 from keras_darn.layers import PrunableDense
+from keras_darn.methods.connection.auxiliary import insert_auxiliary_layer
+from keras_darn.methods.connection import pruning as cp
+from keras_darn.methods.connection import structure
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import shrink
 
@@ -42,14 +44,14 @@ def test_dead_units_both_kinds_and_iterated_masking():
     h1_mask[2, [0, 2]] = 0.0
     model.get_layer("h1").set_kernel_mask(h1_mask)
     expected = model.predict(x, verbose=0)
-    report = cp.dead_units(model)
+    report = structure.dead_units(model)
     assert report["h1"] == {"incoming": [3], "outgoing": [1]}
     assert report["h0"]["outgoing"] == []  # h0 unit 2 still feeds h1 unit 1
     assert report["out"] == {"incoming": [], "outgoing": []}  # outputs never count
-    switched = cp.mask_disconnected_units(model)
+    switched = structure.mask_disconnected_units(model)
     assert switched == {"h1": [1], "h0": [2]}  # h0 unit 2 is disconnected next
     np.testing.assert_array_equal(model.predict(x, verbose=0), expected)
-    assert cp.dead_units(model)["h1"]["outgoing"] == []  # masked units are not listed
+    assert structure.dead_units(model)["h1"]["outgoing"] == []  # masked units are not listed
     small = shrink(model)
     widths = [layer.units for layer in small.layers]
     assert widths == [5, 2, 3]  # h0 loses 1, h1 loses the disconnected and the constant unit
@@ -69,7 +71,7 @@ def test_unit_reaching_an_add_of_two_branches():
     set_masks(model, {"out": (0, slice(None))})
     x = np.random.uniform(-1, 1, size=(8, 4)).astype("float32")
     expected = model.predict(x, verbose=0)
-    assert cp.mask_disconnected_units(model) == {"a": [0], "b": [0]}
+    assert structure.mask_disconnected_units(model) == {"a": [0], "b": [0]}
     np.testing.assert_array_equal(model.predict(x, verbose=0), expected)
     small = shrink(model)
     assert small.get_layer("a").units == 2 and small.get_layer("b").units == 2
@@ -83,7 +85,7 @@ def test_units_before_layer_normalization_are_kept():
     model = keras.Model(inputs, PrunableDense(2, connection_mask=True, name="out")(h))
     set_masks(model, {"out": (0, slice(None))})
     # Zeroing unit 0 would change the normalization of units 1 and 2.
-    assert cp.mask_disconnected_units(model) == {}
+    assert structure.mask_disconnected_units(model) == {}
 
 
 def test_auxiliary_layer_identity_preserves_the_function():
@@ -92,7 +94,7 @@ def test_auxiliary_layer_identity_preserves_the_function():
     cp.prune_connections(model, 0.3)
     x = np.random.uniform(-1, 1, size=(16, 5)).astype("float32")
     expected = model.predict(x, verbose=0)
-    deeper = cp.insert_auxiliary_layer(model, after="h1", units=4, identity=True)
+    deeper = insert_auxiliary_layer(model, after="h1", units=4, identity=True)
     names = [layer.name for layer in deeper.layers]
     assert names == ["h0", "h1", "auxiliary_4", "out"]
     auxiliary = deeper.get_layer("auxiliary_4")
@@ -112,8 +114,8 @@ def test_second_auxiliary_layer_of_the_same_width_gets_a_new_name():
     model = mlp()
     x = np.random.uniform(-1, 1, size=(8, 5)).astype("float32")
     expected = model.predict(x, verbose=0)
-    deeper = cp.insert_auxiliary_layer(model, after="h0", units=6, identity=True, compile=False)
-    deeper = cp.insert_auxiliary_layer(deeper, after="auxiliary_6", units=6, identity=True,
+    deeper = insert_auxiliary_layer(model, after="h0", units=6, identity=True, compile=False)
+    deeper = insert_auxiliary_layer(deeper, after="auxiliary_6", units=6, identity=True,
                                        compile=False)
     names = [layer.name for layer in deeper.layers]
     assert names == ["h0", "auxiliary_6", "auxiliary_6_1", "h1", "out"]
@@ -125,7 +127,7 @@ def test_auxiliary_layer_of_another_width_reinitialises_its_consumer():
     cp.prune_connections(model, 0.3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        deeper = cp.insert_auxiliary_layer(model, after="h0", units=7, compile=False)
+        deeper = insert_auxiliary_layer(model, after="h0", units=7, compile=False)
     assert any("h1" in str(w.message) for w in caught)
     assert deeper.get_layer("auxiliary_7").kernel.shape == (6, 7)
     assert deeper.get_layer("h1").kernel.shape == (7, 4)
@@ -134,14 +136,14 @@ def test_auxiliary_layer_of_another_width_reinitialises_its_consumer():
         deeper.get_layer("h0").get_kernel_mask(), model.get_layer("h0").get_kernel_mask()
     )
     with pytest.raises(ValueError, match="identity"):
-        cp.insert_auxiliary_layer(model, after="h0", units=5, identity=True)
+        insert_auxiliary_layer(model, after="h0", units=5, identity=True)
 
 
 def test_wider_identity_auxiliary_layer_keeps_outputs_and_masks():
     model = mlp()
     cp.prune_connections(model, 0.3)
     x = np.random.default_rng(1).uniform(size=(5,) + tuple(model.inputs[0].shape[1:])).astype("float32")
-    deeper = cp.insert_auxiliary_layer(model, after="h0", units=9, identity=True, compile=False)
+    deeper = insert_auxiliary_layer(model, after="h0", units=9, identity=True, compile=False)
     np.testing.assert_allclose(deeper(x).numpy(), model(x).numpy(), atol=1e-6)
     mask = deeper.get_layer("h1").get_kernel_mask()
     np.testing.assert_array_equal(mask[:6], model.get_layer("h1").get_kernel_mask())
@@ -166,7 +168,7 @@ def test_factorized_auxiliary_layer_is_exact_at_full_rank(activation, units):
     x = np.random.default_rng(2).uniform(-1, 1, size=(32, 5)).astype("float32")
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*fresh weights")  # they are set, not fresh
-        deeper = cp.insert_auxiliary_layer(
+        deeper = insert_auxiliary_layer(
             model, after="h0", units=units, activation=activation, factorized=True
         )
     np.testing.assert_allclose(deeper.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
@@ -183,7 +185,7 @@ def test_factorized_auxiliary_layer_below_full_rank_is_the_best_low_rank_fit():
     expected = _pre_activation(model, "h1", x)
     errors = []
     for units in (2, 4, 6):  # ReLU pairs: rank 1, 2, 3
-        deeper = cp.insert_auxiliary_layer(model, after="h0", units=units, factorized=True, compile=False)
+        deeper = insert_auxiliary_layer(model, after="h0", units=units, factorized=True, compile=False)
         aux = deeper.get_layer(f"auxiliary_{units}")
         reader = deeper.get_layer("h1")
         # The product of the two new kernels is the rank-r truncation of the old kernel
@@ -200,8 +202,8 @@ def test_factorized_auxiliary_layer_below_full_rank_is_the_best_low_rank_fit():
 def test_factorized_auxiliary_layer_errors():
     model = mlp()
     with pytest.raises(ValueError, match="identity"):
-        cp.insert_auxiliary_layer(model, after="h0", units=8, identity=True, factorized=True)
+        insert_auxiliary_layer(model, after="h0", units=8, identity=True, factorized=True)
     with pytest.raises(ValueError, match="activation"):
-        cp.insert_auxiliary_layer(model, after="h0", units=8, activation="tanh", factorized=True)
+        insert_auxiliary_layer(model, after="h0", units=8, activation="tanh", factorized=True)
     with pytest.raises(ValueError, match="exactly one Dense"):
-        cp.insert_auxiliary_layer(model, after="out", units=8, factorized=True)
+        insert_auxiliary_layer(model, after="out", units=8, factorized=True)

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_darn.methods.connection import adaptive_rate
-from keras_darn.methods.connection import pruning as cp
 from keras_darn.criteria import weight_magnitude
 from keras_darn.layers import PrunableConv2D
 from keras_darn.layers import PrunableDense
 from keras_darn.layers import to_prunable
+from keras_darn.methods.connection import adaptive_rate
+from keras_darn.methods.connection import evaluation
+from keras_darn.methods.connection import pruning as cp
 
 
 def mlp(widths=(6, 5), inputs=4, classes=3, connection_mask=True):
@@ -162,7 +163,7 @@ def test_driver_retraining_keeps_pruned_weights_at_zero():
         model,
         0.3,
         evaluate=lambda m: 1.0,
-        retrain=adaptive_rate.fit_retrainer(x, y, epochs=1, batch_size=16),
+        retrain=evaluation.fit_retrainer(x, y, epochs=1, batch_size=16),
         max_accuracy_drop=0.01,
         max_steps=2,
     )

@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.methods.connection import adaptive_rate
-from keras_darn.methods.connection import pruning as cp
 from keras_darn.layers import PrunableDense
+from keras_darn.methods.connection import adaptive_rate
+from keras_darn.methods.connection import evaluation
+from keras_darn.methods.connection import pruning as cp
 
 
 def tiny_model():
@@ -231,7 +232,7 @@ def test_evaluate_and_retrain_must_be_callable():
 def test_accuracy_evaluator_counts_argmax_hits():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Identity()])
     x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.2, 0.1]], "float32")
-    evaluate = adaptive_rate.accuracy_evaluator(x, np.array([0, 1, 1, 0]), batch_size=3)
+    evaluate = evaluation.accuracy_evaluator(x, np.array([0, 1, 1, 0]), batch_size=3)
     assert evaluate(model) == 0.75
-    one_hot = adaptive_rate.accuracy_evaluator(x, np.eye(2)[[0, 1, 1, 0]])
+    one_hot = evaluation.accuracy_evaluator(x, np.eye(2)[[0, 1, 1, 0]])
     assert one_hot(model) == 0.75

@@ -4,15 +4,42 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.methods.darn.driver import correlation_thresholds
-from keras_darn.methods.darn.driver import dynamic_neuron_removal
-from keras_darn.methods.darn.driver import log_thresholds
-from keras_darn.methods.darn.driver import prune_by_threshold
-from keras_darn.methods.darn.driver import select_by_threshold
 from keras_darn.criteria.probes import ProbedModel
 from keras_darn.criteria.weight_l1 import WeightL1
+from keras_darn.methods.darn.driver import dynamic_neuron_removal
+from keras_darn.methods.darn.driver import prune_by_threshold
+from keras_darn.methods.darn.driver import select_by_threshold
+from keras_darn.resizing.schedules import LogSpaced
+from keras_darn.resizing.schedules import Schedule
 
 L = keras.layers
+
+
+class Values(Schedule):
+    """Step i gives `values[i]`: any schedule gives DARN its thresholds."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def __call__(self, step):
+        return self.values[step] if 0 <= step < len(self.values) else None
+
+    def get_config(self):
+        return {"values": self.values}
+
+
+def old_log_thresholds(first, last, num):
+    """The removed `log_thresholds`, as it was, for the comparison below."""
+    if first <= 0 or last <= 0 or num < 1:
+        raise ValueError("Expected positive `first`, `last` and `num`.")
+    return np.geomspace(first, last, int(num)).tolist()
+
+
+def old_correlation_thresholds(first=0.98, last=0.5, num=8):
+    """The removed `correlation_thresholds`, as it was."""
+    if not 0 < last <= first < 1:
+        raise ValueError("Expected 0 < last <= first < 1.")
+    return (1.0 - np.geomspace(1.0 - first, 1.0 - last, int(num))).tolist()
 
 
 def _mlp(width=8):
@@ -41,7 +68,7 @@ def test_darn_stops_at_the_sacrifice_bound_and_returns_last_accepted():
         return m
 
     pruned, history = dynamic_neuron_removal(
-        model, WeightL1(), [0.3, 0.6, 0.9], x, y, x, y, sacrifice=0.015, max_retrains=3,
+        model, WeightL1(), Values([0.3, 0.6, 0.9]), x, y, x, y, sacrifice=0.015, max_retrains=3,
         evaluate_fn=lambda m: next(script), retrain_fn=retrain, latency_data=x[:4],
     )
     steps = history["steps"]
@@ -65,7 +92,7 @@ def test_darn_runs_all_thresholds_while_accuracy_holds():
     x = np.random.default_rng(1).normal(size=(16, 4)).astype("float32")
     y = np.zeros(16, "int64")
     pruned, history = dynamic_neuron_removal(
-        model, "weight_l1", [0.3, 0.5], x, y, x, y, sacrifice=0.0, max_retrains=1,
+        model, "weight_l1", Values([0.3, 0.5]), x, y, x, y, sacrifice=0.0, max_retrains=1,
         evaluate_fn=lambda m: 0.5, retrain_fn=lambda m: m, latency_data=None,
     )
     assert history["stopped_at"] is None
@@ -86,12 +113,43 @@ def test_relative_threshold_selection_keeps_min_units():
 
 
 def test_thresholds_are_log_spaced():
-    np.testing.assert_allclose(log_thresholds(0.01, 1.0, 3), [0.01, 0.1, 1.0])
-    np.testing.assert_allclose(correlation_thresholds(0.99, 0.9, 2), [0.99, 0.9])
-    middle = correlation_thresholds(0.98, 0.5, 3)[1]
+    np.testing.assert_allclose(LogSpaced(0.01, 1.0, 3).values(), [0.01, 0.1, 1.0])
+    np.testing.assert_allclose(
+        LogSpaced(0.99, 0.9, 2, distance_to_one=True).values(), [0.99, 0.9]
+    )
+    middle = LogSpaced(0.98, 0.5, 3, distance_to_one=True)(1)
     np.testing.assert_allclose(1 - middle, 0.1)
-    with pytest.raises(ValueError):
-        correlation_thresholds(0.5, 0.9)
+    # Thresholds that fall in aggression are refused (correlation: rising).
+    model = _mlp()
+    x = np.zeros((4, 4), "float32")
+    with pytest.raises(ValueError, match="out of order"):
+        dynamic_neuron_removal(
+            model, "correlation", LogSpaced(0.5, 0.9, 8, distance_to_one=True),
+            x, np.zeros(4, "int64"), x, np.zeros(4, "int64"),
+        )
+    with pytest.raises(ValueError, match="out of order"):
+        dynamic_neuron_removal(
+            model, "weight_l1", Values([0.5, 0.3]), x, np.zeros(4, "int64"), x,
+            np.zeros(4, "int64"),
+        )
+    with pytest.raises(ValueError, match="Schedule"):
+        dynamic_neuron_removal(model, "weight_l1", [0.3, 0.5], x, None, x, None)
+
+
+@pytest.mark.parametrize("first, last, num", [(0.01, 1.0, 3), (0.05, 0.6, 6), (0.05, 0.6, 12),
+                                              (0.2, 0.2, 1), (0.6, 0.05, 4)])
+def test_log_spaced_gives_the_old_log_thresholds(first, last, num):
+    assert LogSpaced(first, last, num).values() == old_log_thresholds(first, last, num)
+    assert [LogSpaced(first, last, num)(i) for i in range(num + 1)] == (
+        old_log_thresholds(first, last, num) + [None]
+    )
+
+
+@pytest.mark.parametrize("first, last, num", [(0.98, 0.5, 8), (0.98, 0.5, 6), (0.98, 0.5, 12),
+                                              (0.99, 0.9, 2), (0.98, 0.8, 2), (0.9, 0.9, 1)])
+def test_log_spaced_distance_to_one_gives_the_old_correlation_thresholds(first, last, num):
+    schedule = LogSpaced(first, last, num, distance_to_one=True)
+    assert schedule.values() == old_correlation_thresholds(first, last, num)
 
 
 def _duplicated_units(kind):

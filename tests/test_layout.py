@@ -1,0 +1,63 @@
+"""The package layout holds: layering, module sizes, graph internals, public names."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import keras_darn as darn
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "keras_darn"
+GRAPH_INTERNALS = re.compile(r"\._nodes_by_depth|\._inbound_nodes|\._keras_history|\._functional\b")
+
+
+def _modules():
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_import_linter_contracts_are_kept():
+    lint_imports = pathlib.Path(sys.executable).with_name("lint-imports")
+    completed = subprocess.run(
+        [str(lint_imports), "--config", str(ROOT / ".importlinter")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]
+    assert "4 kept, 0 broken" in completed.stdout
+
+
+def test_no_module_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in _modules()
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
+
+
+def test_only_graph_reads_keras_graph_internals():
+    readers = [str(p.relative_to(ROOT)) for p in _modules()
+               if "graph" not in p.relative_to(PACKAGE).parts[:1]
+               and GRAPH_INTERNALS.search(p.read_text())]
+    assert not readers, readers
+
+
+def test_core_names_no_method_or_method_layer():
+    # Layers describe themselves through `graph.register_layer`; the core
+    # that reads the descriptions never names a method or one of its layers.
+    names = re.compile(r"Standout|standout|NodeDrop|nodedrop|Prunable|clamped_relu")
+    offenders = {}
+    for folder in ("graph", "rebuild", "metrics"):
+        for path in (PACKAGE / folder).rglob("*.py"):
+            found = sorted(set(names.findall(path.read_text())))
+            if found:
+                offenders[str(path.relative_to(ROOT))] = found
+    assert not offenders, offenders
+
+
+def test_top_level_names_are_few():
+    names = [n for n in dir(darn) if not n.startswith("_")]
+    assert len(names) <= 30, names
+    for name in ("prepare", "resize", "Target", "Schedule", "Result", "Rebuilder",
+                 "remove_units", "add_units", "insert_layer", "shrink", "unit_groups",
+                 "count_params", "count_flops", "methods", "schedules"):
+        assert name in names
