@@ -71,14 +71,15 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
-from keras_darn.methods.connection import adaptive_rate as ar  # noqa: E402
-from keras_darn.methods.connection import pruning as cp  # noqa: E402
 from keras_darn.export import to_tflite  # noqa: E402
 from keras_darn.layers import to_prunable  # noqa: E402
+from keras_darn.methods import connection as cp  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.metrics import measure_latency  # noqa: E402
 from keras_darn.metrics import energy  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
+from keras_darn.resizing import Target  # noqa: E402
+from keras_darn.resizing import resize  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
 import report  # noqa: E402  (benchmarks/report.py)
@@ -271,7 +272,7 @@ def pooled_evaluator(x_tests, y_tests):
 def evaluator(x_test, y_test):
     if isinstance(x_test, list):
         return pooled_evaluator(x_test, y_test)
-    return ar.accuracy_evaluator(x_test, y_test)
+    return cp.accuracy_evaluator(x_test, y_test)
 
 
 def retrain_learning_rate():
@@ -285,21 +286,34 @@ def compile_adam(model, learning_rate):
 
 
 def summary(result, seconds, nets=1):
-    """A run's figures; weights are per network (totals / `nets` when stacked)."""
-    history = result.rows()
+    """A run's figures from its `Result`; weights are per network (totals / `nets` when stacked)."""
+    run = result.history
+    history = [dict(row) for row in run["steps"]]
+    accepted = [row for row in history if row["accepted"]]
     for row in history:
         row["remaining_weights"] /= nets
+    accuracy = accepted[-1]["accuracy"] if accepted else run["initial_accuracy"]
+    remaining = accepted[-1]["remaining_weights"] if accepted else run["initial_weights"] / nets
     return {
-        "remaining_weights": result.remaining_weights / nets,
-        "accuracy": result.accuracy,
-        "below_floor": result.accuracy < result.accuracy_floor - 1e-9,
-        "failed": result.failed,
-        "accepted_steps": result.accepted_steps,
-        "prune_retrain_steps": result.prune_retrain_steps,
-        "trial_evaluations": result.trial_evaluations,
+        "remaining_weights": remaining,
+        "accuracy": accuracy,
+        "below_floor": accuracy < run["accuracy_floor"] - 1e-9,
+        "failed": not accepted,
+        "accepted_steps": len(accepted),
+        "prune_retrain_steps": len(history),
+        "trial_evaluations": sum(len(row["trials"]) for row in history),
         "seconds": seconds,
         "history": history,
     }
+
+
+def prune(model, method, threshold, x_train, y_train, evaluate, base, retrain_epochs, **options):
+    """`method` through the front door on a copy of `model`; the masked pruned copy comes back."""
+    return resize(
+        model, method, Target(max_accuracy_drop=float(threshold) / 100), x=x_train, y=y_train,
+        epochs=retrain_epochs, evaluate=evaluate, base_accuracy=base, max_steps=FLAGS.max_steps,
+        mode=FLAGS.mode, batch_size=FLAGS.batch_size, shrink=False, **options,
+    )
 
 
 def hidden_widths(model):
@@ -351,9 +365,7 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
     start = time.time()
     model.fit(x_train, y_train, epochs=base_epochs, batch_size=FLAGS.batch_size, verbose=0)
     evaluate = evaluator(x_test, y_test)
-    retrain = ar.fit_retrainer(x_train, y_train, epochs=retrain_epochs, batch_size=FLAGS.batch_size)
     base = evaluate(model)
-    trained = model.get_weights()
     out = {
         "fold": fold,
         "nets": nets,
@@ -365,27 +377,24 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
     log(f"{name} fold {fold}: base accuracy {base:.4f} ({out['train_seconds']:.0f} s)")
     adaptive_state = {}
     for threshold in FLAGS.thresholds:
-        drop = float(threshold) / 100
         for arm in arm_names():
-            model.set_weights(trained)
-            compile_adam(model, retrain_learning_rate())
+            compile_adam(model, retrain_learning_rate())  # a fresh optimizer for every arm
             t = time.time()
             if arm.startswith("static"):
-                result = ar.static_pruning(
-                    model, float(arm.split()[1]), evaluate, retrain, drop, base_accuracy=base,
-                    max_steps=FLAGS.max_steps, mode=FLAGS.mode,
-                )
+                result = prune(model, "weight_magnitude", threshold, x_train, y_train, evaluate,
+                               base, retrain_epochs, rate=float(arm.split()[1]))
             else:
-                result = ar.adaptive_pruning(
-                    model, evaluate, retrain, drop, base_accuracy=base, max_steps=FLAGS.max_steps,
-                    restart_rate=arm == RESTART_ARM, mode=FLAGS.mode,
+                result = prune(
+                    model, "adaptive_rate", threshold, x_train, y_train, evaluate, base,
+                    retrain_epochs, restart_rate=arm == RESTART_ARM,
                     trial_reference=FLAGS.trial_reference, on_failure=FLAGS.on_failure,
                 )
+            pruned = result.model  # the masked copy; `model` keeps its trained weights
             if arm == "adaptive":
-                adaptive_state[threshold] = model.get_weights()
+                adaptive_state[threshold] = pruned.get_weights()
             entry = summary(result, time.time() - t, nets)
             if arm == "adaptive":
-                entry["structure"], small = structure(model, x_test, nets)
+                entry["structure"], small = structure(pruned, x_test, nets)
                 if threshold == FLAGS.thresholds[0]:
                     adaptive_state["shrunk"] = small
             out["runs"][f"{arm} @ {threshold}"] = entry
@@ -415,15 +424,14 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
             compile_adam(deeper, FLAGS.retrain_learning_rate)
         after_insertion = evaluate(deeper)
         inserted_weights = cp.remaining_weights(deeper) / nets
-        result = ar.adaptive_pruning(
-            deeper, evaluate, retrain, float(threshold) / 100, base_accuracy=base,
-            max_steps=FLAGS.max_steps, mode=FLAGS.mode, trial_reference=FLAGS.trial_reference,
-            on_failure=FLAGS.on_failure,
+        result = prune(
+            deeper, "adaptive_rate", threshold, x_train, y_train, evaluate, base, retrain_epochs,
+            trial_reference=FLAGS.trial_reference, on_failure=FLAGS.on_failure,
         )
         entry = summary(result, time.time() - t, nets)
         entry.update(accuracy_at_insertion=at_insertion, accuracy_after_insertion=after_insertion,
                      weights_after_insertion=inserted_weights)
-        entry["structure"], _ = structure(deeper, x_test, nets)
+        entry["structure"], _ = structure(result.model, x_test, nets)
         out["runs"][f"auxiliary {units} @ {threshold}"] = entry
         log(
             f"  auxiliary {units} @ {threshold}: {entry['remaining_weights']} weights "

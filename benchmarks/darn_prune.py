@@ -42,14 +42,14 @@ from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
-from keras_darn.methods.darn.driver import accuracy  # noqa: E402
-from keras_darn.methods.darn.driver import correlation_thresholds  # noqa: E402
-from keras_darn.methods.darn.driver import dynamic_neuron_removal  # noqa: E402
-from keras_darn.methods.darn.driver import log_thresholds  # noqa: E402
-from keras_darn.methods.darn.driver import prune_by_threshold  # noqa: E402
+from keras_darn.methods.darn import accuracy  # noqa: E402
+from keras_darn.methods.darn import prune_by_threshold  # noqa: E402
 from keras_darn.metrics import count_flops  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.metrics import measure_latency  # noqa: E402
+from keras_darn.resizing import Target  # noqa: E402
+from keras_darn.resizing import resize  # noqa: E402
+from keras_darn.resizing import schedules  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
 import report  # noqa: E402  (benchmarks/report.py)
@@ -179,18 +179,21 @@ def main(argv):
         began = time.time()
         criterion = "l1" if arm == "l1" else "correlation"
         thresholds = (
-            log_thresholds(FLAGS.l1_first, FLAGS.l1_last, FLAGS.l1_num) if arm == "l1"
-            else correlation_thresholds(FLAGS.corr_first, FLAGS.corr_last, FLAGS.corr_num)
+            schedules.LogSpaced(FLAGS.l1_first, FLAGS.l1_last, FLAGS.l1_num) if arm == "l1"
+            else schedules.LogSpaced(FLAGS.corr_first, FLAGS.corr_last, FLAGS.corr_num,
+                                     distance_to_one=True)
         )
-        model = copy_model(pretrained)
-        final, history = dynamic_neuron_removal(
-            model, criterion, thresholds, *train, *val, sacrifice=FLAGS.sacrifice,
+        model = copy_model(pretrained)  # a fresh Adam for every arm
+        run = resize(
+            model, "darn", Target(max_accuracy_drop=FLAGS.sacrifice), x=train[0], y=train[1],
+            validation_data=val, epochs=1, schedule=thresholds, verbose=1, criterion=criterion,
             max_retrains=FLAGS.max_retrains, batch_size=FLAGS.batch_size, layers=prune,
-            fold=arm.endswith("+fold"), score_data=x_score, latency_data=latency_data,
-            verbose=1,
+            fold=arm.endswith("+fold"), score_examples=FLAGS.score_examples,
+            latency_batch=FLAGS.latency_batch,
         )
+        final, history = run.model, run.history
         summary = {
-            "thresholds": thresholds,
+            "thresholds": thresholds.values(),
             "stopped_at": history["stopped_at"],
             "val_accuracy": accuracy(final, *val),
             "test_accuracy": accuracy(final, *test),

@@ -70,12 +70,12 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import keras_darn as darn  # noqa: E402
 from keras_darn import datasets  # noqa: E402
+from keras_darn.methods.growth import AgeAwareAdam  # noqa: E402
 from keras_darn.methods.growth.grow import adam_step_inflation  # noqa: E402
-from keras_darn.methods.growth.grow import fit_with_growth  # noqa: E402
-from keras_darn.methods.growth.callback import ProportionalGrowth  # noqa: E402
+from keras_darn.methods.growth.training import fit_with_growth  # noqa: E402
 from keras_darn.methods.growth.triggers import EffectiveRankTrigger  # noqa: E402
-from keras_darn.methods.growth.optimizers import AgeAwareAdam  # noqa: E402
 
 import machine  # noqa: E402  (benchmarks/machine.py)
 import report  # noqa: E402  (benchmarks/report.py)
@@ -221,28 +221,36 @@ def run_arm(task, arm, seed, data, final_widths=None):
         build(widths), total_steps, resumable=arm == "fixed-256-reset",
         optimizer=(options or {}).get("optimizer", keras.optimizers.Adam),
     )
-    kwargs = {}
+    common = dict(batch_size=FLAGS.batch_size, shuffle_seed=seed, seed=seed,
+                  probe_data=(x_train[:512], y_train[:512]))
+    start = time.time()
     if options is not None:
-        max_width = {layer: w for layer, w in zip(layers, large)}
-        kwargs = dict(
+        # Schedule steps count epochs from 0: the first growth after
+        # `start_epoch` completed epochs is step `start_epoch - 1`.
+        result = darn.resize(
+            model, "growth", darn.Target(units={layer: w for layer, w in zip(layers, large)}),
+            x=x_train, y=y_train, validation_data=(x_test, y_test), epochs=epochs,
+            schedule=darn.schedules.Constant(FLAGS.rate, start=task["start_epoch"] - 1),
             layers=layers,
-            schedule=ProportionalGrowth(FLAGS.rate, task["start_epoch"], max_width=max_width),
             init=options["init"],
             noise=FLAGS.noise if options.get("noise") else 0.0,
             reset_optimizer=options.get("reset_optimizer", False),
             new_slots=options.get("new_slots", "zeros"),
             incoming_norm=options.get("incoming_norm", 1.0),
             trigger=EffectiveRankTrigger(FLAGS.rank_saturation) if options.get("trigger") else None,
+            **common,
         )
-    if arm == "fixed-256-reset":  # the epochs after which the scheduled arms grow
-        growths = int(np.ceil(np.log2(large[0] / small[0]) / np.log2(1 + FLAGS.rate)))
-        kwargs["callbacks"] = [ResetAdam(range(task["start_epoch"], task["start_epoch"] + growths))]
-    start = time.time()
-    result = fit_with_growth(
-        model, x_train, y_train, epochs=epochs, batch_size=FLAGS.batch_size,
-        validation_data=(x_test, y_test), shuffle_seed=seed, seed=seed,
-        probe_data=(x_train[:512], y_train[:512]), **kwargs,
-    )
+        insertions = _insertions(result.events)
+    else:  # a fixed arm: the same one-epoch stages and data order, no growth
+        kwargs = {}
+        if arm == "fixed-256-reset":  # the epochs after which the scheduled arms grow
+            growths = int(np.ceil(np.log2(large[0] / small[0]) / np.log2(1 + FLAGS.rate)))
+            kwargs["callbacks"] = [ResetAdam(range(task["start_epoch"], task["start_epoch"] + growths))]
+        result = fit_with_growth(
+            model, x_train, y_train, epochs=epochs, validation_data=(x_test, y_test),
+            **common, **kwargs,
+        )
+        insertions = []
     seconds = time.time() - start
     history = result.history
     flops_per_epoch = [3 * f * len(x_train) for f in history["forward_flops"]]
@@ -259,18 +267,24 @@ def run_arm(task, arm, seed, data, final_widths=None):
         "training_flops": float(sum(flops_per_epoch)),
         "cumulative_training_flops": [float(v) for v in np.cumsum(flops_per_epoch)],
         "final_params": int(history["params"][-1]),
-        "insertions": [
-            {
-                "epoch": e.epoch,
-                "widths_after": e.widths_after,
-                "loss_before": e.loss_before,
-                "loss_after": e.loss_after,
-                "relative_loss_change": e.relative_loss_change,
-            }
-            for e in result.events
-        ],
+        "insertions": insertions,
         "seconds": seconds,
     }
+
+
+def _insertions(events):
+    """One record per growth (the Result has one event per grown layer)."""
+    records = {}
+    for event in events:
+        record = records.setdefault(event["step"], {
+            "epoch": event["step"] + 1,  # completed epochs, as before
+            "widths_after": dict(event["widths_after"]),
+            "loss_before": event["loss_before"],
+            "loss_after": event["loss_after"],
+            "relative_loss_change": None if event["loss_before"] is None else
+            abs(event["loss_after"] - event["loss_before"]) / max(abs(event["loss_before"]), 1e-12),
+        })
+    return [records[step] for step in sorted(records)]
 
 
 def summarize(runs):

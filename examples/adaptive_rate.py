@@ -28,14 +28,19 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
-from keras_darn.methods.connection import adaptive_rate  # noqa: E402
-from keras_darn.methods.connection import pruning as connection_pruning  # noqa: E402
 from keras_darn.export import save_tflite  # noqa: E402
 from keras_darn.export import to_tflite  # noqa: E402
 from keras_darn.layers import to_prunable  # noqa: E402
+from keras_darn.methods.connection import accuracy_evaluator  # noqa: E402
+from keras_darn.methods.connection import dead_units  # noqa: E402
+from keras_darn.methods.connection import insert_auxiliary_layer  # noqa: E402
+from keras_darn.methods.connection import mask_disconnected_units  # noqa: E402
+from keras_darn.methods.connection import remaining_weights  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.metrics import energy  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
+from keras_darn.resizing import Target  # noqa: E402
+from keras_darn.resizing import resize  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_float("max_drop", 1.0, "Allowed accuracy drop, in points.")
@@ -56,13 +61,24 @@ flags.DEFINE_string("tflite", None, "If set, write the final shrunk model as TFL
 
 
 def print_history(title, result):
-    print(f"\n{title}: base accuracy {result.base_accuracy:.4f}, floor {result.accuracy_floor:.4f}")
+    history = result.history
+    print(f"\n{title}: base accuracy {history['base_accuracy']:.4f}, floor "
+          f"{history['accuracy_floor']:.4f}")
     print("step  rate  remaining  accuracy  mean|w|  accepted")
-    for s in result.history:
+    for s in history["steps"]:
         print(
-            f"{s.step:4d}  {s.rate:4.2f}  {s.remaining_weights:9d}  {s.accuracy:8.4f}  "
-            f"{s.mean_abs_weight:7.4f}  {s.accepted}"
+            f"{s['step']:4d}  {s['rate']:4.2f}  {s['remaining_weights']:9d}  {s['accuracy']:8.4f}  "
+            f"{s['mean_abs_weight']:7.4f}  {s['accepted']}"
         )
+
+
+def adaptive(model, drop, train, test, **options):
+    """Algorithm 1 through the front door, on a copy; the masked model comes back."""
+    return resize(
+        model, "adaptive_rate", Target(max_accuracy_drop=drop), x=train[0], y=train[1],
+        validation_data=test, epochs=FLAGS.retrain_epochs, mode=FLAGS.mode,
+        on_failure=FLAGS.on_failure, batch_size=64, shrink=False, **options,
+    )
 
 
 def main(argv):
@@ -80,36 +96,33 @@ def main(argv):
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     model.fit(x_train, y_train, epochs=FLAGS.epochs, batch_size=64, verbose=0)
 
-    evaluate = adaptive_rate.accuracy_evaluator(x_test, y_test)
-    retrain = adaptive_rate.fit_retrainer(x_train, y_train, epochs=FLAGS.retrain_epochs, batch_size=64)
+    train, test = (x_train, y_train), (x_test, y_test)
+    evaluate = accuracy_evaluator(x_test, y_test)
     drop = FLAGS.max_drop / 100
-    result = adaptive_rate.adaptive_pruning(
-        model, evaluate, retrain, drop, mode=FLAGS.mode, on_failure=FLAGS.on_failure
-    )
+    result = adaptive(model, drop, train, test)
     print_history("Adaptive pruning rate", result)
-    base = result.base_accuracy
+    base = result.history["base_accuracy"]
+    model = result.model  # the pruned copy, with its connection masks
 
     if FLAGS.aux_units:
-        model = connection_pruning.insert_auxiliary_layer(
+        model = insert_auxiliary_layer(
             model, after="h80", units=FLAGS.aux_units, factorized=FLAGS.factorized
         )
         print(f"\nAccuracy right after inserting {FLAGS.aux_units} units: {evaluate(model):.4f}")
         model.fit(x_train, y_train, epochs=10, batch_size=64, verbose=0)
-        aux = adaptive_rate.adaptive_pruning(
-            model, evaluate, retrain, drop, base_accuracy=base, mode=FLAGS.mode,
-            on_failure=FLAGS.on_failure,
-        )
+        aux = adaptive(model, drop, train, test, base_accuracy=base)
         print_history(f"After an auxiliary layer of {FLAGS.aux_units} units", aux)
+        model = aux.model
 
-    dead = connection_pruning.dead_units(model)
+    dead = dead_units(model)
     print("\nUnits dead on the input side: ", {k: len(v["incoming"]) for k, v in dead.items()})
     print("Units dead on the output side:", {k: len(v["outgoing"]) for k, v in dead.items()})
-    connection_pruning.mask_disconnected_units(model)
+    mask_disconnected_units(model)
     small = shrink(model)
     change = np.abs(small.predict(x_test, verbose=0) - model.predict(x_test, verbose=0)).max()
     print(
         f"shrink: widths {[l.units for l in small.layers]}, params {count_params(model)} -> "
-        f"{count_params(small)}, live weights {connection_pruning.remaining_weights(small)}, "
+        f"{count_params(small)}, live weights {remaining_weights(small)}, "
         f"largest output change {change:.1e}"
     )
     for dtype in ("float32", "float16", "int8"):

@@ -23,10 +23,10 @@ from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
-from keras_darn.methods.darn.driver import accuracy  # noqa: E402
-from keras_darn.methods.darn.driver import correlation_thresholds  # noqa: E402
-from keras_darn.methods.darn.driver import dynamic_neuron_removal  # noqa: E402
-from keras_darn.methods.darn.driver import log_thresholds  # noqa: E402
+from keras_darn.methods.darn import accuracy  # noqa: E402
+from keras_darn.resizing import Target  # noqa: E402
+from keras_darn.resizing import resize  # noqa: E402
+from keras_darn.resizing import schedules  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
@@ -68,14 +68,16 @@ def main(argv):
     model = build_cnn()
     model.fit(x_train, y_train, epochs=FLAGS.pretrain_epochs, batch_size=64, verbose=2)
     if FLAGS.criterion == "correlation":
-        thresholds = correlation_thresholds(0.98, 0.5, 6)
+        thresholds = schedules.LogSpaced(0.98, 0.5, 6, distance_to_one=True)
     else:
-        thresholds = log_thresholds(0.05, 0.6, 6)
-    pruned, history = dynamic_neuron_removal(
-        model, FLAGS.criterion, thresholds, x_train, y_train, x_val, y_val,
-        sacrifice=FLAGS.sacrifice, max_retrains=FLAGS.max_retrains, fold=FLAGS.fold,
-        layers=["conv1", "conv2", "conv3"], verbose=1,
+        thresholds = schedules.LogSpaced(0.05, 0.6, 6)
+    result = resize(
+        model, "darn", Target(max_accuracy_drop=FLAGS.sacrifice), x=x_train, y=y_train,
+        validation_data=(x_val, y_val), epochs=1, schedule=thresholds, verbose=1,
+        criterion=FLAGS.criterion, max_retrains=FLAGS.max_retrains, fold=FLAGS.fold,
+        layers=["conv1", "conv2", "conv3"],
     )
+    pruned, history = result.model, result.history
     first, steps = history["steps"][0], [s for s in history["steps"] if s["accepted"]]
     last = steps[-1]
     print(f"Accuracy {first['accuracy']:.4f} -> {accuracy(pruned, x_val, y_val):.4f}; "

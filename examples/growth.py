@@ -3,7 +3,8 @@
 `--mode=schedule`: start at `--start_width` units per hidden layer and double
 (`--rate=1.0`) after every epoch from `--start_epoch` until `--max_width`,
 with function-preserving new units (`--init=zeros_out`, the default; also
-"net2net", "pair_average", or the DARN paper's "naive" baseline). Optimizer
+"net2net", "gradmax", "pair_average", or the DARN paper's "naive" baseline),
+through `darn.resize(model, "growth", darn.Target(units=max_width), ...)`. Optimizer
 state (`--optimizer`, `AgeAwareAdam` by default) and the learning-rate
 schedule carry over every growth; the loss on a probe batch is printed before
 and after each growth.
@@ -26,12 +27,10 @@ import keras  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+import keras_darn as darn  # noqa: E402
 from keras_darn import datasets  # noqa: E402
 from keras_darn import metrics  # noqa: E402
-from keras_darn.methods.growth.grow import fit_with_growth  # noqa: E402
-from keras_darn.methods.growth.unified import darn_unified  # noqa: E402
-from keras_darn.methods.growth.callback import ProportionalGrowth  # noqa: E402
-from keras_darn.methods.growth.optimizers import AgeAwareAdam  # noqa: E402
+from keras_darn.methods.growth import AgeAwareAdam  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "schedule", ["schedule", "unified"], "Scheduled growth or DARN's loop.")
@@ -43,7 +42,7 @@ flags.DEFINE_integer("start_width", 16, "Initial width of both hidden layers.")
 flags.DEFINE_integer("max_width", 128, "Largest width of a hidden layer.")
 flags.DEFINE_integer("start_epoch", 1, "Completed epochs before the first growth.")
 flags.DEFINE_float("rate", 1.0, "Relative growth per epoch.")
-flags.DEFINE_enum("init", "zeros_out", ["zeros_out", "net2net", "pair_average", "naive"],
+flags.DEFINE_enum("init", "zeros_out", ["zeros_out", "net2net", "pair_average", "naive", "gradmax"],
                   "Initialisation of new units.")
 flags.DEFINE_float("noise", 0.0, "Relative noise of net2net / naive copies.")
 flags.DEFINE_integer("param_budget", 60000, "Parameter budget of the unified loop.")
@@ -76,25 +75,32 @@ def main(argv):
     )
     common = dict(
         layers=["hidden1", "hidden2"], batch_size=FLAGS.batch_size,
-        validation_data=(x_test, y_test), shuffle_seed=FLAGS.seed, seed=FLAGS.seed,
+        shuffle_seed=FLAGS.seed, seed=FLAGS.seed,
     )
     if FLAGS.mode == "schedule":
-        result = fit_with_growth(
-            model, x_train, y_train, epochs=FLAGS.epochs,
-            schedule=ProportionalGrowth(FLAGS.rate, FLAGS.start_epoch, max_width=FLAGS.max_width),
+        # Schedule steps count epochs from 0: after `start_epoch` completed
+        # epochs is step `start_epoch - 1`.
+        result = darn.resize(
+            model, "growth", darn.Target(units=FLAGS.max_width), x=x_train, y=y_train,
+            validation_data=(x_test, y_test), epochs=FLAGS.epochs,
+            schedule=darn.schedules.Constant(FLAGS.rate, start=max(0, FLAGS.start_epoch - 1)),
             init=FLAGS.init, noise=FLAGS.noise, **common,
         )
-        for event in result.events:
-            print(f"after epoch {event.epoch}: {event.widths_before} -> {event.widths_after}, "
-                  f"probe loss {event.loss_before:.4f} -> {event.loss_after:.4f}")
+        steps = sorted({e["step"] for e in result.events})
+        for step in steps:
+            grown = [e for e in result.events if e["step"] == step]
+            widths = {e["layer"]: e["width"] for e in grown}
+            print(f"after epoch {step + 1}: widths {widths}, "
+                  f"probe loss {grown[0]['loss_before']:.4f} -> {grown[0]['loss_after']:.4f}")
     else:
-        result = darn_unified(
-            model, x_train, y_train, rounds=FLAGS.epochs, param_budget=FLAGS.param_budget,
-            max_width=FLAGS.max_width, **common,
+        result = darn.resize(
+            model, "unified", darn.Target(params=FLAGS.param_budget, units=FLAGS.max_width),
+            x=x_train, y=y_train, validation_data=(x_test, y_test), epochs=FLAGS.epochs,
+            **common,
         )
-        for record in result.rounds:
-            print(f"round {record.round}: {record.widths_before} -> {record.widths_after}, "
-                  f"removed {record.removed}, added {record.added}, params {record.params_after}")
+        for event in result.events:
+            print(f"round {event['round']}: {event['action']} {event['units']} units of "
+                  f"{event['layer']} -> width {event['width']}")
     final = result.model
     print("test accuracy per epoch:", [round(a, 4) for a in result.history["val_accuracy"]])
     print(f"final model: {metrics.count_params(final)} parameters, "

@@ -74,17 +74,17 @@ class ProbedModel:
                 f"Expected a keras.Model. Received: model of type {type(model).__name__}"
             )
         self.model = model
-        self._functional = functional_of(model)
-        if len(self._functional.outputs) != 1:
+        self._function = functional_of(model)
+        if len(self._function.outputs) != 1:
             raise ValueError(
                 "Criteria support models with one output. Received: model "
-                f"'{model.name}' with {len(self._functional.outputs)} outputs"
+                f"'{model.name}' with {len(self._function.outputs)} outputs"
             )
         self._loss = loss if loss is not None else getattr(model, "loss", None)
         self._loss_fn = None
-        self._order = nodes_in_order(self._functional)
+        self._order = nodes_in_order(self._function)
         self.groups = self._select_groups(layers)
-        self._gates = make_gates(self._order, self._functional, self.groups)
+        self._gates = make_gates(self._order, self._function, self.groups)
         self._gate_edges = {}
         for member in self._gates.values():
             for gate in member:
@@ -236,7 +236,7 @@ class ProbedModel:
             The model output, and the collected outputs when `collect`.
         """
         inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        values = {id(t): v for t, v in zip(self._functional.inputs, inputs)}
+        values = {id(t): v for t, v in zip(self._function.inputs, inputs)}
         replicated = set()
         key = variants = None
         if replicate is not None:
@@ -273,8 +273,8 @@ class ProbedModel:
                 values[id(tensor)] = value
                 if is_replicated:
                     replicated.add(id(tensor))
-        output = values[id(self._functional.outputs[0])]
-        if key is not None and id(self._functional.outputs[0]) not in replicated:
+        output = values[id(self._function.outputs[0])]
+        if key is not None and id(self._function.outputs[0]) not in replicated:
             output = tile(output, tf.shape(variants)[0])
         return (output, collected) if collect else output
 

@@ -128,9 +128,13 @@ class DARN(Method):
             if group.resizable and not set(group.layers) & set(target.exclude)
             for name in group.layers
         ]
-        if self.layers is None:
-            return allowed
-        return [name for name in self.layers if name in allowed]
+        chosen = allowed if self.layers is None else [n for n in self.layers if n in allowed]
+        if not chosen:
+            raise ValueError(
+                "Method 'darn' has no layer left to prune: the target excludes all of "
+                f"{self.layers or 'the resizable layers'}. Received: exclude={list(target.exclude)}"
+            )
+        return chosen
 
     def resize(self, model, target, x=None, y=None, validation_data=None, epochs=1,
                schedule=None, verbose=0):

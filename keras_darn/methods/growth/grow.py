@@ -9,6 +9,7 @@
 | `pair_average` | mean of two source units         | 0                                | yes          |
 | `random`       | random, `incoming_norm` x mean   | random                           | no           |
 | `naive`        | copy of a source (+ noise), noise also on the source | source's, not divided | no |
+| `gradmax`      | a small first gradient step      | top singular vectors of the gradients | nearly |
 
 "mean" is the mean norm of the existing units' incoming weights; the
 Rebuilder draws new units at 0.5 x that, the drivers default to 1.0 x (under
@@ -20,23 +21,28 @@ not divided, so the unit's contribution to the next layer doubles and the
 learned function is disturbed at every growth. The paper reports that its
 grown networks never exceeded their initial accuracy.
 
+`gradmax` is GradMax (Evci et al., *GradMax: Growing Neural Networks using
+Gradient Information*), see `keras_darn.methods.growth.gradmax`; it needs
+`gradient_data=(x, y)`.
+
 The fit-grow-continue driver `fit_with_growth` (with `GrowthEvent`,
-`GrowthResult`) lives in `keras_darn.methods.growth.training`, the staged
-`fit` helpers it shares with `darn_unified` in
-`keras_darn.methods.growth.staged_fit`; both are re-exported here.
+`GrowthResult`) lives in `keras_darn.methods.growth.training`, which imports
+this module (never the other way round).
 """
 
 import keras
 import numpy as np
 
+from keras_darn.methods.growth.gradmax import apply_gradmax
 from keras_darn.methods.growth.callback import PAIR_INITS
 from keras_darn.methods.growth.callback import SPLIT_INITS
 from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.rebuild import Rebuilder
+from keras_darn.metrics import count_params
 from keras_darn.rebuild import compile_like
 from keras_darn.validation import check_one_of
 
-INITS = ("zeros_out", "net2net", "pair_average", "random", "naive")
+INITS = ("zeros_out", "net2net", "pair_average", "random", "naive", "gradmax")
 
 
 def grow_units(
@@ -49,6 +55,7 @@ def grow_units(
     seed=None,
     compile=True,
     new_slots="zeros",
+    gradient_data=None,
 ):
     """Returns a new model with more units, initialised by `init`.
 
@@ -57,8 +64,8 @@ def grow_units(
         plan: `{layer_name: number of new units}`, one layer per coupled
             group (coupled layers grow with it).
         init: one of `INITS` (see the module docstring): "zeros_out",
-            "net2net", "pair_average", "random" or "naive" (the DARN paper's
-            baseline). Defaults to "zeros_out".
+            "net2net", "pair_average", "random", "naive" (the DARN paper's
+            baseline) or "gradmax". Defaults to "zeros_out".
         sources: `{layer_name: [source indices]}` for "net2net" and "naive"
             (one index, or a 1-tuple, per new unit; drawn at random when
             omitted) and `{layer_name: [(i, j), ...]}` for "pair_average"
@@ -71,8 +78,9 @@ def grow_units(
             as a multiple of the mean norm of the existing units'. `None`
             keeps the Rebuilder's 0.5. Under Adam, whose steps do not scale
             with the weights, larger new units learn faster; the outputs
-            stay the same with "zeros_out" whatever the value. Defaults to
-            `None`.
+            stay the same with "zeros_out" whatever the value. For
+            "gradmax", the norm of the new units' first gradient step (`None`:
+            0.01). Defaults to `None`.
         seed: seed of the random draws. Defaults to `None`.
         compile: compile like `model` and carry the optimizer state over.
             Defaults to `True`.
@@ -86,6 +94,9 @@ def grow_units(
             weights step like their neighbours. First moments start at 0
             either way; surviving slots are carried exactly. Defaults to
             "zeros".
+        gradient_data: `(x, y)` on which "gradmax" takes the loss
+            gradients (a few hundred examples); `model` must be compiled.
+            Defaults to `None`.
 
     Returns:
         A new `keras.Model`; the named layers' new units come after their
@@ -104,6 +115,22 @@ def grow_units(
     """
     check_one_of(init, "init", INITS)
     check_one_of(new_slots, "new_slots", NEW_SLOTS)
+    if init != "gradmax" and gradient_data is not None:
+        raise ValueError(
+            "`gradient_data` is only used by init='gradmax'. "
+            f"Received: init={init!r}, gradient_data={type(gradient_data).__name__}"
+        )
+    if init == "gradmax":
+        if sources:
+            raise ValueError(
+                "init='gradmax' chooses the new units' weights from gradients and takes no "
+                f"`sources`. Received: sources={sources!r}"
+            )
+        rebuilder = Rebuilder(model, seed=seed).add(plan, init="zeros_out")
+        new_model = rebuilder.build()
+        apply_gradmax(model, new_model, plan, gradient_data, incoming_norm,
+                      np.random.default_rng(seed))
+        return _finish(rebuilder, model, compile, new_slots, new_model)
     if init in ("zeros_out", "random"):
         if sources:
             raise ValueError(
@@ -117,8 +144,8 @@ def grow_units(
         return new_model
     if incoming_norm is not None:
         raise ValueError(
-            "`incoming_norm` applies to the random incoming weights of 'zeros_out' and "
-            f"'random'. Received: init={init!r}, incoming_norm={incoming_norm!r}"
+            "`incoming_norm` applies to the new incoming weights of 'zeros_out', 'random' "
+            f"and 'gradmax'. Received: init={init!r}, incoming_norm={incoming_norm!r}"
         )
     rng = np.random.default_rng(seed)
     if init == "pair_average":
@@ -132,6 +159,13 @@ def grow_units(
 
 
 NEW_SLOTS = ("zeros", "mean")
+
+
+def params_after_growth(model, plan):
+    """The parameter count of `model` grown by `plan` (built, not trained)."""
+    if not plan:
+        return count_params(model)
+    return count_params(Rebuilder(model).add(plan, init="zeros_out").build())
 
 
 def _finish(rebuilder, model, compile, new_slots, new_model=None):
@@ -320,14 +354,3 @@ def _grow_naive(model, plan, sources, noise, rng, seed, compile, new_slots="zero
                 value[..., unit] += rng.normal(0.0, scale, size=value[..., unit].shape)
             kernel.assign(value)
     return _finish(rebuilder, model, compile, new_slots, new_model)
-
-
-# Re-exports: the names that lived here before the driver moved out. At the
-# end of the module, because `growth_training` imports `grow_units` from here.
-from keras_darn.methods.growth.training import GrowthEvent  # noqa: E402, F401
-from keras_darn.methods.growth.training import GrowthResult  # noqa: E402, F401
-from keras_darn.methods.growth.training import fit_with_growth  # noqa: E402, F401
-from keras_darn.methods.growth.staged_fit import EpochRunner  # noqa: E402, F401
-from keras_darn.methods.growth.staged_fit import StagedCallbacks  # noqa: E402, F401
-from keras_darn.methods.growth.staged_fit import probe_arrays  # noqa: E402, F401
-from keras_darn.methods.growth.staged_fit import probe_loss  # noqa: E402, F401

@@ -32,7 +32,7 @@ class AgeAwareAdam(keras.optimizers.Adam):
     Example:
 
     ```python
-    model.compile(darn.optimizers.AgeAwareAdam(1e-3), "sparse_categorical_crossentropy")
+    model.compile(darn.methods.growth.AgeAwareAdam(1e-3), "sparse_categorical_crossentropy")
     model.fit(x, y, epochs=2)
     grown = darn.add_units(model, {"hidden": 32})   # new weights: age 0
     grown.fit(x, y, epochs=2)                         # fresh-Adam steps for them

@@ -6,10 +6,17 @@ after each epoch whether to grow, rebuilds the model with `grow_units`
 (slots sliced, zero for new units, `iterations` kept, so learning-rate
 schedules continue) and goes on. Each growth is recorded as a
 `GrowthEvent`, with the probe loss just before and after the rebuild.
+
+The schedule is a `keras_darn.Schedule` whose steps are epoch indices from
+0: `Constant(0.2, start=2)` grows after the third epoch. (The old
+`ProportionalGrowth(start_epoch=3)` counted completed epochs instead; it is
+gone.) `darn.resize(model, "growth", ...)` runs this driver.
 """
 
 from keras_darn.methods.growth.grow import INITS
+from keras_darn.graph import unit_groups
 from keras_darn.methods.growth.grow import grow_units
+from keras_darn.methods.growth.grow import params_after_growth
 from keras_darn.methods.growth.staged_fit import EpochRunner
 from keras_darn.methods.growth.staged_fit import StagedCallbacks
 from keras_darn.methods.growth.staged_fit import probe_arrays
@@ -27,7 +34,8 @@ class GrowthEvent:
     """One growth between two epochs of `fit_with_growth`.
 
     Attributes:
-        epoch: completed epochs before growing.
+        step: the epoch (from 0) after which the model grew.
+        epoch: completed epochs before growing (`step + 1`).
         plan: `{layer_name: units added}`.
         widths_before, widths_after: `{layer_name: width}`.
         params_before, params_after: parameter counts.
@@ -51,7 +59,7 @@ class GrowthEvent:
         return fields
 
     def __repr__(self):
-        return f"GrowthEvent(epoch={self.epoch}, widths_after={self.widths_after})"
+        return f"GrowthEvent(step={self.step}, widths_after={self.widths_after})"
 
 
 class GrowthResult:
@@ -80,6 +88,8 @@ def fit_with_growth(
     epochs=1,
     layers=None,
     schedule=None,
+    max_width=None,
+    max_params=None,
     trigger=None,
     criterion=None,
     init="zeros_out",
@@ -112,20 +122,29 @@ def fit_with_growth(
         epochs: total epochs. Defaults to `1`.
         layers: names of the layers that may grow, one per coupled group.
             Defaults to `None`: the first layer of every resizable group.
-        schedule: a `GrowthSchedule` (e.g. `ProportionalGrowth`). Defaults
-            to `None` (then `trigger` sets the amounts; with neither, the
-            model trains without growing: a baseline with the same stages
-            and data order).
+        schedule: a `keras_darn.Schedule` of the relative width added after
+            each epoch (steps are epoch indices from 0; a layer of width `w`
+            gains `max(1, ceil(r * w))` units where `schedule(step)` is `r`),
+            e.g. `darn.schedules.Constant(0.2, start=2)`. Defaults to `None`
+            (then `trigger` sets the amounts; with neither, the model trains
+            without growing: a baseline with the same stages and data
+            order).
+        max_width: the largest width, an `int` or `{layer_name: int}`
+            (layers missing from the dict do not grow), `None` for no
+            limit. Defaults to `None`.
+        max_params: a growth that would take the model above this many
+            parameters is skipped (`None`: no limit). Defaults to `None`.
         trigger: e.g. `EffectiveRankTrigger()`. Defaults to `None`.
         criterion: source units for "net2net"/"naive" (default
             `HighVariance`) or pairs for "pair_average" (default
             `LowCorrelation`); must be `None` for "zeros_out" and "random".
             Defaults to `None`.
-        init: initialisation of new units, see `grow_units`. Defaults to
-            "zeros_out".
+        init: initialisation of new units, see `grow_units`; "gradmax"
+            takes its gradients on the probe data, which needs labels.
+            Defaults to "zeros_out".
         noise: relative noise for "net2net"/"naive". Defaults to `0.0`.
         incoming_norm: for "zeros_out" and "random" (ignored by the other
-            inits): each new unit's incoming norm as a multiple of the mean
+            inits, "gradmax" keeps its own 0.01): each new unit's incoming norm as a multiple of the mean
             norm of the layer's units, see `grow_units`; `None` keeps the
             Rebuilder's 0.5. Defaults to `1.0`: new units as large as an
             average unit.
@@ -156,15 +175,15 @@ def fit_with_growth(
 
     Raises:
         ValueError: an uncompiled model, a bad `init`/`criterion`
-            combination, or arguments that `fit` handles itself (`epochs`,
-            `initial_epoch`).
+            combination, "gradmax" without probe labels, or arguments that
+            `fit` handles itself (`epochs`, `initial_epoch`).
 
     Example:
 
     ```python
     result = fit_with_growth(
         model, x_train, y_train, epochs=10, layers=["hidden"],
-        schedule=ProportionalGrowth(rate=0.2, start_epoch=3, max_width=256),
+        schedule=darn.schedules.Constant(0.2, start=2), max_width=256,
         batch_size=128, validation_data=(x_test, y_test))
     grown = result.model
     ```
@@ -175,28 +194,45 @@ def fit_with_growth(
         if key in fit_kwargs:
             raise ValueError(f"`fit_with_growth` sets `{key}` itself. Received: {key}={fit_kwargs[key]!r}")
     check_one_of(init, "init", INITS)
-    criterion = _default_criterion(init, criterion)
+    criterion = default_criterion(init, criterion)
     if layers is None:
         layers = default_layers(model)
+    if max_params is not None and (
+        isinstance(max_params, bool) or not isinstance(max_params, int) or max_params < 1
+    ):
+        raise ValueError(
+            "Received an invalid value for `max_params`, expected a positive integer or None. "
+            f"Received: max_params={max_params!r}"
+        )
     probe_x, probe_y = probe_arrays(probe_data, x, y)
+    if init == "gradmax" and probe_y is None:
+        raise ValueError(
+            "init='gradmax' takes loss gradients on the probe data: give array `x`, `y` or "
+            "`probe_data=(x, y)`. Received: no probe labels"
+        )
     growth = None
     if schedule is not None or trigger is not None:
         growth = GrowthCallback(
             layers,
             schedule=schedule,
+            max_width=max_width,
             trigger=trigger,
             criterion=criterion,
             probe_data=probe_x if (trigger is not None or criterion is not None) else None,
         )
     staged = StagedCallbacks(callbacks or [])
-    history, events = {}, []
+    history, events, decisions = {}, [], []
     runner = EpochRunner(x, y, shuffle_seed, [c for c in (growth, staged) if c], verbose, fit_kwargs)
     for epoch in range(epochs):
         runner.run(model, epoch, history)
+        if growth is not None:
+            decisions.extend(growth.decisions)  # reset at every stage's on_train_begin
         if model.stop_training:
             break  # a user callback (e.g. EarlyStopping) ended training
         decision = growth.pending if growth is not None else None
         if decision is None or epoch == epochs - 1:
+            continue
+        if max_params is not None and params_after_growth(model, decision.plan) > max_params:
             continue
         model, event = _grow(
             model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y,
@@ -204,7 +240,8 @@ def fit_with_growth(
         )
         events.append(event)
     staged.finish()
-    return GrowthResult(model, history, events, growth.decisions if growth else [])
+    return GrowthResult(model, history, events, decisions)
+
 
 def _grow(
     model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y, new_slots="zeros"
@@ -222,10 +259,12 @@ def _grow(
             seed=draw_seed,
             compile=not reset_optimizer,
             new_slots=new_slots,
+            gradient_data=(probe_x, probe_y) if init == "gradmax" else None,
         )
         if reset_optimizer:
             compile_fresh(new_model, model)
     event = GrowthEvent(
+        step=decision.step,
         epoch=decision.epoch,
         plan=dict(decision.plan),
         widths_before=dict(decision.widths),
@@ -240,14 +279,12 @@ def _grow(
 
 def default_layers(model):
     """The first layer of every resizable unit group of `model`, by name."""
-    from keras_darn.graph import unit_groups
-
     return [g.layers[0] for g in unit_groups(model, resizable_only=True)]
 
 
-def _default_criterion(init, criterion):
+def default_criterion(init, criterion):
     criterion = growth_triggers.get(criterion)
-    if init in ("zeros_out", "random"):
+    if init in ("zeros_out", "random", "gradmax"):
         if criterion is not None:
             raise ValueError(
                 f"A `criterion` chooses source units, which init={init!r} does not use; "

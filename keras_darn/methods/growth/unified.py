@@ -27,8 +27,9 @@ import math
 
 import numpy as np
 
+from keras_darn.methods.growth.callback import units_to_add
 from keras_darn.methods.growth.grow import grow_units
-from keras_darn.methods.growth.training import _default_criterion
+from keras_darn.methods.growth.training import default_criterion
 from keras_darn.methods.growth.training import default_layers
 from keras_darn.methods.growth.staged_fit import EpochRunner
 from keras_darn.methods.growth.staged_fit import StagedCallbacks
@@ -38,6 +39,7 @@ from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units
+from keras_darn.resizing.schedules import Schedule
 from keras_darn.validation import check_positive_int
 
 
@@ -153,7 +155,9 @@ def darn_unified(
         param_budget: the most parameters the model may have after a round;
             `None` for no limit. Defaults to `None`.
         growth_rate: a firing layer grows by `max(1, ceil(growth_rate * w))`
-            units. Defaults to `0.25`.
+            units; a `keras_darn.Schedule` gives the rate of each round
+            (its step is the round, from 0; `None`: no growth that round).
+            Defaults to `0.25`.
         max_width: largest width, an `int` or `{layer_name: int}`. Defaults
             to `None`.
         trigger: `trigger(activations) -> bool`. Defaults to `None`:
@@ -193,8 +197,8 @@ def darn_unified(
     Example:
 
     ```python
-    result = darn_unified(model, x_train, y_train, rounds=6,
-                          param_budget=50_000, batch_size=128)
+    result = darn.resize(model, "unified", darn.Target(params=50_000),
+                         x=x_train, y=y_train, epochs=6, batch_size=128)
     result.model.summary()
     ```
     """
@@ -204,9 +208,14 @@ def darn_unified(
         check_positive_int(value, name)
     if param_budget is not None and param_budget <= 0:
         raise ValueError(f"Expected a positive `param_budget`. Received: param_budget={param_budget!r}")
-    if growth_rate <= 0:
-        raise ValueError(f"Expected a positive `growth_rate`. Received: growth_rate={growth_rate!r}")
-    criterion = _default_criterion(init, criterion)
+    if not isinstance(growth_rate, Schedule) and (
+        isinstance(growth_rate, bool) or not isinstance(growth_rate, (int, float)) or growth_rate <= 0
+    ):
+        raise ValueError(
+            "Received an invalid value for `growth_rate`, expected a positive number or a "
+            f"keras_darn.Schedule. Received: growth_rate={growth_rate!r}"
+        )
+    criterion = default_criterion(init, criterion)
     trigger = trigger if trigger is not None else growth_triggers.EffectiveRankTrigger()
     if layers is None:
         layers = default_layers(model)
@@ -225,8 +234,9 @@ def darn_unified(
                 break
         if model.stop_training or round_index == rounds - 1:
             break
+        rate = growth_rate(round_index) if isinstance(growth_rate, Schedule) else growth_rate
         model, record = _one_round(
-            model, round_index, epoch, layers, param_budget, growth_rate, max_width, trigger,
+            model, round_index, epoch, layers, param_budget, rate, max_width, trigger,
             init, criterion, noise, incoming_norm, dead_tolerance, redundancy, min_units,
             probe_x, probe_y,
             None if seed is None else int(seed) + round_index,
@@ -271,10 +281,8 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
             ranks[name] = int(trigger.rank(acts))
         width = len(kept[name])
         limit = max_width.get(name) if isinstance(max_width, dict) else max_width
-        count = max(1, math.ceil(rate * width - 1e-9))
-        if limit is not None:
-            count = min(count, limit - width)
-        if count > 0 and not plan.get(name) and trigger(acts):
+        count = units_to_add(rate, width, limit) if rate is not None else 0
+        if rate is not None and count > 0 and not plan.get(name) and trigger(acts):
             growth[name] = count
     if budget is not None and growth:
         growth = _growth_within_budget(model, growth, budget)
@@ -288,6 +296,7 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
                 model, growth, init=init, sources=sources, noise=noise,
                 incoming_norm=incoming_norm if init in ("zeros_out", "random") else None,
                 seed=seed,
+                gradient_data=(probe_x, probe_y) if init == "gradmax" else None,
             )
     record = UnifiedRound(
         round=round_index,

@@ -6,9 +6,11 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from keras_darn.methods.growth.grow import fit_with_growth
 from keras_darn.methods.growth.callback import GrowthCallback
-from keras_darn.methods.growth.callback import ProportionalGrowth
+from keras_darn.methods.growth.callback import units_to_add
+from keras_darn.methods.growth.training import fit_with_growth
+from keras_darn.resizing.schedules import Constant
+from keras_darn.resizing.schedules import Schedule
 from keras_darn.methods.growth.triggers import EffectiveRankTrigger
 from keras_darn.export import tflite_predict
 from keras_darn.export import to_tflite
@@ -35,26 +37,34 @@ def _model(width=4, lr=0.01, optimizer=None):
     return model
 
 
-def test_proportional_growth_schedule():
-    schedule = ProportionalGrowth(rate=0.2, start_epoch=3, every=2, max_width={"a": 110})
-    assert [schedule(e, 100, "a") for e in range(1, 8)] == [0, 0, 10, 0, 10, 0, 10]
-    assert schedule(3, 100, "b") == 0  # not in max_width: never grows
-    assert ProportionalGrowth(rate=0.01, start_epoch=1)(1, 10) == 1  # at least one unit
-    capped = ProportionalGrowth(rate=1.0, start_epoch=1, max_width=256, stop_epoch=4)
-    assert [capped(1, 16), capped(2, 200), capped(3, 256), capped(5, 16)] == [16, 56, 0, 0]
-    clone = ProportionalGrowth.from_config(capped.get_config())
-    assert clone.get_config() == capped.get_config()
-    with pytest.raises(ValueError, match="rate"):
-        ProportionalGrowth(rate=0)
-    with pytest.raises(ValueError, match="start_epoch"):
-        ProportionalGrowth(start_epoch=0)
+def test_growth_amounts_from_a_schedule():
+    # Steps count epochs from 0: start=2 is after the 3rd epoch (the old
+    # ProportionalGrowth's start_epoch=3, which counted completed epochs).
+    callback = GrowthCallback(["a"], Constant(0.2, start=2, every=2), max_width={"a": 110})
+    assert [callback.amount(step, 100, "a") for step in range(7)] == [0, 0, 10, 0, 10, 0, 10]
+    assert callback.amount(2, 100, "b") == 0  # not in max_width: never grows
+    assert GrowthCallback(["a"], Constant(0.01, start=0)).amount(0, 10, "a") == 1  # at least one unit
+    assert units_to_add(0.01, 10) == 1
+    capped = GrowthCallback(["a"], Constant(1.0, start=0, stop=3), max_width=256)
+    assert [capped.amount(0, 16, "a"), capped.amount(1, 200, "a"), capped.amount(2, 256, "a"),
+            capped.amount(4, 16, "a")] == [16, 56, 0, 0]
+    clone = Schedule.get(keras.saving.serialize_keras_object(capped.schedule))
+    assert clone.get_config() == capped.schedule.get_config()
+    with pytest.raises(ValueError, match="value"):
+        Constant(0)
+    with pytest.raises(ValueError, match="start"):
+        Constant(0.2, start=-1)
+    with pytest.raises(ValueError, match="max_width"):
+        GrowthCallback(["a"], Constant(0.2), max_width=0)
+    with pytest.raises(ValueError, match="schedule"):
+        GrowthCallback(["a"], schedule=0.2)
 
 
 def test_callback_stops_fit_when_growth_is_due(digits):
     x, y = digits
     model = _model()
     callback = GrowthCallback(
-        ["h1"], ProportionalGrowth(rate=0.5, start_epoch=2), stop_training=True
+        ["h1"], Constant(0.5, start=1), stop_training=True
     )
     history = model.fit(x, y, epochs=5, batch_size=BATCH, callbacks=[callback], verbose=0)
     assert len(history.history["loss"]) == 2
@@ -93,7 +103,7 @@ def test_growth_keeps_loss_and_training_state(digits):
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=1e9)
     result = fit_with_growth(
         model, x, y, epochs=3, layers=["h1", "h2"],
-        schedule=ProportionalGrowth(rate=0.5, start_epoch=1),
+        schedule=Constant(0.5, start=0),
         batch_size=BATCH, shuffle_seed=0, seed=0, callbacks=[plateau, recorder],
     )
     grown = result.model
@@ -114,7 +124,7 @@ def test_grown_model_saves_loads_and_exports(digits, tmp_path):
     x, y = digits
     result = fit_with_growth(
         _model(), x, y, epochs=2, layers=["h1"],
-        schedule=ProportionalGrowth(rate=1.0, start_epoch=1), batch_size=BATCH,
+        schedule=Constant(1.0, start=0), batch_size=BATCH,
     )
     grown = result.model
     assert grown.get_layer("h1").units == 8
@@ -130,7 +140,7 @@ def test_noise_free_net2net_keeps_the_loss(digits):
     x, y = digits
     result = fit_with_growth(
         _model(), x, y, epochs=2, layers=["h1", "h2"], init="net2net",
-        schedule=ProportionalGrowth(rate=0.5, start_epoch=1), batch_size=BATCH, seed=0,
+        schedule=Constant(0.5, start=0), batch_size=BATCH, seed=0,
     )
     (event,) = result.events
     assert event.widths_after == {"h1": 6, "h2": 6}
@@ -142,7 +152,7 @@ def test_optimizer_reset_and_same_data_order(digits):
     keras.utils.set_random_seed(7)
     weights = _model().get_weights()
     runs = []
-    for schedule, epochs in ((ProportionalGrowth(rate=0.5, start_epoch=1), 2), (None, 1)):
+    for schedule, epochs in ((Constant(0.5, start=0), 2), (None, 1)):
         model = _model()
         model.set_weights(weights)
         runs.append(fit_with_growth(
@@ -180,7 +190,7 @@ def test_growth_under_mirrored_strategy(digits, two_cpu_strategy):
         model = _model()
     result = fit_with_growth(
         model, x, y, epochs=2, layers=["h1", "h2"],
-        schedule=ProportionalGrowth(rate=0.5, start_epoch=1), batch_size=BATCH, seed=0,
+        schedule=Constant(0.5, start=0), batch_size=BATCH, seed=0,
     )
     grown = result.model
     assert grown.distribute_strategy is two_cpu_strategy
@@ -195,8 +205,8 @@ def test_driver_errors(digits):
     inputs = keras.Input((64,))
     uncompiled = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     with pytest.raises(ValueError, match="Compile"):
-        fit_with_growth(uncompiled, x, y, schedule=ProportionalGrowth())
+        fit_with_growth(uncompiled, x, y, schedule=Constant(0.2, start=2))
     with pytest.raises(ValueError, match="criterion"):
-        fit_with_growth(_model(), x, y, schedule=ProportionalGrowth(), criterion="variance")
+        fit_with_growth(_model(), x, y, schedule=Constant(0.2, start=2), criterion="variance")
     with pytest.raises(ValueError, match="needs a criterion"):
-        fit_with_growth(_model(), x, y, schedule=ProportionalGrowth(), init="pair_average", criterion="l1")
+        fit_with_growth(_model(), x, y, schedule=Constant(0.2, start=2), init="pair_average", criterion="l1")

@@ -226,3 +226,39 @@ def test_adam_step_inflation_of_new_weights():
     late = adam_step_inflation(470, np.array([1, 10, 50]))
     assert late[1] > 3.0 and late[2] > late[0] > 1.0  # several x a fresh optimizer's step
     assert adam_step_inflation(470, 10) > adam_step_inflation(188, 10)  # later growths: larger
+
+
+def _gradmax_mlp(batch_norm=False):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(5, name="h")(inputs)
+    if batch_norm:
+        h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.ReLU()(h)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(h))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_gradmax_new_units_follow_the_gradients():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = rng.integers(0, 3, size=64)
+    model = _gradmax_mlp()
+    grown = grow_units(model, {"h": 2}, init="gradmax", gradient_data=(x, y), seed=0)
+    assert grown.get_layer("h").units == 7
+    out = keras.ops.convert_to_numpy(grown.get_layer("out").kernel)
+    old_norm = np.linalg.norm(out[:5], axis=1).mean()
+    np.testing.assert_allclose(np.linalg.norm(out[5:], axis=1), old_norm, rtol=1e-5)
+    np.testing.assert_allclose(out[5] @ out[6], 0.0, atol=1e-5)  # orthogonal directions
+    incoming = keras.ops.convert_to_numpy(grown.get_layer("h").kernel)
+    in_norm = np.linalg.norm(incoming[:, :5], axis=0).mean()
+    np.testing.assert_allclose(np.linalg.norm(incoming[:, 5:], axis=0), 0.01 * in_norm, rtol=1e-4)
+    # Nearly the same outputs: the new units start with a small first step.
+    np.testing.assert_allclose(grown.predict(x, verbose=0), model.predict(x, verbose=0), atol=0.05)
+    with pytest.raises(ValueError, match="gradient_data"):
+        grow_units(model, {"h": 2}, init="gradmax")
+    with pytest.raises(ValueError, match="gradient_data"):
+        grow_units(model, {"h": 2}, init="zeros_out", gradient_data=(x, y))
+    with pytest.raises(ValueError, match="activation layers only"):
+        grow_units(_gradmax_mlp(batch_norm=True), {"h": 2}, init="gradmax", gradient_data=(x, y))
