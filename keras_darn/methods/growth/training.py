@@ -8,9 +8,8 @@ schedules continue) and goes on. Each growth is recorded as a
 `GrowthEvent`, with the probe loss just before and after the rebuild.
 
 The schedule is a `keras_darn.Schedule` whose steps are epoch indices from
-0: `Constant(0.2, start=2)` grows after the third epoch. (The old
-`ProportionalGrowth(start_epoch=3)` counted completed epochs instead; it is
-gone.) `darn.resize(model, "growth", ...)` runs this driver.
+0: `Constant(0.2, start=2)` grows after the third epoch.
+`darn.resize(model, "growth", ...)` runs this driver.
 """
 
 from keras_darn.methods.growth.grow import INITS
