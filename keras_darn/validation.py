@@ -54,3 +54,27 @@ def check_one_of(value, name, allowed):
             f"Received an invalid value for `{name}`, expected one of {allowed}. "
             f"Received: {name}={value!r}"
         )
+
+
+def check_layer_names(value, name, allow_none=False):
+    """Raises a `ValueError` unless `value` is a list of layer names (strings).
+
+    Args:
+        value: the value received.
+        name: the argument's name, for the message.
+        allow_none: whether `None` is accepted. Defaults to `False`.
+
+    Example:
+
+    >>> check_layer_names("dense", "exclude")
+    Traceback (most recent call last):
+    ValueError: Received an invalid value for `exclude`, expected a list of layer names. Received: exclude='dense'
+    """
+    if value is None and allow_none:
+        return
+    if value is None or isinstance(value, str) or not all(isinstance(n, str) for n in value):
+        expected = "a list of layer names" + (" or None" if allow_none else "")
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected {expected}. "
+            f"Received: {name}={value!r}"
+        )

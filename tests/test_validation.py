@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from keras_darn.validation import check_layer_names
 from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
@@ -23,3 +24,16 @@ def test_one_of_accepts_allowed_and_names_the_rest():
     with pytest.raises(ValueError, match=r"`mode`, expected one of \('fraction', 'std'\)\. "
                                          r"Received: mode='global'"):
         check_one_of("global", "mode", ("fraction", "std"))
+
+
+def test_layer_names_accepts_lists_of_names_and_names_what_it_expected():
+    check_layer_names(["a", "b"], "exclude")
+    check_layer_names((), "exclude")
+    check_layer_names(None, "layers", allow_none=True)
+    with pytest.raises(ValueError, match=r"`exclude`, expected a list of layer names\. "
+                                         r"Received: exclude='a'"):
+        check_layer_names("a", "exclude")
+    with pytest.raises(ValueError, match="expected a list of layer names or None"):
+        check_layer_names([1], "layers", allow_none=True)
+    with pytest.raises(ValueError, match="Received: layers=None"):
+        check_layer_names(None, "layers")

@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_darn.graph.handlers import PassThroughHandler
 from keras_darn.graph.registry import register_layer
-from keras_darn.metrics.flop_counters import elements_per_example
+from keras_darn.metrics.flop_counters import per_output_element
 from keras_darn.metrics.flop_counters import register_activation_flops
 
 
@@ -60,8 +60,5 @@ class ClampedReLU(keras.layers.Layer):
 FLOPS_PER_ELEMENT = 1
 register_activation_flops("clamped_relu", FLOPS_PER_ELEMENT)
 register_layer(
-    ClampedReLU,
-    handler=PassThroughHandler(),
-    flops=lambda layer, input_shapes, output_shapes: FLOPS_PER_ELEMENT
-    * elements_per_example(output_shapes[0]),
+    ClampedReLU, handler=PassThroughHandler(), flops=per_output_element(FLOPS_PER_ELEMENT)
 )

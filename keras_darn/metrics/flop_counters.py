@@ -154,11 +154,7 @@ def _dense_flops(layer, input_shapes, output_shapes):
     in_features = input_shapes[0][-1]
     positions = elements_per_example(out) // out[-1]
     macs = positions * in_features * out[-1]
-    return (
-        2 * macs
-        + bias_flops(layer, out)
-        + activation_flops(layer.activation, out)
-    )
+    return 2 * macs + bias_flops(layer, out) + activation_flops(layer.activation, out)
 
 
 def _conv_flops(layer, input_shapes, output_shapes):
@@ -167,30 +163,20 @@ def _conv_flops(layer, input_shapes, output_shapes):
     groups = getattr(layer, "groups", 1) or 1
     kernel = math.prod(layer.kernel_size)
     macs = elements_per_example(out) * kernel * in_channels // groups
-    return (
-        2 * macs
-        + bias_flops(layer, out)
-        + activation_flops(layer.activation, out)
-    )
+    return 2 * macs + bias_flops(layer, out) + activation_flops(layer.activation, out)
 
 
 def _depthwise_conv_flops(layer, input_shapes, output_shapes):
     out = output_shapes[0]
     macs = elements_per_example(out) * math.prod(layer.kernel_size)
-    return (
-        2 * macs
-        + bias_flops(layer, out)
-        + activation_flops(layer.activation, out)
-    )
+    return 2 * macs + bias_flops(layer, out) + activation_flops(layer.activation, out)
 
 
 def _separable_conv_flops(layer, input_shapes, output_shapes):
     inp, out = input_shapes[0], output_shapes[0]
     depthwise_channels = inp[_channel_axis(layer)] * layer.depth_multiplier
     positions = _spatial_size(out, layer)
-    depthwise_macs = positions * depthwise_channels * math.prod(
-        layer.kernel_size
-    )
+    depthwise_macs = positions * depthwise_channels * math.prod(layer.kernel_size)
     pointwise_macs = elements_per_example(out) * depthwise_channels
     return (
         2 * (depthwise_macs + pointwise_macs)
@@ -203,14 +189,12 @@ def _conv_transpose_flops(layer, input_shapes, output_shapes):
     inp, out = input_shapes[0], output_shapes[0]
     out_channels = out[_channel_axis(layer)]
     macs = elements_per_example(inp) * math.prod(layer.kernel_size) * out_channels
-    return (
-        2 * macs
-        + bias_flops(layer, out)
-        + activation_flops(layer.activation, out)
-    )
+    return 2 * macs + bias_flops(layer, out) + activation_flops(layer.activation, out)
 
 
-def _per_output_element(cost):
+def per_output_element(cost):
+    """A FLOP counter of `cost` FLOPs per output element (for `register_layer`)."""
+
     def counter(layer, input_shapes, output_shapes):
         return cost * elements_per_example(output_shapes[0])
 
@@ -277,16 +261,16 @@ def _register_builtins():
             "Conv2DTranspose",
             "Conv3DTranspose",
         ],
-        _per_output_element(2): [
+        per_output_element(2): [
             "BatchNormalization",
             "Rescaling",
             "Normalization",
             "PReLU",
             "LeakyReLU",
         ],
-        _per_output_element(3): ["UnitNormalization"],
-        _per_output_element(4): ["ELU"],
-        _per_output_element(5): ["Softmax"],
+        per_output_element(3): ["UnitNormalization"],
+        per_output_element(4): ["ELU"],
+        per_output_element(5): ["Softmax"],
         _layer_normalization_flops: [
             "LayerNormalization",
             "GroupNormalization",

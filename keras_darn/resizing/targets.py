@@ -5,6 +5,8 @@ import numbers
 
 import keras
 
+from keras_darn.validation import check_layer_names
+
 AMOUNTS = ("fraction", "units", "params", "flops", "max_accuracy_drop")
 
 
@@ -95,11 +97,7 @@ class Target:
                 f"[0, 1] (0.01 is one point). Received: max_accuracy_drop={max_accuracy_drop!r}"
             )
         _check_widths(min_units, "min_units", allow_none=False)
-        if isinstance(exclude, str) or not all(isinstance(n, str) for n in exclude):
-            raise ValueError(
-                "Received an invalid value for `exclude`, expected a list of layer names. "
-                f"Received: exclude={exclude!r}"
-            )
+        check_layer_names(exclude, "exclude")
         self.fraction = None if fraction is None else float(fraction)
         self.units = units
         self.params = _check_size(params, "params")

@@ -11,6 +11,7 @@ from keras_darn.resizing.method import register_method
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import LogSpaced
+from keras_darn.validation import check_layer_names
 from keras_darn.validation import check_positive_int
 
 # The accuracy Algorithm 1 may lose when the target gives none (1.5 points).
@@ -102,13 +103,7 @@ class DARN(Method):
                 f"'{self.criterion.name}'; folding needs correlated partners "
                 "(criterion='correlation')."
             )
-        if layers is not None and (
-            isinstance(layers, str) or not all(isinstance(n, str) for n in layers)
-        ):
-            raise ValueError(
-                "Received an invalid value for `layers`, expected a list of layer names or "
-                f"None. Received: layers={layers!r}"
-            )
+        check_layer_names(layers, "layers", allow_none=True)
         check_positive_int(score_examples, "score_examples")
         check_positive_int(latency_batch, "latency_batch")
         self.max_retrains = max_retrains

@@ -16,6 +16,7 @@ from keras_darn.resizing.method import register_method
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import Constant
+from keras_darn.validation import check_layer_names
 from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
@@ -149,13 +150,7 @@ class Growth(Method):
                 f"trigger={trigger!r}"
             )
         growth_triggers.get(criterion)
-        if layers is not None and (
-            isinstance(layers, str) or not all(isinstance(n, str) for n in layers)
-        ):
-            raise ValueError(
-                "Received an invalid value for `layers`, expected a list of layer names. "
-                f"Received: layers={layers!r}"
-            )
+        check_layer_names(layers, "layers", allow_none=True)
         _check_optional_positive_int(batch_size, "batch_size")
         self.init = init
         self.noise = noise

@@ -17,6 +17,7 @@ import numpy as np
 from keras_darn.layers.standout_dense import StandoutDense
 from keras_darn.resizing.schedules import Geometric
 from keras_darn.resizing.schedules import Schedule
+from keras_darn.validation import check_layer_names
 
 
 def standout_units_to_remove(width, ratio, target_units):
@@ -103,14 +104,8 @@ class StandoutPruning(keras.callbacks.Callback):
         else:
             _check_target(target_units, None, "every layer")
         schedule = Geometric(0.5) if schedule is None else Schedule.get(schedule)
+        check_layer_names(layers, "layers", allow_none=True)
         if layers is not None:
-            if isinstance(layers, str) or not all(
-                isinstance(name, str) for name in layers
-            ):
-                raise ValueError(
-                    "Received an invalid value for `layers`, expected a list "
-                    f"of layer names or None. Received: layers={layers!r}"
-                )
             layers = list(layers)
         self.target_units = target_units
         self.schedule = schedule
