@@ -10,6 +10,7 @@ threshold of that step. Every schedule serializes with `get_config`, and
 `Schedule.get` rebuilds one from its config.
 """
 
+import abc
 import math
 
 import keras
@@ -40,7 +41,7 @@ def _check_number(value, name, low, high, closed_low=True, closed_high=True):
         )
 
 
-class Schedule:
+class Schedule(abc.ABC):
     """Base class: `schedule(step) -> amount` (`None` where nothing happens).
 
     Subclasses implement `__call__` and `get_config`; `steps(n)` lists the
@@ -54,15 +55,17 @@ class Schedule:
     ```
     """
 
+    @abc.abstractmethod
     def __call__(self, step):
-        raise NotImplementedError
+        """The amount at `step`, or `None` where the schedule does not act."""
 
     def steps(self, num_steps):
         """The steps in `[0, num_steps)` at which the schedule acts."""
         return [step for step in range(num_steps) if self(step) is not None]
 
+    @abc.abstractmethod
     def get_config(self):
-        raise NotImplementedError
+        """The constructor arguments."""
 
     @classmethod
     def from_config(cls, config):
