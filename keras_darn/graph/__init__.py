@@ -5,6 +5,8 @@
 """
 
 from keras_darn.graph import keras_layers  # noqa: F401  (registers Keras' layer types)
+from keras_darn.graph import op_nodes  # noqa: F401  (registers the keras.ops op nodes)
+from keras_darn.graph.composite import CompositeHandler
 from keras_darn.graph.groups import UnitGroup
 from keras_darn.graph.groups import unit_groups
 from keras_darn.graph.handlers import IN
@@ -16,4 +18,5 @@ from keras_darn.graph.handlers import ProducerHandler
 from keras_darn.graph.nodes import GraphError
 from keras_darn.graph.registry import describe
 from keras_darn.graph.registry import register_layer
+from keras_darn.graph.unit_axes import UnitAxis
 from keras_darn.graph.unit_graph import UnitGraph

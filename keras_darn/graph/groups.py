@@ -51,7 +51,8 @@ def groups_of(graph):
         layer = graph.layer_of_space(key)
         names[key] = layer.name
         for position, root in enumerate(graph.roots(channels)):
-            members[int(root)][key] = position
+            # A grouped convolution's unit has a position in every group: the first names it.
+            members[int(root)].setdefault(key, position)
     by_signature = collections.OrderedDict()
     for root, where in members.items():
         signature = (tuple(where), graph.fixed_reason(root))

@@ -20,6 +20,7 @@ layer's class hierarchy, so subclasses of `Dense` or `Conv2D` work unchanged.
 import keras
 import numpy as np
 
+from keras_darn.graph import grouped_conv
 from keras_darn.graph.channels import Channels
 
 # Kinds of weight axes.
@@ -28,6 +29,25 @@ OUT = "out"  # indexed by the layer's own output units.
 IN_X_M = "in_x_m"  # input channel c with depth multiplier m: c * m + k.
 
 _MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+def resolve_weight_axes(layer, weight_axes):
+    """`[(variable, axes)]` for `{attribute or weight name: axes}`."""
+    weights = getattr(layer, "weights", None) or []  # op nodes have none
+    pairs = []
+    for name, axes in weight_axes.items():
+        variable = getattr(layer, name, None) if isinstance(name, str) else None
+        if not any(variable is w for w in weights):
+            named = [w for w in weights if w.name == name]
+            if len(named) > 1:
+                raise ValueError(
+                    f"Layer '{layer.name}' has {len(named)} weights named '{name}'; its handler "
+                    "must describe them by variable (override `variable_axes`)."
+                )
+            variable = named[0] if named else None
+        if variable is not None:
+            pairs.append((variable, axes))
+    return pairs
 
 
 def activation_name(layer):
@@ -64,9 +84,50 @@ class LayerHandler:
         """Why the units around a layer this handler cannot resize are fixed."""
         return f"layer '{layer.name}' of type {type(layer).__name__} has no unit handler"
 
+    #: Whether units added through this layer keep the model's function
+    #: (False for `LayerNormalization`: new channels change its statistics).
+    exact_growth = True
+
     def weight_axes(self, layer):
-        """`{weight_name: {axis: kind}}` for the weights tied to units."""
+        """`{weight_name: {axis: kind}}` for the weights tied to units.
+
+        A weight name is the layer's attribute holding the variable (or the
+        variable's name, where the layer has one variable of that name).
+        """
         return {}
+
+    def variable_axes(self, layer):
+        """`[(variable, {axis: kind})]` for the layer's weights tied to units.
+
+        The Rebuilder matches a layer's variables to the new layer's by
+        their order in `layer.weights`, and resizes each by its axis map.
+        Handlers of layers that hold sublayers override this to combine
+        their parts' maps; by default it resolves `weight_axes`.
+
+        Raises:
+            ValueError: if a name in `weight_axes` matches several variables.
+        """
+        return resolve_weight_axes(layer, self.weight_axes(layer))
+
+    def planned_config(self, layer, config, plan):
+        """Config of the layer at the widths of `plan` (a rebuild plan).
+
+        `plan.width(space)` and `plan.channels(space)` give the new width
+        and channel layout of a unit space ("out", "in", "in:<k>",
+        "part:<name>"), or None where the plan does not know it.
+        """
+        width_arg = getattr(self, "width_arg", None)
+        width = plan.width("out")
+        if width_arg and width is not None:
+            config[width_arg] = width
+        inputs = plan.channels("in")
+        if inputs is not None:
+            config = self.adapt_config(layer, config, len(inputs))
+        return config
+
+    def finish_weights(self, layer, values, plan):
+        """Last changes to the resized weights (a list in `layer.weights` order)."""
+        return values
 
     def adapt_config(self, layer, config, input_width):
         """Config for the layer when its input has `input_width` channels."""
@@ -110,18 +171,37 @@ class ProducerHandler(LayerHandler):
 
 
 class GroupedConvHandler(ProducerHandler):
-    """`Conv1D`/`Conv2D`/`Conv3D`; with `groups > 1` the units are fixed."""
+    """`Conv1D`/`Conv2D`/`Conv3D`, grouped ones included (see
+    `keras_darn.graph.grouped_conv`: depthwise-as-grouped convolutions pass
+    units like `DepthwiseConv2D`, others change every group evenly)."""
 
     def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
-        outputs = super().propagate(layer, inputs, input_shapes, output_shapes, trace)
-        if getattr(layer, "groups", 1) > 1:
-            reason = (
-                f"layer '{layer.name}' is a grouped convolution (groups={layer.groups}); "
-                "its groups tie input and output channels, which keras_darn keeps fixed"
+        if grouped_conv.groups_of(layer) == 1:
+            return super().propagate(layer, inputs, input_shapes, output_shapes, trace)
+
+        def producer(layer, inputs, output_shapes, trace):
+            return super(GroupedConvHandler, self).propagate(
+                layer, inputs, input_shapes, output_shapes, trace
             )
-            trace.fix(inputs[0], reason)
-            trace.fix(outputs[0], reason)
-        return outputs
+
+        return grouped_conv.propagate(layer, inputs, output_shapes, trace, producer)
+
+    def weight_axes(self, layer):
+        if grouped_conv.groups_of(layer) == 1:
+            return self._weight_axes
+        return grouped_conv.weight_axes(layer, self._weight_axes)
+
+    def adapt_config(self, layer, config, input_width):
+        return grouped_conv.adapt_config(layer, config, input_width)
+
+    def constants(self, layer, input_constants, input_shapes, output_shapes):
+        if not grouped_conv.is_depthwise(layer):
+            return None
+        bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
+        return grouped_conv.constants(
+            layer, input_constants[0], keras.ops.convert_to_numpy(layer.kernel), bias,
+            lambda v: keras.ops.convert_to_numpy(layer.activation(v)),
+        )
 
 
 class PassThroughHandler(LayerHandler):
@@ -301,13 +381,3 @@ class ReshapeHandler(LayerHandler):
             target[-1] = input_width
             config = {**config, "target_shape": tuple(target)}
         return config
-
-
-class LambdaHandler(LayerHandler):
-    """`Lambda` layers are opaque: their units are fixed, with a reason."""
-
-    def fixed_reason(self, layer):
-        return (
-            f"layer '{layer.name}' is a Lambda layer, whose effect on channels keras_darn "
-            "cannot know; replace it with a built-in or registered layer"
-        )

@@ -10,13 +10,13 @@ from keras_darn.graph.handlers import ConcatenateHandler
 from keras_darn.graph.handlers import DepthwiseHandler
 from keras_darn.graph.handlers import FlattenHandler
 from keras_darn.graph.handlers import GroupedConvHandler
-from keras_darn.graph.handlers import LambdaHandler
 from keras_darn.graph.handlers import MergeHandler
 from keras_darn.graph.handlers import NormalizationHandler
 from keras_darn.graph.handlers import PassThroughHandler
 from keras_darn.graph.handlers import ProducerHandler
 from keras_darn.graph.handlers import ReshapeHandler
 from keras_darn.graph.handlers import product
+from keras_darn.graph.op_nodes import LambdaHandler
 from keras_darn.graph.registry import register_layer
 
 DENSE_AXES = {"kernel": {-2: IN, -1: OUT}, "bias": {0: OUT}}
@@ -87,3 +87,9 @@ def _register():
 
 
 _register()
+
+# Recurrent layers, wrappers and attention register their own handlers.
+from keras_darn.graph import application_layers  # noqa: E402,F401  (GroupNormalization, LayerScale, ...)
+from keras_darn.graph import attention  # noqa: E402,F401
+from keras_darn.graph import keras_hub_layers  # noqa: E402,F401  (keras-hub itself loads lazily)
+from keras_darn.graph import recurrent  # noqa: E402,F401

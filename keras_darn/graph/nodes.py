@@ -6,7 +6,10 @@ produced a tensor, the nodes at which a layer was called, and the leaf
 layers of nested models.
 """
 
+import copy
+
 import keras
+import numpy as np
 
 
 class GraphError(ValueError):
@@ -143,3 +146,38 @@ class FunctionalGraph:
 
     def calls(self, layer):
         return self._calls.get(id(layer), 0)
+
+
+def constant_arguments(node):
+    """The arguments of a node that are not Keras tensors (numbers, arrays,
+    variables), flattened; strings, `None` and booleans are left out."""
+    flat = keras.tree.flatten((node.arguments.args, node.arguments.kwargs))
+    return [
+        value
+        for value in flat
+        if not isinstance(value, (keras.KerasTensor, str, bool, type(None)))
+        and (isinstance(value, (int, float, np.ndarray)) or hasattr(value, "shape"))
+    ]
+
+
+def call_node(node, values):
+    """Calls a node's operation eagerly, `values` in place of its input tensors."""
+    tensors = {id(t): v for t, v in zip(node.input_tensors, values)}
+    args, kwargs = node.arguments.fill_in(tensors)
+    return node.operation(*args, **kwargs)
+
+
+def first_input_shape(operation):
+    """The shape of the first input of an operation's first call, or None."""
+    calls = getattr(operation, "_inbound_nodes", None)
+    if not calls or not calls[0].input_tensors:
+        return None
+    return tuple(calls[0].input_tensors[0].shape)
+
+
+def fresh_operation(operation):
+    """A copy of an operation that shares no graph nodes with the original."""
+    clone = copy.copy(operation)
+    clone._inbound_nodes = []
+    clone._outbound_nodes = []
+    return clone

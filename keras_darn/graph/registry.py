@@ -106,10 +106,29 @@ def register_layer(
     )
 
 
+_LAZY = {}
+
+
+def register_lazily(module_prefix, loader):
+    """Runs `loader()` the first time a layer from `module_prefix` is described.
+
+    Registrations for an optional package (keras-hub) are made only once a
+    model holds one of its layers, so the package is never imported before.
+    """
+    _LAZY[module_prefix] = loader
+
+
+def _load_lazy(cls):
+    for prefix in [p for p in _LAZY if cls.__module__.startswith(p)]:
+        _LAZY.pop(prefix)()
+
+
 def describe(layer):
     """The `LayerDescription` of a layer (or layer class), field by field
     from its nearest registered class."""
     cls = layer if isinstance(layer, type) else type(layer)
+    if _LAZY:
+        _load_lazy(cls)
     found = {}
     for base in cls.__mro__:
         description = _REGISTRY.get(base)

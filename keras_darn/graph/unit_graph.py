@@ -14,6 +14,8 @@ import keras
 import numpy as np
 
 from keras_darn.graph import handlers as handlers_lib
+from keras_darn.graph import nodes
+from keras_darn.graph import op_nodes
 from keras_darn.graph import registry
 from keras_darn.graph.channels import Channels
 from keras_darn.graph.nodes import GraphError  # noqa: F401  (raised here, part of this module's API)
@@ -174,10 +176,24 @@ class UnitGraph:
         channels = [c for c, _ in arguments]
         constants = [k for _, k in arguments]
         self._current_constants = constants[0] if constants else None
+        # Scalars and arrays an op node combines its inputs with (`x * 2.0`).
+        self.constant_arguments = (
+            nodes.constant_arguments(node) if op_nodes.is_operation(layer) else ()
+        )
         out_channels = handler.propagate(layer, channels, in_shapes, out_shapes, self)
+        self.constant_arguments = ()
         if not self.with_constants:
             return [(c, None) for c in out_channels]
-        if isinstance(handler, handlers_lib.ProducerHandler):
+        if op_nodes.is_operation(layer):
+            value = op_nodes.node_constants(layer, node, constants, in_shapes)
+            if value is None:
+                value = handler.constants(layer, constants, in_shapes, out_shapes)
+            out_constants = [
+                np.full(len(c), np.nan) if value is None else np.asarray(value, dtype=np.float64)
+                for c in out_channels
+            ]
+        elif isinstance(handler, handlers_lib.ProducerHandler) and id(layer) in self.spaces:
+            # (A depthwise grouped convolution makes no units of its own.)
             value = producer_constants(layer, handler, in_shapes[0], len(out_channels[0]))
             out_constants = [value] * len(out_shapes)
         else:

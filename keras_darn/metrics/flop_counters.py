@@ -52,40 +52,18 @@ ACTIVATION_FLOPS = {
 }
 
 # Elementwise `keras.ops` operations, keyed by operation class name.
-_ELEMENTWISE_OPS = {
-    "Add",
-    "Subtract",
-    "Multiply",
-    "Divide",
-    "TrueDivide",
-    "Maximum",
-    "Minimum",
-    "Negative",
-    "Absolute",
-    "Abs",
-    "Square",
-    "Sqrt",
-    "Exp",
-    "Log",
-    "Power",
-}
+_ELEMENTWISE_OPS = set(
+    "Add Subtract Multiply Divide TrueDivide Maximum Minimum Negative Absolute Abs Square "
+    "Sqrt Exp Log Power Clip Where FloorDivide Mod Reciprocal Sign Round Floor Ceil Equal "
+    "NotEqual Greater GreaterEqual Less LessEqual".split()
+)
+# `keras.ops` reductions: one accumulation per input element, as global pooling.
+_REDUCTION_OPS = set("Mean Sum Max Min Amax Amin Prod Any All".split())
 # `keras.ops` operations that only move data.
-_DATA_MOVEMENT_OPS = {
-    "Reshape",
-    "Transpose",
-    "ExpandDims",
-    "Squeeze",
-    "Concatenate",
-    "GetItem",
-    "Stack",
-    "Cast",
-    "Flatten",
-    "Ravel",
-    "Tile",
-    "Repeat",
-    "BroadcastTo",
-    "Slice",
-}
+_DATA_MOVEMENT_OPS = set(
+    "Reshape Transpose ExpandDims Squeeze Concatenate GetItem Stack Cast Flatten Ravel Tile "
+    "Repeat BroadcastTo Slice StopGradient Copy Moveaxis".split()
+)
 
 _COUNTERS = {}
 _builtins_registered = False
@@ -373,6 +351,8 @@ def layer_flops(operation, input_shapes, output_shapes):
         name = type(operation).__name__
         if name in _ELEMENTWISE_OPS:
             return elements_per_example(output_shapes[0])
+        if name in _REDUCTION_OPS:
+            return elements_per_example(input_shapes[0])
         if name in _DATA_MOVEMENT_OPS:
             return 0
         snake_name = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

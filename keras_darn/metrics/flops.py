@@ -38,7 +38,9 @@ Conventions (every count is per example, i.e. without the batch dimension):
   output element. `Average`: n_inputs per output element (n - 1 additions and
   one scaling). `Concatenate`: 0. Elementwise `keras.ops` on symbolic
   tensors (`x + y`, `keras.ops.multiply`, ...): 1 per output element;
-  activation ops (`keras.ops.relu`, ...) as their activation function.
+  activation ops (`keras.ops.relu`, ...) as their activation function;
+  reductions (`keras.ops.mean`, `sum`, `max`, ...) 1 per input element, as
+  global pooling; reshapes, transposes and casts 0.
 - Layers that only move or drop data at inference cost 0: `Flatten`,
   `Reshape`, `Permute`, `RepeatVector`, padding, cropping, nearest-neighbour
   upsampling, `Embedding`, dropout and noise layers, `Identity`, `Masking`,

@@ -28,7 +28,7 @@ class LayoutTrace:
         handler = registry.get_handler(layer)
         self.layers[id(layer)] = layer
         if arguments:
-            self.inputs.setdefault(id(layer), arguments[0])
+            self.inputs.setdefault(id(layer), list(arguments))
         in_shapes = [tuple(t.shape) for t in node.input_tensors]
         out_shapes = [tuple(t.shape) for t in node.outputs]
         return handler.propagate(layer, arguments, in_shapes, out_shapes, self)

@@ -172,6 +172,7 @@ def insert_layer(model, after, layer, identity=False, compile=True):
     if identity:
         _check_identity(layer, _width(anchor))
     reinitialised = []
+    variable_map = []
     for old in model.layers:
         clone = clones.get(id(old))
         if clone is None:
@@ -179,6 +180,9 @@ def insert_layer(model, after, layer, identity=False, compile=True):
         old_weights = old.get_weights()
         if [w.shape for w in old_weights] == [tuple(w.shape) for w in clone.weights]:
             clone.set_weights(old_weights)
+            variable_map.extend(
+                (a, b, _unchanged) for a, b in zip(old.weights, clone.weights)
+            )
         elif identity and _widened_inputs(old_weights, clone):
             # The new layer passes the old channels first: the old rows read them.
             clone.set_weights(
@@ -197,8 +201,12 @@ def insert_layer(model, after, layer, identity=False, compile=True):
     if identity:
         _set_identity(layer)
     if compile:
-        compile_like(new_model, model, variable_map=None)
+        compile_like(new_model, model, variable_map=variable_map)
     return new_model
+
+
+def _unchanged(array, fill=None):
+    return array
 
 
 def _width(layer):

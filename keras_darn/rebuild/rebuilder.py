@@ -7,6 +7,7 @@ model is never modified; a failing plan raises before anything is built.
 """
 
 import difflib
+import warnings
 
 import keras
 import numpy as np
@@ -18,10 +19,11 @@ from keras_darn.graph.unit_graph import channel_width
 from keras_darn.graph.unit_graph import functional_of
 from keras_darn.graph.unit_graph import walk
 from keras_darn.graph.nodes import leaf_layers
+from keras_darn.graph.unit_axes import UnitPart
 from keras_darn.rebuild import weight_transfer
-from keras_darn.rebuild.layer_plan import LayerPlan
 from keras_darn.rebuild.layer_plan import clone_resized
 from keras_darn.rebuild.layer_plan import copy_weights
+from keras_darn.rebuild.layer_plan import make_plan
 from keras_darn.rebuild.layout import LayoutTrace
 from keras_darn.validation import check_one_of
 
@@ -90,13 +92,20 @@ class Rebuilder:
         for consumer in self.graph.consumers:
             roots = self.graph.roots(consumer.channels)
             constants = consumer.constants
-            if constants is None:
+            # A part's input (e.g. the value input of an attention layer) is
+            # recorded with the layer's first input's constants: never fold it.
+            if constants is None or isinstance(consumer.layer, UnitPart) or len(constants) != len(roots):
                 bad.update(int(r) for r in roots)
                 continue
             foldable = np.isfinite(constants) & (
                 (constants == 0) | _can_absorb_constant(consumer.layer)
             )
             bad.update(int(r) for r in roots[~foldable])
+        # Units of a layer's parts (attention heads, ...) are read inside the
+        # layer, not by a traced consumer: they are never dead.
+        for key, channels in self.graph.spaces.items():
+            if isinstance(self.graph.layer_of_space(key), UnitPart):
+                bad.update(int(r) for r in self.graph.roots(channels))
         dead = set()
         for channels in self.graph.spaces.values():
             roots = [int(r) for r in self.graph.roots(channels)]
@@ -181,6 +190,7 @@ class Rebuilder:
         functional = functional_of(self.model)
         walk(functional, layout, [Channels(np.full(channel_width(t), -1)) for t in functional.inputs])
         transfers = self._weight_plans(layout, new_spaces)
+        _warn_inexact_growth(layout)
         clones = {}
 
         def clone_layer(layer):
@@ -257,23 +267,19 @@ class Rebuilder:
         constants = {}
         for consumer in self.graph.consumers:
             constants.setdefault(id(consumer.layer), consumer.constants)
-        plans = {}
-        for key, layer in layout.layers.items():
-            plans[key] = LayerPlan(
-                layer,
-                inputs=layout.inputs.get(key),
-                outputs=new_spaces.get(key),
-                input_constants=constants.get(key),
-                growth=growth,
-                rng=self._rng,
-            )
-        return plans
+        return {
+            key: make_plan(layer, layout, new_spaces, constants, growth, self._rng)
+            for key, layer in layout.layers.items()
+        }
 
     # ---- Validation helpers ---------------------------------------------
     def _resizable(self, name):
         layer = self.graph.layers.get(name)
         if layer is None:
-            close = difflib.get_close_matches(name, list(self.graph.layers), n=3)
+            layer = self._parts().get(name)
+        if layer is None:
+            names = list(self.graph.layers) + list(self._parts())
+            close = difflib.get_close_matches(name, names, n=3)
             hint = f" Did you mean {close}?" if close else ""
             raise ValueError(f"No layer named '{name}' in model '{self.model.name}'.{hint}")
         space = self.graph.spaces.get(id(layer))
@@ -284,6 +290,17 @@ class Rebuilder:
                 "before it)."
             )
         return layer, space
+
+    def _parts(self):
+        """`{name: UnitPart}` of the traced parts with units of their own
+        (`"<layer>/<part>"`, and with nested models' prefixes too)."""
+        parts = [p for p in self.graph.resizable_layers() if isinstance(p, UnitPart)]
+        names = {part.name: part for part in parts}
+        for layer_name, layer in self.graph.layers.items():
+            for part in parts:
+                if part.owner is layer:
+                    names.setdefault(f"{layer_name}/{part.key}", part)
+        return names
 
     def _check_not_fixed(self, root, name):
         reason = self.graph.fixed_reason(root)
@@ -320,3 +337,18 @@ def _check_indices(indices, width, name):
 def _can_absorb_constant(layer):
     handler = registry.get_handler(layer)
     return bool(getattr(handler, "fold_weight", None)) and getattr(layer, "padding", "valid") == "valid"
+
+
+def _warn_inexact_growth(layout):
+    """Warns where new units enter a layer whose function they change."""
+    for key, layer in layout.layers.items():
+        if registry.get_handler(layer).exact_growth:
+            continue
+        inputs = layout.inputs.get(key) or []
+        if any((channels.origin < 0).any() for channels in inputs):
+            warnings.warn(
+                f"Units added before layer '{layer.name}' ({type(layer).__name__}) change its "
+                "output: it normalizes over its channels, so new channels shift its statistics. "
+                "The grown model does not compute the same function.",
+                stacklevel=3,
+            )

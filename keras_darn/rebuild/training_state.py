@@ -23,8 +23,9 @@ def compile_like(new_model, old_model, variable_map=None):
         old_model: the model it was rebuilt from.
         variable_map: `(old_variable, new_variable, transform)` triples from
             `Rebuilder.variable_map`; `transform(array, fill="zeros")` maps
-            a slot of the old variable to the new layout. Without it, only
-            slots of variables with unchanged shapes and paths are carried.
+            a slot of the old variable to the new layout. Without it, slots are
+            carried only between models of the same structure (trainable
+            variables paired in order, every shape equal).
             Defaults to `None`.
 
     Returns:
@@ -68,13 +69,19 @@ def compile_like(new_model, old_model, variable_map=None):
 def _variable_pairs(old_model, new_model, variable_map):
     if variable_map is not None:
         return [(o, n, t) for o, n, t in variable_map if o.trainable]
-    new_by_path = {v.path: v for v in new_model.trainable_variables}
-    pairs = []
-    for old in old_model.trainable_variables:
-        new = new_by_path.get(old.path)
-        if new is not None and tuple(new.shape) == tuple(old.shape):
-            pairs.append((old, new, lambda array, fill=None: array))
-    return pairs
+    # Without a map, the models must have the same structure: trainable
+    # variables pair up in order, and only if every shape agrees.
+    old_variables = old_model.trainable_variables
+    new_variables = new_model.trainable_variables
+    if len(old_variables) != len(new_variables) or any(
+        tuple(o.shape) != tuple(n.shape) for o, n in zip(old_variables, new_variables)
+    ):
+        return []
+    return [(o, n, _unchanged) for o, n in zip(old_variables, new_variables)]
+
+
+def _unchanged(array, fill=None):
+    return array
 
 
 def _slot_lists(optimizer):

@@ -12,7 +12,7 @@ weight's role and the growth initialisation:
 | `channel`  | BN gamma, depthwise kernel  | neutral default  | copy of source           | neutral default |
 
 "Random, scaled" draws a normal slice and scales it to half the mean norm of
-the existing slices (DESIGN.md: incoming norm ~ 0.5 x the mean norm), so new
+the existing slices (incoming norm ~ 0.5 x the mean norm), so new
 units start small but alive. Optimizer slots use `fill="zeros"`.
 """
 

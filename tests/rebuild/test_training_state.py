@@ -119,3 +119,23 @@ def test_step_offset_schedule_serializes_and_checks_its_arguments():
         rebuild.StepOffsetSchedule(schedule, -1)
     with pytest.raises(ValueError, match="schedule=0.1"):
         rebuild.StepOffsetSchedule(0.1, 3)
+
+
+def test_optimizer_slots_follow_weights_of_the_same_name_by_structure():
+    # The query, key and value projections of an attention layer share
+    # weight names; each slot must follow its own variable.
+    inputs = keras.Input((4, 6))
+    attention = keras.layers.MultiHeadAttention(2, 3, name="mha")(inputs, inputs)
+    hidden = keras.layers.Dense(5, name="hidden")(keras.layers.Flatten()(attention))
+    model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4, 6)).astype("float32"), rng.normal(size=(8, 2)).astype("float32")
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    smaller = darn.remove_units(model, {"mha/heads": [1], "hidden": [0]})
+    old_layer, new_layer = model.get_layer("mha"), smaller.get_layer("mha")
+    for position, axis in ((0, 1), (2, 1), (4, 1), (6, 0)):
+        old = _slots(model.optimizer, old_layer.weights[position], "_momentums")
+        new = _slots(smaller.optimizer, new_layer.weights[position], "_momentums")
+        np.testing.assert_array_equal(new, np.delete(old, 1, axis=axis))
+    smaller.fit(x, y, epochs=1, batch_size=4, verbose=0)

@@ -103,10 +103,14 @@ def randomize_normalization(model, seed=0):
     rng = np.random.default_rng(seed)
     for layer in _layers(model):
         if isinstance(layer, L.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights(
-                [rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n), rng.uniform(0.5, 1.5, n)]
-            )
+            # (gamma and beta are absent with scale=False / center=False.)
+            draws = {
+                "gamma": lambda n: rng.uniform(0.5, 1.5, n),
+                "beta": lambda n: rng.normal(0, 0.3, n),
+                "moving_mean": lambda n: rng.normal(0, 0.3, n),
+                "moving_variance": lambda n: rng.uniform(0.5, 1.5, n),
+            }
+            layer.set_weights([draws[w.name](w.shape[0]) for w in layer.weights])
         elif isinstance(layer, (L.Dense, L.Conv2D)) and layer.use_bias:
             layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape))
     return model
@@ -212,3 +216,95 @@ def _conv(prunable):
 
         return PrunableConv2D
     return L.Conv2D
+
+
+# ---- keras.applications (weights=None, small inputs) ----------------------
+
+APPLICATIONS = [
+    "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge",
+    "DenseNet121", "DenseNet169", "DenseNet201",
+    "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
+    "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
+    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
+    "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L",
+    "InceptionResNetV2", "InceptionV3",
+    "MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large",
+    "NASNetMobile", "NASNetLarge",
+    "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2",
+    "VGG16", "VGG19", "Xception",
+]
+# The smallest inputs some architectures accept; 32 x 32 for the others.
+_INPUT_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
+
+# Reasons that say a group is fixed because a layer or op is not supported
+# (as opposed to model inputs and outputs, which are fixed by design).
+UNSUPPORTED_MARKERS = ("has no unit handler", "Lambda layer", "keeps fixed")
+
+
+def application(name, floatx="float32", seed=0):
+    """A `keras.applications` model (weights=None, 10 classes, logits) with
+    random normalization statistics, scales and biases, built in `floatx`."""
+    previous, previous_policy = keras.config.floatx(), keras.config.dtype_policy()
+    # Both: the global dtype policy, once created, no longer follows floatx.
+    keras.config.set_floatx(floatx)
+    keras.config.set_dtype_policy(floatx)
+    try:
+        size = _INPUT_SIZE.get(name, 32)
+        model = getattr(keras.applications, name)(
+            weights=None, input_shape=(size, size, 3), classes=10, classifier_activation=None
+        )
+    finally:
+        keras.config.set_floatx(previous)
+        keras.config.set_dtype_policy(previous_policy)
+    randomize_normalization(model, seed)
+    rng = np.random.default_rng(seed + 1)
+    for layer in _layers(model):
+        if isinstance(layer, L.LayerNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n)])
+        elif type(layer).__name__ == "LayerScale":
+            # Keras initialises it to 1e-6, which would hide the residual branch.
+            layer.set_weights([rng.uniform(0.5, 1.5, layer.gamma.shape)])
+    return model
+
+
+def unsupported_groups(groups):
+    """The groups fixed for lack of support, with their reasons."""
+    return [g for g in groups if not g.resizable and any(m in g.reason for m in UNSUPPORTED_MARKERS)]
+
+
+def unit_width(model, layer_name):
+    """Number of units of a layer (or layer part) as the unit graph sees it."""
+    from keras_darn.graph import UnitGraph
+
+    graph = UnitGraph(model)
+    return len(graph.spaces[id(graph.layers[layer_name])])
+
+
+def relative_diff(actual, expected):
+    """Largest absolute difference relative to the largest expected value."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.abs(actual - expected).max()) / max(float(np.abs(expected).max()), 1e-30)
+
+
+def inexact_growth_groups(model, groups):
+    """The groups whose units reach a layer where added units change the
+    function (`LayerNormalization` over channels: new channels shift its
+    statistics), so zeros_out growth there is not exact by design."""
+    from keras_darn.graph import UnitGraph
+    from keras_darn.graph import registry
+
+    graph = UnitGraph(model)
+    inexact_roots = set()
+    for key, channels in graph.inputs.items():
+        layer = next((l for l in graph.layers.values() if id(l) == key), None)
+        if layer is not None and not getattr(registry.get_handler(layer), "exact_growth", True):
+            inexact_roots.update(int(r) for r in graph.roots(channels))
+    found = []
+    for group in groups:
+        first = group.layers[0]
+        space = graph.spaces[id(graph.layers[first])]
+        roots = graph.roots(space)[group.indices(first)]
+        if inexact_roots.intersection(int(r) for r in roots):
+            found.append(group)
+    return found

@@ -164,7 +164,8 @@ def nodedrop_eligibility(model, input_range=None):
         if group.bn_layer is not None:
             seen.add(id(group.bn_layer))
     for layer in graph.layers:
-        if id(layer) not in seen and layer.weights:
+        # Op nodes (`x * 2.0`, `keras.ops.relu(x)`) hold no weights.
+        if id(layer) not in seen and getattr(layer, "weights", None):
             ineligible.append(IneligibleLayer(layer.name, _unsupported_reason(layer)))
     return NodeDropEligibility(groups, ineligible)
 
@@ -246,6 +247,11 @@ def _zero_for_nonpositive(activation):
 
 
 def _zeroing_layer(layer):
+    if not isinstance(layer, keras.layers.Layer):
+        # An op node: `keras.ops.relu(x)` and `keras.ops.relu6(x)` zero v <= 0.
+        return type(layer).__name__ in ("Relu", "Relu6") and type(
+            layer
+        ).__module__.startswith("keras.")
     if isinstance(layer, keras.layers.Activation):
         return _zero_for_nonpositive(layer.activation)
     return _zero_for_nonpositive(layer)
