@@ -11,6 +11,9 @@ from keras_darn.criteria.brute_force import BruteForce
 from keras_darn.criteria.brute_force import brute_force_effects
 from keras_darn.criteria.correlation import ActivationCorrelation
 from keras_darn.criteria.correlation import correlated_pairs
+from keras_darn.criteria.group_magnitude import BatchNormScale
+from keras_darn.criteria.group_magnitude import GroupMagnitude
+from keras_darn.criteria.group_magnitude import GroupMagnitudeL1
 from keras_darn.criteria.probes import ProbedModel
 from keras_darn.criteria.random_score import RandomScore
 from keras_darn.criteria.taylor import TaylorFirstOrder

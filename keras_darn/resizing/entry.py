@@ -10,6 +10,11 @@ from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import Schedule
 from keras_darn.resizing.targets import Target
 
+# The recommended pruner (`keras_darn.methods.pruning`): group weight
+# magnitude, one global ranking, what `prepare` and `resize` run when no
+# method is named.
+DEFAULT_METHOD = "magnitude"
+
 
 def _check_model(model):
     if not isinstance(model, keras.Model):
@@ -22,7 +27,7 @@ def _names_where(predicate):
     return [name for name in method_names() if predicate(get_method(name))]
 
 
-def prepare(model, method, target=None, *, validation_data=None, schedule=None, **options):
+def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, schedule=None, **options):
     """Makes a model ready for a method that acts during `fit`.
 
     Returns a copy of `model` to compile and train (the model given is
@@ -30,16 +35,27 @@ def prepare(model, method, target=None, *, validation_data=None, schedule=None, 
     `model.fit`. After training, `callback.finish()` returns the plain,
     smaller model as a `Result`.
 
+    The schedule's steps are Keras' absolute epoch indices (the `epoch`
+    that `fit` passes to callbacks), so `fit(initial_epoch=...)` and a run
+    resumed by `keras.callbacks.BackupAndRestore` go on with the schedule
+    where it was; list the callback before `BackupAndRestore` in
+    `callbacks`, and the resumed run ends as the uninterrupted one. One
+    callback serves several `fit` calls: its events and logs are those of
+    the latest.
+
     Args:
         model: a built Functional or Sequential `keras.Model`.
         method: a registered method name (`darn.methods.names()` lists
-            them) or a `darn.methods.Method`.
+            them) or a `darn.methods.Method`. Defaults to `"magnitude"`,
+            the recommended structured pruner (group weight magnitude,
+            one global ranking; data-free).
         target: a `darn.Target`, a dict of its arguments, or `None` (the
             method decides the amount). Defaults to `None`.
         validation_data: held-out data the method scores units on, `x` or
             `(x, y)`, for methods that need it. Defaults to `None`.
-        schedule: a `darn.Schedule` of when the method acts, for methods
-            that take one. Defaults to `None` (the method's default).
+        schedule: a `darn.Schedule` of when the method acts (its steps
+            are Keras' absolute epoch indices), for methods that take one.
+            Defaults to `None` (the method's default).
         **options: the method's own options (its class lists them).
 
     Returns:
@@ -79,7 +95,7 @@ def prepare(model, method, target=None, *, validation_data=None, schedule=None, 
 
 def resize(
     model,
-    method,
+    method=DEFAULT_METHOD,
     target=None,
     *,
     x=None,
@@ -101,6 +117,9 @@ def resize(
         model: a built (for most methods, trained and compiled)
             Functional or Sequential `keras.Model`.
         method: a registered method name or a `darn.methods.Method`.
+            Defaults to `"magnitude"`, the recommended structured pruner
+            (prune and fine-tune between fits, rebuilt smaller after every
+            step).
         target: a `darn.Target`, a dict of its arguments, or `None`.
             Defaults to `None`.
         x: training inputs, for methods that train. Defaults to `None`.

@@ -2,64 +2,84 @@
 
 At the end of the epochs a `Schedule` picks, the callback scores the live
 units of the model's prunable layers with a `keras_darn.criteria` criterion
-on held-out data and masks the lowest-scored ones (`set_unit_mask`), until
-the `Target` is reached. Masked units stay off for the rest of training;
+(on held-out data, or on the weights alone for data-free criteria) and masks
+the lowest-scored ones (`set_unit_mask`): in one ranking over all coupled
+groups (global pruning) or the same fraction of every group, until the
+`Target` is reached. Masked units stay off for the rest of training;
 `keras_darn.shrink(model)` then returns the plain smaller model. Under a
 `tf.distribute` strategy the criterion's statistics are computed by all
 replicas and summed (`ProbedModel.accumulate`).
+
+What has been pruned lives in the model's unit masks, and every step's goal
+follows from the target, the schedule and the full-width model alone, so a
+training restarted from a checkpoint (`keras.callbacks.BackupAndRestore`)
+goes on exactly where it stopped.
 """
 
-import math
 
 import keras
-import numpy as np
 
 from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.probes import ProbedModel
-from keras_darn.methods.pruning.budget import uniform_fraction
+from keras_darn.methods.pruning import budget
+from keras_darn.resizing.callback_state import ResumableCallback
+from keras_darn.resizing.callback_state import schedule_epochs
 from keras_darn.resizing.schedules import Linear
 from keras_darn.resizing.schedules import Schedule
 from keras_darn.resizing.targets import Target
 
 
-class CriterionPruning(keras.callbacks.Callback):
+class CriterionPruning(ResumableCallback):
     """Masks the lowest-scored units of prunable layers on a schedule.
 
-    Pruning events happen at the end of the epochs (counted from 0 within
-    this `fit`) where `schedule(epoch)` is not `None`; the schedule's amount
-    is the fraction of the target reached. At an event of amount a, every
-    probed group has `ceil(a * f * units)` units masked, f being the
-    target's fraction: the live units with the lowest scores go, on every
-    layer of the group. A target in parameters or FLOPs is turned into the
-    uniform fraction that reaches it when training begins. The model must
-    use `PrunableDense`/`PrunableConv2D` (`darn.prepare` converts it). After
+    Pruning events happen at the end of the epochs where `schedule(epoch)`
+    is not `None`, `epoch` being Keras' absolute epoch index (the one `fit`
+    passes to callbacks: `fit(initial_epoch=3)` starts at epoch 3). The
+    schedule's amount is the share of the target reached after the event:
+    for a `fraction` target, that share of the units; for a `params` or
+    `flops` target, the model is brought to `original * (goal / original)
+    ** amount`, so the last event lands on the target itself (the largest
+    model along the ranking at or below it: no conversion to per-layer
+    fractions by hand). With `global_pruning` all live units of all groups
+    compete in one ranking of scores normalized by their group's mean;
+    otherwise every group loses the same fraction of its width, its
+    lowest-scored units first. The model must use
+    `PrunableDense`/`PrunableConv2D` (`darn.prepare` converts it). After
     every epoch `logs["live_units"]` holds the number of live units of the
-    probed groups.
+    probed groups. A schedule with no event within the epochs of a `fit`
+    warns once at its first epoch.
 
     Args:
         criterion: a `keras_darn.criteria.Criterion` or a registered name.
-        x: held-out inputs the scores are computed on.
+        x: held-out inputs the scores are computed on; `None` for data-free
+            criteria (`"magnitude"`, `"weight_l1"`, `"bn_scale"`).
+            Defaults to `None`.
         y: their targets (for loss-based criteria). Defaults to `None`.
         target: a `keras_darn.Target` with `fraction`, `params` or `flops`
             (and `min_units`, `exclude`). Defaults to
             `Target(fraction=0.5)`.
         schedule: a `keras_darn.Schedule`. Defaults to `Linear(start=0)`
-            (one event, at the end of the first epoch).
+            (one event, at the end of epoch 0).
         layers: names of layers whose groups are pruned. Defaults to
             `None` (every group made of prunable layers).
         verbose: 1 prints each event. Defaults to `0`.
+        global_pruning: one ranking over all groups. Defaults to `True`.
+        round_to: every pruned width stays a multiple of this (rounded
+            up). Defaults to `1`.
+        max_ratio: the largest fraction of a group's width that may go: a
+            float in `(0, 1]`, or a dict `{layer_name: float}`. Defaults to
+            `None` (no limit beyond `min_units`).
 
     Attributes:
         events: list of dicts `{"step", "action", "layer", "units",
             "fraction", "live_units"}`, one per group and event (`units`:
-            the unit indices of the group's first layer switched off).
-            Reset when training begins.
-        fraction: the fraction of each group's units masked at the end
-            (resolved from the target when training begins).
+            the unit indices of the group's first layer switched off;
+            `fraction`: the share of the group's width now off). Reset when
+            training begins.
 
     Raises:
         ValueError: for invalid arguments, or at the start of training when
-            no probed layer has a unit mask.
+            no probed layer has a unit mask or the target cannot be reached.
 
     Example:
 
@@ -73,26 +93,52 @@ class CriterionPruning(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, criterion, x, y=None, target=None, schedule=None, layers=None, verbose=0):
+    def __init__(self, criterion, x=None, y=None, target=None, schedule=None, layers=None,
+                 verbose=0, global_pruning=True, round_to=1, max_ratio=None):
         super().__init__()
         self.criterion = criteria_base.get(criterion)
         self.target = Target.get(target) if target is not None else Target(fraction=0.5)
         self.target.check_supported("CriterionPruning", ("fraction", "params", "flops"), True)
+        if len(self.target.amounts) > 1:
+            raise ValueError(
+                "CriterionPruning takes one target amount. Received: "
+                f"target={self.target!r}"
+            )
         self.schedule = Schedule.get(schedule) if schedule is not None else Linear(start=0)
+        if self.criterion.needs_data and x is None:
+            raise ValueError(
+                f"Criterion '{self.criterion.name}' scores units on data: pass `x`. "
+                "Received: x=None"
+            )
         if self.criterion.needs_labels and y is None:
             raise ValueError(
                 f"Criterion '{self.criterion.name}' needs targets: pass `y`. Received: y=None"
             )
+        self.allocation = budget.Allocation(global_pruning, round_to, max_ratio, self.target)
         self.x = x
         self.y = y
         self.layer_names = layers
         self.verbose = verbose
         self.events = []
-        self.fraction = self.target.fraction
         self._probed = None
+        self._sizes = None
+        self._original = None
+
+    def reset_state(self):
+        self.events = []
+
+    def get_state(self):
+        # The masks travel with the weights; the event history travels here.
+        return {"events": self.events}
+
+    def set_state(self, state, epoch):
+        self.events = [e for e in state.get("events", []) if e["step"] < epoch]
+
+    def schedule_summary(self, first_epoch, last_epoch):
+        return repr(self.schedule), schedule_epochs(self.schedule, first_epoch, last_epoch)
 
     def on_train_begin(self, logs=None):
-        self.events = []
+        super().on_train_begin(logs)
         probed = ProbedModel(self.model, layers=self.layer_names)
         maskable = [
             g for g in probed.groups
@@ -105,53 +151,63 @@ class CriterionPruning(keras.callbacks.Callback):
                 "with `keras_darn.layers.to_prunable(model)` before compiling it."
             )
         probed.groups = maskable
+        probed.refresh_from_masks()
         self._probed = probed
-        if self.target.fraction is None:
-            self.fraction = uniform_fraction(self.model, probed.groups, self.target)
+        # Masks do not change the graph: the counts of the full-width model
+        # are the original ones, also after a restart.
+        self._sizes = {g.key: g.size for g in maskable}
+        counting = budget.counter_of(self.target)
+        self._original = counting[2](self.model) if counting else None
+        budget.check_reachable(probed, self.allocation, self.target, self._sizes,
+                               self._original)
 
     def on_epoch_end(self, epoch, logs=None):
         amount = self.schedule(epoch)
         if amount is not None:
-            self._prune(epoch, self.fraction * amount)
+            self._prune(epoch, min(1.0, float(amount)))
         if logs is not None and self._probed is not None:
             self._probed.refresh_from_masks()
             logs["live_units"] = int(sum(self._probed.live[k].sum() for k in self._probed.keys))
+        super().on_epoch_end(epoch, logs)
 
-    def _prune(self, epoch, fraction):
+    def _prune(self, epoch, amount):
         probed = self._probed
         probed.refresh_from_masks()
-        scores = self.criterion(
-            probed, self.x, self.y, strategy=self.model.distribute_strategy
-        )
+        if self.criterion.needs_data:
+            scores = self.criterion(
+                probed, self.x, self.y, strategy=self.model.distribute_strategy
+            )
+        else:
+            scores = self.criterion(probed)
+        plan = budget.select(probed, scores, self.allocation, self.target, amount,
+                             self._sizes, self._original)
         for group in probed.groups:
-            live = probed.live[group.key]
-            min_units = max(self.target.min_units_of(n) for n in group.layers)
-            target_off = min(math.ceil(fraction * group.size - 1e-9), group.size - min_units)
-            count = target_off - int((~live).sum())
-            if count <= 0:
+            units = plan.get(group.key)
+            if units is None or not len(units):
                 continue
-            candidates = np.flatnonzero(live & np.isfinite(scores[group.key]))
-            order = candidates[np.argsort(scores[group.key][candidates], kind="stable")]
-            units = np.sort(order[:count])
             for name in group.layers:
                 layer = probed.member_layer(name)
                 mask = layer.get_unit_mask()
                 mask[group.unit_group.indices(name)[units]] = 0.0
                 layer.set_unit_mask(mask)
-            probed.refresh_from_masks()
+        probed.refresh_from_masks()
+        for group in probed.groups:
+            units = plan.get(group.key)
+            if units is None or not len(units):
+                continue
+            live = int(probed.live[group.key].sum())
             self.events.append(
                 {
                     "step": epoch,
                     "action": "remove",
                     "layer": group.key,
                     "units": group.layer_indices(units).tolist(),
-                    "fraction": fraction,
-                    "live_units": int(probed.live[group.key].sum()),
+                    "fraction": 1.0 - live / group.size,
+                    "live_units": live,
                 }
             )
             if self.verbose:
                 print(
                     f"CriterionPruning: epoch {epoch}, masked {len(units)} units of "
-                    f"'{group.key}' by {self.criterion.name}; "
-                    f"{self.events[-1]['live_units']} live"
+                    f"'{group.key}' by {self.criterion.name}; {live} live"
                 )

@@ -44,7 +44,7 @@ def test_masks_lowest_scores_on_schedule_and_shrinks():
     x, y = _data()
     model = _model()
     callback = CriterionPruning("l1", x[:32], target=Target(fraction=0.5),
-                                schedule=schedules.Linear(start=0, end=2))
+                                schedule=schedules.Linear(start=0, end=2), global_pruning=False)
     history = model.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[callback])
     by_layer = {}
     for event in callback.events:
@@ -63,7 +63,8 @@ def test_under_mirrored_strategy_masks_what_single_device_scores_say(two_cpu_str
     with two_cpu_strategy.scope():
         model = _model()
     callback = CriterionPruning(ActivationVariance(batch_size=10), x[:30],
-                                target=Target(fraction=0.4), schedule=schedules.Linear(start=1))
+                                target=Target(fraction=0.4), schedule=schedules.Linear(start=1),
+                                global_pruning=False)
     model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[callback])
     assert [e["step"] for e in callback.events] == [1, 1]
     # The event was the last thing in training: score the unmasked weights

@@ -1,0 +1,167 @@
+"""Iterative pruning with fine-tuning between the steps, between fits.
+
+The loop Torch-Pruning's users write by hand (train, then `pruner.step()`
+and fine-tune, a few times): `epochs` epochs of `model.fit`, and at the end
+of every epoch the schedule picks, one pruning step towards the target.
+With `shrink=True` every step rebuilds the model without the removed units
+(`remove_units`, optimizer state carried by
+`keras_darn.rebuild.training_state`), so each later epoch computes at the
+new, smaller width; with `shrink=False` the units are masked and the model
+is rebuilt once at the end (the same units go either way). With
+`epochs=0` the model is pruned once, at once (one-shot; no data needed for
+data-free criteria).
+"""
+
+
+from keras_darn.criteria.probes import ProbedModel
+from keras_darn.layers import to_prunable
+from keras_darn.methods.pruning import budget
+from keras_darn.rebuild import Rebuilder
+from keras_darn.rebuild import remove_units
+from keras_darn.rebuild import shrink as shrink_model
+from keras_darn.rebuild.training_state import compile_like
+
+
+class _Run:
+    """The model being pruned and what stays fixed across its rebuilds."""
+
+    def __init__(self, model, layers, target, allocation, counting):
+        self.model = model
+        self.layers = layers
+        self.target = target
+        self.allocation = allocation
+        self.counting = counting
+        self.sizes = None
+        self.original = counting[2](model) if counting else None
+
+    def probed(self):
+        probed = ProbedModel(self.model, layers=self.layers)
+        probed.groups = [
+            g for g in probed.groups if not set(g.layers) & set(self.target.exclude)
+        ]
+        if not probed.groups:
+            raise ValueError(
+                "No resizable group is left to prune once `exclude` is applied. Received: "
+                f"exclude={list(self.target.exclude)}"
+            )
+        probed.refresh_from_masks()
+        if self.sizes is None:
+            self.sizes = {g.key: g.size for g in probed.groups}
+        return probed
+
+
+def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, score_data=None,
+                        epochs=0, schedule=None, shrink=True, batch_size=None, layers=None,
+                        initial_epoch=0, verbose=0):
+    """Trains `epochs` epochs and prunes at the epochs of `schedule`.
+
+    Args:
+        model: a built Keras model, compiled when `epochs > 0`; not modified.
+        criterion: a `keras_darn.criteria.Criterion`.
+        target: the `Target` (one of `fraction`, `params`, `flops`).
+        allocation: a `budget.Allocation`.
+        x: training inputs (or a `tf.data.Dataset`). Defaults to `None`.
+        y: training targets. Defaults to `None`.
+        score_data: `(x, y)` the criterion scores on, for data criteria.
+            Defaults to `None`.
+        epochs: the epoch to train up to (as `fit`'s `epochs`). Defaults to
+            `0` (one-shot).
+        schedule: a `Schedule` over the absolute epochs (events at their
+            end). Defaults to `None` (required when `epochs > 0`).
+        shrink: rebuild smaller after every step. Defaults to `True`.
+        batch_size: `fit` batch size. Defaults to `None` (Keras' 32).
+        layers: names of layers whose groups may be pruned. Defaults to
+            `None` (all resizable groups).
+        initial_epoch: epochs the model has already been trained (as
+            `fit`'s `initial_epoch`): training runs epochs `initial_epoch`
+            to `epochs - 1`, and the event of epoch `initial_epoch - 1` is
+            applied first. Defaults to `0`.
+        verbose: `fit` verbosity; 1 also prints every step. Defaults to `0`.
+
+    Returns:
+        `(plain smaller model, events, logs)`: `events` one dict per group
+        and step, `logs` the `fit` logs of every epoch.
+    """
+    counting = budget.counter_of(target)
+    if epochs > 0 and not model.compiled:
+        raise ValueError(
+            "Pruning with fine-tuning trains the model: compile it first (its loss, "
+            "optimizer and metrics are used). Received: an uncompiled model"
+        )
+    # A copy to work on, compiled like the original with its optimizer state.
+    if shrink:
+        rebuilder = Rebuilder(model)
+        work = compile_like(rebuilder.build(), model, rebuilder.variable_map)
+    else:
+        work = compile_like(to_prunable(model), model)
+    run = _Run(work, layers, target, allocation, counting)
+    first = run.probed()
+    budget.check_reachable(first, allocation, target, run.sizes, run.original)
+    events, logs = [], {}
+    if epochs == 0:
+        steps = [(None, 1.0, False)]
+    else:
+        # Epochs already trained (`initial_epoch`) end with the event of
+        # the last of them, applied before training goes on.
+        steps = [(initial_epoch - 1, schedule(initial_epoch - 1), False)] if initial_epoch else []
+        steps += [(e, schedule(e), True) for e in range(initial_epoch, epochs)]
+    for epoch, amount, train in steps:
+        if train:
+            history = run.model.fit(x, y, batch_size=batch_size, epochs=epoch + 1,
+                                    initial_epoch=epoch, verbose=verbose)
+            for key, values in history.history.items():
+                logs.setdefault(key, []).extend(values)
+        if amount is None:
+            continue
+        _step(run, criterion, score_data, min(1.0, float(amount)), shrink, events,
+              0 if epoch is None else max(epoch, 0), verbose)
+    final = run.model
+    if not shrink:
+        final = shrink_model(final, compile=model.compiled)
+    return final, events, logs
+
+
+def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose):
+    probed = run.probed()
+    if criterion.needs_data:
+        x_score, y_score = score_data
+        scores = criterion(probed, x_score, y_score)
+    else:
+        scores = criterion(probed)
+    plan = budget.select(probed, scores, run.allocation, run.target, amount, run.sizes,
+                         run.original)
+    if shrink:
+        # Limits apply to the original widths (`run.sizes`); the rebuilt
+        # model's groups are as wide as what is left.
+        plan = {k: v for k, v in plan.items() if len(v)}
+        if plan:
+            layer_plan = {
+                k: probed.group(k).layer_indices(v).tolist() for k, v in plan.items()
+            }
+            old = run.model
+            run.model = remove_units(old, layer_plan, compile=old.compiled)
+        widths = {g.key: g.size - len(plan.get(g.key, ())) for g in probed.groups}
+    else:
+        for group in probed.groups:
+            units = plan.get(group.key)
+            if units is None or not len(units):
+                continue
+            for name in group.layers:
+                layer = probed.member_layer(name)
+                mask = layer.get_unit_mask()
+                mask[group.unit_group.indices(name)[units]] = 0.0
+                layer.set_unit_mask(mask)
+        probed.refresh_from_masks()
+        widths = {g.key: int(probed.live[g.key].sum()) for g in probed.groups}
+    for key, units in plan.items():
+        if not len(units):
+            continue
+        group = probed.group(key)
+        events.append({
+            "step": epoch, "action": "remove", "layer": key,
+            "units": group.layer_indices(units).tolist(), "live_units": widths[key],
+        })
+        if verbose:
+            print(f"pruning: epoch {epoch}, removed {len(units)} units of '{key}' by "
+                  f"{criterion.name}; {widths[key]} left")
+
