@@ -1,7 +1,8 @@
 """`Method`: the base class of what `prepare` and `resize` run, and its registry."""
 
-import keras
+import numbers
 
+from keras_darn.resizing.callback_state import ResumableCallback
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.rebuild import shrink
@@ -133,13 +134,22 @@ class Method:
         return f"{type(self).__name__}({arguments})"
 
 
-class MethodCallback(keras.callbacks.Callback):
+class MethodCallback(ResumableCallback):
     """What `prepare` hands to `fit`: the method's callback, and `finish()`.
 
     It passes every training hook on to the method's own callback,
     remembers the figures of the model before training and the logs of
     every epoch (after the method's callback wrote its own into them), so
     that `finish` can return a `Result`.
+
+    Epochs are Keras' absolute, 0-based epoch indices everywhere (the
+    method's schedule, `events`' `step`). The per-epoch logs are reset when
+    training begins and saved with the model's weights, so a run resumed by
+    `keras.callbacks.BackupAndRestore` (list this callback before it, as
+    below) has the history and events of the uninterrupted one. Under a
+    `tf.distribute` strategy (also `MultiWorkerMirroredStrategy`) every
+    worker runs the callback and sets the same masks; `finish()` computes
+    on every worker, and only the chief should write files from it.
 
     Attributes:
         callback: the method's own callback.
@@ -150,18 +160,19 @@ class MethodCallback(keras.callbacks.Callback):
     ```python
     model, callback = darn.prepare(model, "nodedrop", lam=1e-4, input_range=(0, 1))
     model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=5, callbacks=[callback])
+    backup = keras.callbacks.BackupAndRestore(backup_dir)
+    model.fit(x, y, epochs=5, callbacks=[callback, backup])
     result = callback.finish()
     ```
     """
 
     def __init__(self, method, callback, model, before):
-        super().__init__()
+        super().__init__(state_name="method_callback")
         self.method = method
         self.callback = callback
         self.prepared_model = model
         self.before = before
-        self.history = {}
+        self.reset_state()
 
     @property
     def events(self):
@@ -175,14 +186,36 @@ class MethodCallback(keras.callbacks.Callback):
         super().set_params(params)
         self.callback.set_params(params)
 
-    def on_train_begin(self, logs=None):
+    def reset_state(self):
         self.history = {}
+        self._history_epochs = []
+
+    def get_state(self):
+        return {"history": self.history, "epochs": self._history_epochs}
+
+    def set_state(self, state, epoch):
+        keep = [i for i, e in enumerate(state.get("epochs", [])) if e < epoch]
+        self._history_epochs = [state["epochs"][i] for i in keep]
+        self.history = {}
+        for key, values in state.get("history", {}).items():
+            kept = [values[i] for i in keep if i < len(values)]
+            if kept:
+                self.history[key] = kept
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         self.callback.on_train_begin(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self.callback.on_epoch_begin(epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
         self.callback.on_epoch_end(epoch, logs)
+        self._history_epochs.append(int(epoch))
         for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(value)
+            self.history.setdefault(key, []).append(_plain(value))
+        super().on_epoch_end(epoch, logs)
 
     def finish(self, compile=False):
         """The plain, smaller Keras model and what happened, as a `Result`.
@@ -201,6 +234,16 @@ class MethodCallback(keras.callbacks.Callback):
                       method=self.method.name)
 
 
+def _plain(value):
+    """A log value as a Python number (logs hold NumPy or tensor scalars)."""
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
 def _forward(hook):
     def forward(self, *args, **kwargs):
         return getattr(self.callback, hook)(*args, **kwargs)
@@ -210,7 +253,7 @@ def _forward(hook):
 
 
 for _hook in (
-    "on_train_end", "on_epoch_begin",
+    "on_train_end",
     "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
     "on_test_batch_begin", "on_test_batch_end",
 ):

@@ -1,8 +1,11 @@
 """Schedules: when a method acts, and by how much.
 
 A schedule is a callable `schedule(step) -> amount or None`, where `step`
-counts epochs (or driver steps) from 0 within one `fit` (or one driver
-call), and `None` means "nothing happens at this step". What the amount
+is, for a callback, Keras' absolute 0-based epoch index (the `epoch` that
+`fit` passes to callbacks, so `fit(initial_epoch=3)` starts at step 3 and a
+run resumed by `BackupAndRestore` goes on where it stopped), and for a
+driver its step counted from 0 within one driver call; `None` means
+"nothing happens at this step". What the amount
 means is the method's: for scheduled pruning it is the fraction of the
 target reached after that step (0 to 1), for Standout the pruning ratio,
 for growth the relative width added, for DARN's Algorithm 1 the score

@@ -53,6 +53,9 @@ DURING_FIT = {
     "taylor2": (FRACTION, {"schedule": LINEAR}),
     "brute_force": (FRACTION, {"schedule": LINEAR}),
     "weight_l1": (FRACTION, {"schedule": LINEAR}),
+    "magnitude": (darn.Target(params=0.5), {"schedule": LINEAR}),
+    "magnitude_l1": (FRACTION, {"schedule": LINEAR, "global_pruning": False}),
+    "bn_scale": (darn.Target(flops=0.5), {"schedule": LINEAR, "round_to": 2}),
     "random": (FRACTION, {"schedule": LINEAR}),
     "nodedrop": (None, {"lam": 1e-2, "input_range": (0, 1)}),
     "nodedrop_bn": (None, {"lam": 1e-2, "input_range": (0, 1), "batch_size": 32}),
@@ -61,6 +64,7 @@ DURING_FIT = {
 BETWEEN_FITS = {
     "activation_variance": (darn.Target(fraction=0.2), {}),
     "taylor2": (darn.Target(fraction=0.2), {}),
+    "magnitude": (darn.Target(params=0.5), {"epochs": 2}),
     "brute_force": (darn.Target(max_accuracy_drop=0.05), {}),
     "darn": (darn.Target(max_accuracy_drop=0.05), {"epochs": 1}),
     "weight_magnitude": (darn.Target(max_accuracy_drop=0.05), {"epochs": 1}),

@@ -7,7 +7,7 @@ Jonathon Shlens; GradMax from *GradMax: Growing Neural Networks using
 Gradient Information* by Utku Evci, Bart van Merriënboer, Thomas
 Unterthiner, Max Vladymyrov and Fabian Pedregosa), deciding where to grow by
 the activation statistics of *Dynamically Adding and Removing Neurons from
-Neural Networks* (Amit Gandhi and Vineeth Bandaru) or by the effective rank
+Neural Networks* (Aasta Gandhi and Rohit Bandaru) or by the effective rank
 of the activations (Maile et al., *When, where and how to add new neurons
 to ANNs*); `darn_unified` is the loop of that DARN paper that both removes
 dead and redundant units and grows. Run them through the front door,

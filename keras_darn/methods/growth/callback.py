@@ -9,7 +9,8 @@ and continues training.
 
 How much a layer grows comes from a `keras_darn.Schedule` (the front door's
 schedules, e.g. `darn.schedules.Constant(0.2, start=2)`): after epoch `step`
-(counted from 0 within the run) where `schedule(step)` is a number `r`, a
+(Keras' absolute, 0-based epoch index, the `epoch` that `fit` passes to
+callbacks) where `schedule(step)` is a number `r`, a
 layer of width `w` gains `max(1, ceil(r * w))` units, never going beyond its
 `max_width`. `Constant(r, start=2)` grows after the third epoch (step 2).
 """
@@ -20,6 +21,8 @@ import numbers
 import keras
 
 from keras_darn.methods.growth import triggers as growth_triggers
+from keras_darn.resizing.callback_state import ResumableCallback
+from keras_darn.resizing.callback_state import schedule_epochs
 from keras_darn.resizing.schedules import Schedule
 
 SPLIT_INITS = ("net2net", "naive")
@@ -64,7 +67,7 @@ def units_to_add(rate, width, limit=None):
     return int(count)
 
 
-class GrowthCallback(keras.callbacks.Callback):
+class GrowthCallback(ResumableCallback):
     """Decides, at the end of every epoch, which layers grow and from where.
 
     The decision for a layer combines:
@@ -83,13 +86,21 @@ class GrowthCallback(keras.callbacks.Callback):
     `initial_epoch`. `fit_with_growth` does all of that, and
     `darn.resize(model, "growth", ...)` runs `fit_with_growth`.
 
+    Epochs are Keras' absolute epoch indices, so `fit(initial_epoch=3)`
+    asks `schedule(3)` first; the callback warns when its schedule (without
+    a trigger) acts at no epoch of a `fit`. `decisions` and `pending` are
+    reset when training begins and saved with the model's weights, so a
+    run resumed by `keras.callbacks.BackupAndRestore` (list this callback
+    before it) has the decisions of the interrupted one.
+
     Args:
         layers: names of the Dense/Conv layers that may grow (one per
             coupled group).
         schedule: a `keras_darn.Schedule` whose value at a step is the
             relative width added after that epoch (0.2 = +20 %), e.g.
-            `darn.schedules.Constant(0.2, start=2)`. Steps are epoch
-            indices from 0 (`epoch` in `on_epoch_end`). Defaults to `None`.
+            `darn.schedules.Constant(0.2, start=2)`. Steps are Keras'
+            absolute epoch indices (`epoch` in `on_epoch_end`). Defaults to
+            `None`.
         max_width: the largest width, an `int` for every layer or a dict
             `{layer_name: int}` (layers missing from it do not grow), or
             `None` for no limit. Defaults to `None`.
@@ -103,6 +114,9 @@ class GrowthCallback(keras.callbacks.Callback):
         stop_training: stop `fit` after an epoch that decided to grow.
             Defaults to `False`.
         verbose: 1 prints each decision. Defaults to `0`.
+        warn_unscheduled: warn when the schedule acts at no epoch of a
+            `fit` (a driver that runs one-epoch fits turns this off).
+            Defaults to `True`.
 
     Raises:
         ValueError: bad arguments, neither `schedule` nor `trigger`, or a
@@ -129,6 +143,7 @@ class GrowthCallback(keras.callbacks.Callback):
         probe_data=None,
         stop_training=False,
         verbose=0,
+        warn_unscheduled=True,
     ):
         super().__init__()
         if isinstance(layers, str) or not layers or not all(isinstance(n, str) for n in layers):
@@ -167,12 +182,30 @@ class GrowthCallback(keras.callbacks.Callback):
         self.probe_data = probe_data
         self.stop_training = bool(stop_training)
         self.verbose = verbose
+        self.warn_unscheduled = bool(warn_unscheduled)
+        self.reset_state()
+
+    def reset_state(self):
         self.decisions = []
         self.pending = None
 
+    def get_state(self):
+        return {"decisions": [d.to_dict() for d in self.decisions]}
+
+    def set_state(self, state, epoch):
+        self.decisions = [
+            GrowthDecision.from_dict(d) for d in state.get("decisions", []) if d["step"] < epoch
+        ]
+        last = self.decisions[-1] if self.decisions else None
+        self.pending = last if last is not None and last.plan and last.step == epoch - 1 else None
+
+    def schedule_summary(self, first_epoch, last_epoch):
+        if self.schedule is None or self.trigger is not None or not self.warn_unscheduled:
+            return None
+        return f"schedule={self.schedule!r}", schedule_epochs(self.schedule, first_epoch, last_epoch)
+
     def on_train_begin(self, logs=None):
-        self.pending = None
-        self.decisions = []
+        super().on_train_begin(logs)
         for name in self.layer_names:
             growth_triggers.layer_width(self.model, name)
 
@@ -188,6 +221,7 @@ class GrowthCallback(keras.callbacks.Callback):
                 print(f"\nGrowthCallback: after step {decision.step} grow {decision.plan}")
             if self.stop_training:
                 self.model.stop_training = True
+        super().on_epoch_end(epoch, logs)
 
     def amount(self, step, width, layer_name):
         """Units the schedule adds to `layer_name` (now `width` wide) after `step`.
@@ -203,7 +237,7 @@ class GrowthCallback(keras.callbacks.Callback):
         return units_to_add(rate, width, width_limit(self.max_width, layer_name))
 
     def decide(self, model, step):
-        """The growth decision for `model` after epoch `step` (from 0).
+        """The growth decision for `model` after epoch `step` (absolute, from 0).
 
         Returns:
             A `GrowthDecision`.
@@ -236,7 +270,7 @@ class GrowthDecision:
     """What `GrowthCallback` decided after one epoch.
 
     Attributes:
-        step: the epoch (from 0) after which it was decided.
+        step: the epoch (Keras' absolute index) after which it was decided.
         epoch: completed epochs when deciding (`step + 1`).
         widths: `{layer_name: width}` before growing.
         plan: `{layer_name: units to add}`; empty when nothing grows.
@@ -251,6 +285,25 @@ class GrowthDecision:
         self.plan = plan
         self.sources = sources
         self.fired = fired
+
+    def to_dict(self):
+        """The decision as JSON-serializable Python values."""
+        return {
+            "step": int(self.step),
+            "widths": {k: int(v) for k, v in self.widths.items()},
+            "plan": {k: int(v) for k, v in self.plan.items()},
+            "sources": {k: [[int(i) for i in t] for t in v] for k, v in self.sources.items()},
+            "fired": {k: bool(v) for k, v in self.fired.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, values):
+        """The decision `to_dict` described."""
+        sources = {k: [tuple(t) for t in v] for k, v in values["sources"].items()}
+        return cls(values["step"], values["widths"], values["plan"], sources, values["fired"])
+
+    def __eq__(self, other):
+        return isinstance(other, GrowthDecision) and self.to_dict() == other.to_dict()
 
     def __repr__(self):
         return f"GrowthDecision(step={self.step}, widths={self.widths}, plan={self.plan})"

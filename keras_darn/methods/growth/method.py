@@ -72,7 +72,7 @@ class Growth(Method):
     """Grows layers between epochs while training (`fit_with_growth`).
 
     Trains `epochs` epochs on `(x, y)` with the model's compile settings,
-    in one-epoch stages; after each epoch `step` (from 0) where
+    in one-epoch stages; after each epoch `step` (Keras' epoch index, from 0) where
     `schedule(step)` is a number `r`, every growing layer of width `w`
     gains `max(1, ceil(r * w))` units, with function-preserving new units
     by default, and training goes on with the optimizer state carried.

@@ -25,9 +25,8 @@ class AgeAwareAdam(keras.optimizers.Adam):
     weights are as old as the optimizer it is Adam, update for update. It
     costs one more slot per weight (as `amsgrad` does).
 
-    Args:
-        learning_rate, beta_1, beta_2, epsilon, amsgrad, **kwargs: as for
-            `keras.optimizers.Adam`.
+    It takes the arguments of `keras.optimizers.Adam` (`learning_rate`,
+    `beta_1`, `beta_2`, `epsilon`, `amsgrad`, ...) with the same defaults.
 
     Example:
 

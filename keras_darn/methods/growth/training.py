@@ -12,6 +12,8 @@ The schedule is a `keras_darn.Schedule` whose steps are epoch indices from
 `darn.resize(model, "growth", ...)` runs this driver.
 """
 
+import keras
+
 from keras_darn.methods.growth.grow import INITS
 from keras_darn.graph import unit_groups
 from keras_darn.methods.growth.grow import grow_units
@@ -33,7 +35,7 @@ class GrowthEvent:
     """One growth between two epochs of `fit_with_growth`.
 
     Attributes:
-        step: the epoch (from 0) after which the model grew.
+        step: the epoch (Keras' 0-based epoch index) after which the model grew.
         epoch: completed epochs before growing (`step + 1`).
         plan: `{layer_name: units added}`.
         widths_before, widths_after: `{layer_name: width}`.
@@ -117,12 +119,13 @@ def fit_with_growth(
 
     Args:
         model: a compiled functional or Sequential model.
-        x, y: training data, as for `fit`.
+        x: training inputs, as for `fit`.
+        y: training targets, as for `fit`.
         epochs: total epochs. Defaults to `1`.
         layers: names of the layers that may grow, one per coupled group.
             Defaults to `None`: the first layer of every resizable group.
         schedule: a `keras_darn.Schedule` of the relative width added after
-            each epoch (steps are epoch indices from 0; a layer of width `w`
+            each epoch (steps are Keras' epoch indices, from 0; a layer of width `w`
             gains `max(1, ceil(r * w))` units where `schedule(step)` is `r`),
             e.g. `darn.schedules.Constant(0.2, start=2)`. Defaults to `None`
             (then `trigger` sets the amounts; with neither, the model trains
@@ -163,8 +166,10 @@ def fit_with_growth(
             `fit`'s own shuffling, so that runs with and without growth see
             the same data order. Defaults to `None`.
         seed: seed of the new units' random draws (plus the epoch).
-            Defaults to `None`.
-        callbacks: Keras callbacks. Defaults to `None`.
+            Required under a multi-worker strategy, where every worker
+            must draw the same units. Defaults to `None`.
+        callbacks: Keras callbacks (not `BackupAndRestore`: the model
+            changes shape between stages). Defaults to `None`.
         verbose: passed to `fit`. Defaults to `0`.
         **fit_kwargs: more arguments for `fit` (`batch_size`,
             `validation_data`, ...).
@@ -174,8 +179,10 @@ def fit_with_growth(
 
     Raises:
         ValueError: an uncompiled model, a bad `init`/`criterion`
-            combination, "gradmax" without probe labels, or arguments that
-            `fit` handles itself (`epochs`, `initial_epoch`).
+            combination, "gradmax" without probe labels, arguments that
+            `fit` handles itself (`epochs`, `initial_epoch`), a
+            `BackupAndRestore` callback, or no `seed` under a multi-worker
+            strategy.
 
     Example:
 
@@ -218,6 +225,15 @@ def fit_with_growth(
             trigger=trigger,
             criterion=criterion,
             probe_data=probe_x if (trigger is not None or criterion is not None) else None,
+            warn_unscheduled=False,
+        )
+    _refuse_backup(callbacks)
+    needs_seed = init in ("zeros_out", "random", "gradmax") or noise
+    if seed is None and needs_seed and worker_count(model.distribute_strategy) > 1:
+        raise ValueError(
+            "Under a multi-worker strategy every worker must draw the same new units: "
+            f"pass `seed` (an int). Received: seed=None with init={init!r} on "
+            f"{worker_count(model.distribute_strategy)} workers"
         )
     staged = StagedCallbacks(callbacks or [])
     history, events, decisions = {}, [], []
@@ -240,6 +256,28 @@ def fit_with_growth(
         events.append(event)
     staged.finish()
     return GrowthResult(model, history, events, decisions)
+
+
+def worker_count(strategy):
+    """How many worker processes `strategy` trains on (1 without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return max(1, sum(len(spec.get(job, [])) for job in ("chief", "worker")))
+
+
+def _refuse_backup(callbacks):
+    # A checkpoint of one width cannot be restored into the next stage's
+    # model, so `BackupAndRestore` would fail (or restore the wrong stage).
+    for callback in callbacks or []:
+        if isinstance(callback, keras.callbacks.BackupAndRestore):
+            raise ValueError(
+                "`fit_with_growth` rebuilds the model between epochs, so "
+                "keras.callbacks.BackupAndRestore cannot restore it; save the grown "
+                "model between calls instead (`result.model.save(...)`). Received: "
+                f"callbacks containing {callback!r}"
+            )
 
 
 def _grow(

@@ -146,7 +146,8 @@ def darn_unified(
 
     Args:
         model: a compiled functional or Sequential model.
-        x, y: training data, as for `fit`.
+        x: training inputs, as for `fit`.
+        y: training targets, as for `fit`.
         rounds: train-decide-rebuild rounds; the last round only trains.
             Defaults to `5`.
         epochs_per_round: epochs per round. Defaults to `1`.

@@ -8,9 +8,10 @@ import numpy as np
 
 from keras_darn.methods.nodedrop import condition
 from keras_darn.metrics import count_params
+from keras_darn.resizing.callback_state import ResumableCallback
 
 
-class NodeDrop(keras.callbacks.Callback):
+class NodeDrop(ResumableCallback):
     """Masks the units that the NodeDrop condition proves dead, during `fit`.
 
     Every epoch (or every `check_every` training steps) the callback
@@ -26,6 +27,14 @@ class NodeDrop(keras.callbacks.Callback):
     callback listed after this one. After training, `keras_darn.shrink(model)`
     returns the plain smaller model.
 
+    Epochs are Keras' absolute, 0-based epoch indices (the `epoch` that
+    `fit` passes to callbacks) and training steps count from the first
+    step of epoch 0, so a `fit(initial_epoch=...)` or a run resumed by
+    `keras.callbacks.BackupAndRestore` goes on counting where it stopped.
+    The event history and the step count are saved with the model's
+    weights (list this callback before `BackupAndRestore`), and reset when
+    training begins.
+
     NodeDrop-BN units (Dense/Conv2D -> BatchNormalization -> ReLU) are dead on
     every training batch of at most `batch_size` examples, but the paper's
     guarantee does not cover inference with BN's moving statistics. When such
@@ -38,8 +47,9 @@ class NodeDrop(keras.callbacks.Callback):
 
     Args:
         check_every: `"epoch"` to check at the end of every epoch, or a
-            positive int N to check every N training steps. Defaults to
-            `"epoch"`.
+            positive int N to check after every training step that is a
+            multiple of N (steps counted from the start of epoch 0).
+            Defaults to `"epoch"`.
         input_range: range of the model inputs, as for
             `nodedrop_eligibility`: `(0, 1)` when the inputs are scaled to
             [0, 1]. Defaults to `None` (unknown: layers reading the raw input
@@ -64,8 +74,8 @@ class NodeDrop(keras.callbacks.Callback):
 
     Attributes:
         events: list of dicts, one per layer and drop, with keys `step` (the
-            epoch, from 0), `action` (`"remove"`), `train_step` (the training
-            step of a step-wise check, else `None`), `layer`, `kind`, `units`
+            epoch), `action` (`"remove"`), `train_step` (the training step of
+            a step-wise check, else `None`), `layer`, `kind`, `units`
             (indices), `max_inference_output`
             and `output_change` (floats or `None`). Reset at `on_train_begin`.
 
@@ -95,6 +105,7 @@ class NodeDrop(keras.callbacks.Callback):
         verbose=0,
     ):
         super().__init__()
+        self.events = []
         valid_steps = (
             isinstance(check_every, numbers.Integral)
             and not isinstance(check_every, bool)
@@ -114,10 +125,23 @@ class NodeDrop(keras.callbacks.Callback):
         self.check_data = check_data
         self.count_params = count_params
         self.verbose = verbose
+
+    def reset_state(self):
         self.events = []
+        self._steps_done = None
+        self._live_units = None
+        self._live_params = None
+        self._params_warned = False
+
+    def get_state(self):
+        return {"events": self.events, "steps_done": self._steps_done}
+
+    def set_state(self, state, epoch):
+        self.events = [e for e in state.get("events", []) if e["step"] < epoch]
+        self._steps_done = state.get("steps_done")
 
     def on_train_begin(self, logs=None):
-        self.events = []
+        super().on_train_begin(logs)
         self._eligibility = condition.nodedrop_eligibility(
             self.model, self.input_range
         )
@@ -148,22 +172,26 @@ class NodeDrop(keras.callbacks.Callback):
                 "dropped. Eligibility:\n" + self._eligibility.summary(),
                 stacklevel=2,
             )
-        self._steps_before_epoch = 0
-        self._last_check_step = 0
-        self._live_units = None
-        self._live_params = None
-        self._params_warned = False
 
     def on_epoch_begin(self, epoch, logs=None):
+        first = self._first_epoch is None
+        super().on_epoch_begin(epoch, logs)
         self._epoch = epoch
+        if first:
+            # The masks may just have been restored from a checkpoint.
+            self._live_units = None
+            self._live_params = None
+            if self._steps_done is None:
+                steps = (self.params or {}).get("steps")
+                self._steps_done = epoch * steps if steps else 0
+        self._step_in_epoch = 0
 
     def on_train_batch_end(self, batch, logs=None):
+        self._step_in_epoch = batch + 1
         if self.check_every == "epoch":
             return
-        step = self._steps_before_epoch + batch + 1
-        self._step_in_epoch = batch + 1
-        if step - self._last_check_step >= self.check_every:
-            self._last_check_step = step
+        step = self._steps_done + self._step_in_epoch
+        if step % self.check_every == 0:
             self._check(step)
         if logs is not None:
             logs.update(self._live_logs())
@@ -171,11 +199,11 @@ class NodeDrop(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.check_every == "epoch":
             self._check(None)
-        else:
-            self._steps_before_epoch += getattr(self, "_step_in_epoch", 0)
-            self._step_in_epoch = 0
+        self._steps_done += self._step_in_epoch
+        self._step_in_epoch = 0
         if logs is not None:
             logs.update(self._live_logs())
+        super().on_epoch_end(epoch, logs)
 
     def _check(self, step):
         dead = condition.nodedrop_dead_units(

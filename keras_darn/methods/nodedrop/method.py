@@ -36,8 +36,9 @@ class NodeDropMethod(Method):
             covered. Defaults to `None`.
         batch_size: the training batch size m (per replica); required for
             NodeDrop-BN units. Defaults to `None`.
-        check_every: `"epoch"` or a number of training steps between
-            checks. Defaults to `"epoch"`.
+        check_every: `"epoch"` or a number N of training steps: a check
+            after every step that is a multiple of N, steps counted from
+            the start of Keras' epoch 0. Defaults to `"epoch"`.
         weaker: use the weaker condition `sum(|w|) + b <= 0`. Defaults to
             `False`.
         check_data: a small batch of inputs on which each drop's effect at

@@ -15,6 +15,8 @@ import keras
 import numpy as np
 
 from keras_darn.layers.standout_dense import StandoutDense
+from keras_darn.resizing.callback_state import ResumableCallback
+from keras_darn.resizing.callback_state import schedule_epochs
 from keras_darn.resizing.schedules import Geometric
 from keras_darn.resizing.schedules import Schedule
 from keras_darn.validation import check_layer_names
@@ -42,14 +44,14 @@ def standout_units_to_remove(width, ratio, target_units):
 
 
 @keras.saving.register_keras_serializable(package="keras_darn")
-class StandoutPruning(keras.callbacks.Callback):
+class StandoutPruning(ResumableCallback):
     """Prunes `StandoutDense` units with the lowest retention during `fit`.
 
     At the start of every epoch the callback resets each layer's retention
     accumulators; the layer adds its retention probabilities `p` over the
     epoch's training batches (summed across replicas under a
-    `tf.distribute` strategy). At the end of epoch `step` (counted from 0
-    within this `fit`) where `schedule(step)` is not `None`, that amount is
+    `tf.distribute` strategy). At the end of every epoch where
+    `schedule(epoch)` is not `None`, that amount is
     the pruning ratio (the fraction of the original width removed) and, in
     every tracked layer, the live units with the lowest mean retention are
     masked off until `ceil(ratio * units)` units are gone, never going below
@@ -58,6 +60,15 @@ class StandoutPruning(keras.callbacks.Callback):
     with `gamma = 0.5` at the end of every epoch; the paper's own setting
     is `Geometric(0.5, every=25)`. After every epoch the number of live
     units is written to `logs["standout/<layer name>/live_units"]`.
+
+    Epochs are Keras' absolute, 0-based epoch indices (the `epoch` that
+    `fit` passes to callbacks), so `fit(initial_epoch=3)` starts at
+    `schedule(3)`, and a run resumed by `keras.callbacks.BackupAndRestore`
+    goes on with the schedule where it stopped. The callback warns when
+    its schedule acts at no epoch of a `fit`. The event history, the
+    ratio and the state of the layers' random draws are saved with the
+    model's weights (list this callback before `BackupAndRestore`), and
+    reset when training begins.
 
     Args:
         target_units: Positive integer, or dict mapping layer names to
@@ -77,7 +88,8 @@ class StandoutPruning(keras.callbacks.Callback):
             its target).
         events: List of dicts `{"step", "action": "remove", "layer",
             "units", "live_units", "ratio"}`, one per layer and event,
-            `units` being the unit indices masked off at that event.
+            `step` being the epoch and `units` the unit indices masked off
+            at that event.
 
     Raises:
         ValueError: If an argument is out of range, or (at the start of
@@ -111,27 +123,49 @@ class StandoutPruning(keras.callbacks.Callback):
         self.schedule = schedule
         self.layer_names = layers
         self.verbose = verbose
-        self._reset_state()
+        self.reset_state()
 
-    def _reset_state(self):
+    def reset_state(self):
         self.ratio = 0.0
         self.events = []
-        self._step = 0
+        self._ratios = []
         self._layers = []
 
+    def get_state(self):
+        # Keras does not save a SeedGenerator's state with the weights; the
+        # Bernoulli draws of a resumed run go on from it only if it is here.
+        seeds = {
+            layer.name: np.asarray(keras.ops.convert_to_numpy(layer.seed_generator.state)).tolist()
+            for layer in self._standout_layers()
+        }
+        return {"events": self.events, "ratios": self._ratios, "seed_states": seeds}
+
+    def set_state(self, state, epoch):
+        self.events = [e for e in state.get("events", []) if e["step"] < epoch]
+        self._ratios = [r for r in state.get("ratios", []) if r[0] < epoch]
+        self.ratio = self._ratios[-1][1] if self._ratios else 0.0
+        seeds = state.get("seed_states", {})
+        for layer in self._standout_layers():
+            if layer.name in seeds:
+                variable = layer.seed_generator.state
+                variable.assign(np.asarray(seeds[layer.name], dtype=variable.dtype))
+
+    def schedule_summary(self, first_epoch, last_epoch):
+        return f"schedule={self.schedule!r}", schedule_epochs(self.schedule, first_epoch, last_epoch)
+
     def on_train_begin(self, logs=None):
-        self._reset_state()
+        super().on_train_begin(logs)
         self._layers = self._find_layers()
         for layer in self._layers:
             _check_target(self._target_for(layer), layer.units, layer.name)
 
     def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
         for layer in self._layers:
             layer.reset_retention()
 
     def on_epoch_end(self, epoch, logs=None):
-        step = self._step
-        self._step += 1
+        step = epoch
         pending = [
             layer
             for layer in self._layers
@@ -147,18 +181,20 @@ class StandoutPruning(keras.callbacks.Callback):
                     f"Received: schedule({step})={amount!r} from schedule={self.schedule!r}"
                 )
             self.ratio = float(amount)
+            self._ratios.append([step, self.ratio])
             for layer in pending:
                 self._prune_layer(layer, step)
         if logs is not None:
             for layer in self._layers:
                 logs[f"standout/{layer.name}/live_units"] = layer.active_units
+        super().on_epoch_end(epoch, logs)
 
     def _prune_layer(self, layer, step):
         count = float(keras.ops.convert_to_numpy(layer.retention_count))
         if count <= 0:
             warnings.warn(
                 f"StandoutPruning: layer '{layer.name}' accumulated no "
-                f"retention probabilities in step {step}, so it is not "
+                f"retention probabilities in epoch {step}, so it is not "
                 "pruned now. Is it called with `training=True` during fit?",
                 stacklevel=2,
             )
@@ -197,12 +233,17 @@ class StandoutPruning(keras.callbacks.Callback):
             return self.target_units[layer.name]
         return self.target_units
 
-    def _find_layers(self):
-        found = [
+    def _standout_layers(self):
+        if self.model is None:
+            return []
+        return [
             layer
             for layer in self.model._flatten_layers(include_self=False)
             if isinstance(layer, StandoutDense)
         ]
+
+    def _find_layers(self):
+        found = self._standout_layers()
         by_name = {layer.name: layer for layer in found}
         wanted = self.layer_names
         if wanted is None and isinstance(self.target_units, dict):

@@ -31,8 +31,8 @@ class Standout(Method):
     pruning*. Every hidden layer is a `StandoutDense` (adaptive dropout
     after Ba & Frey: each unit's retention probability is computed from the
     layer's input, units are dropped at random with it in training and
-    scaled by it at inference). At the end of every epoch where the
-    schedule gives a pruning ratio, the units with the lowest mean
+    scaled by it at inference). At the end of every epoch (Keras' absolute
+    epoch index) where the schedule gives a pruning ratio, the units with the lowest mean
     retention over that epoch are masked until `ceil(ratio * width)` units
     of the original width are gone, never below the layer's target width.
     `callback.finish()` then removes the masked units (`keras_darn.shrink`):
