@@ -59,7 +59,11 @@ setup(
         "ai-edge-litert",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "hypothesis", "import-linter"],
+        # The docs extra builds the documentation site (`mkdocs build --strict`);
+        # the test run builds it too, so `test` includes it.
+        "test": ["pytest", "pytest-xdist", "hypothesis", "import-linter",
+                 "mkdocs", "mkdocs-material", "mkdocstrings[python]"],
+        "docs": ["mkdocs", "mkdocs-material", "mkdocstrings[python]"],
         "benchmarks": ["matplotlib", "tqdm"],
         # The Keras 2 peer we benchmark against; only ever imported in its own
         # process by benchmarks/, never by keras_darn. Best installed in an
@@ -67,6 +71,10 @@ setup(
         # `tensorflow-cpu`) of the same minor version, and
         # tensorflow-model-optimization 0.8.1 pins absl-py~=1.2.
         "peer": ["tensorflow-model-optimization", "tf-keras"],
+        # Rebuilder registrations for keras-hub's transformer layers (loaded
+        # only when a model holds one). keras-hub 0.32 pulls tensorflow-text,
+        # which requires the `tensorflow` distribution (not `tensorflow-cpu`).
+        "hub": ["keras-hub"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -42,18 +42,19 @@ remaining non-zero weights, TFLite size (raw and gzipped) and TFLite latency
 (measured here, same interpreter, batch 1).
 
 Writes `<output_dir>/<name>.json`, `<name>.md` and `<name>_steps.png`
-(`--name`, default `adaptive_rate`).
+(`--name`, default `adaptive_rate`; `--output_dir`, default `benchmarks/results`).
+Variants are written under `benchmarks/results/runs/` (not committed).
 
-    python benchmarks/adaptive_rate.py          # the defaults took 7 min on 2 CPU cores
-    python benchmarks/adaptive_rate.py --folds=10 --time_budget_s=100000   # all folds
-    python benchmarks/adaptive_rate.py --mode=std --name=adaptive_rate_std --time_budget_s=100000
-    python benchmarks/adaptive_rate.py --retrain_learning_rate=1e-4 --name=adaptive_rate_ft
-    python benchmarks/adaptive_rate.py --aux_init=factorized --name=adaptive_rate_aux_svd
-    python benchmarks/adaptive_rate.py --datasets=digits_pooled --nopeer --name=adaptive_rate_digits_pooled
-    python benchmarks/adaptive_rate.py --datasets=digits_pooled --nopeer --aux_init=factorized --mode=std \
-        --max_steps=300 --norestart_arm --name=adaptive_rate_digits_pooled_std300     # 40 min
-    python benchmarks/adaptive_rate.py --datasets=digits_pooled,fashion --nopeer --aux_init=factorized \
-        --on_failure=lower_rate --name=adaptive_rate_lower_rate                        # 5 min
+    python benchmarks/adaptive_rate.py --peer_python=<tfmot venv>/bin/python   # 7 min on 2 CPU cores
+    python benchmarks/adaptive_rate.py --quick                                 # a smoke run
+    V="--output_dir=benchmarks/results/runs/adaptive_rate --nopeer"
+    python benchmarks/adaptive_rate.py $V --folds=10 --time_budget_s=100000 --name=all_folds
+    python benchmarks/adaptive_rate.py $V --mode=std --name=std --time_budget_s=100000
+    python benchmarks/adaptive_rate.py $V --retrain_learning_rate=1e-4 --name=fine_tune
+    python benchmarks/adaptive_rate.py $V --aux_init=factorized --name=aux_svd
+    python benchmarks/adaptive_rate.py $V --datasets=digits_pooled --name=digits_pooled
+    python benchmarks/adaptive_rate.py $V --datasets=digits_pooled,fashion --aux_init=factorized \
+        --on_failure=lower_rate --name=lower_rate                        # 5 min
 """
 
 import gzip
@@ -63,7 +64,7 @@ import subprocess
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import harness  # noqa: F401  (benchmarks/harness/; first: quiets TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -80,9 +81,6 @@ from keras_darn.metrics import energy  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
 from keras_darn.resizing import Target  # noqa: E402
 from keras_darn.resizing import resize  # noqa: E402
-
-import machine  # noqa: E402  (benchmarks/machine.py)
-import report  # noqa: E402  (benchmarks/report.py)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -144,10 +142,13 @@ flags.DEFINE_boolean(
     "the other reading of the paper's pseudocode.",
 )
 flags.DEFINE_boolean("peer", True, "Run the tfmot peer.")
-flags.DEFINE_string("peer_python", "/tmp/tfmot-venv/bin/python", "Python of the tfmot virtualenv.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(__file__), "results"), "Output directory.")
-flags.DEFINE_string("name", "adaptive_rate", "Prefix of the result files.")
+flags.DEFINE_string(
+    "peer_python", None,
+    "Python of the virtualenv with tensorflow-model-optimization (see peer_tfmot.py); without it "
+    "the result records that the peer did not run.")
+harness.define_seed_flag()
+harness.define_output_flags("adaptive_rate")
+harness.define_quick_flag()
 flags.DEFINE_boolean("rerender", False, "Only rewrite the markdown and plot from the saved JSON.")
 
 WIDTHS = (80, 60, 40)
@@ -215,12 +216,11 @@ def load_splits(name):
         return
     import tensorflow as tf
 
-    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist()
-    x_train, y_train = datasets.subset(x_train, y_train, FLAGS.fashion_train, seed=FLAGS.seed)
-    x_test, y_test = datasets.subset(x_test, y_test, FLAGS.fashion_test, seed=FLAGS.seed)
+    (x_train, y_train), (x_test, y_test) = harness.load_fashion(
+        FLAGS.fashion_train, FLAGS.fashion_test, seed=FLAGS.seed)
 
     def small(x):
-        images = tf.image.resize(x[..., None].astype("float32") / 255.0, (10, 10), method="area")
+        images = tf.image.resize(x, (10, 10), method="area")
         return images.numpy().reshape(len(x), -1)
 
     yield 0, small(x_train), y_train.astype("int64"), small(x_test), y_test.astype("int64")
@@ -445,6 +445,8 @@ def run_fold(name, fold, x_train, y_train, x_test, y_test, log):
 def run_peer(name, fold_data, ours, base_accuracy, tflite_dir, log):
     """tfmot in its own process; compares at the accuracy floor of threshold 0.46."""
     x_train, y_train, x_test, y_test = fold_data
+    if FLAGS.peer_python is None:
+        return {"error": "the peer did not run: no --peer_python given (see peer_tfmot.py)"}
     if not os.path.exists(FLAGS.peer_python):
         return {"error": f"peer virtualenv not found: {FLAGS.peer_python} (see peer_tfmot.py)"}
     data_path = os.path.join(tflite_dir, f"{name}_split.npz")
@@ -607,7 +609,7 @@ def auxiliary_lines(table):
             units, inserted, f"{e['remaining_weights']:.0f}", f"{change:+.1%}", f"{e['accuracy']:.4f}",
             f"{e['accepted_steps']:.1f}", e["failed_folds"], e["below_floor_folds"],
         ])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["auxiliary units", "accuracy at insertion -> after its training", "remaining weights",
          "vs adaptive without", "accuracy", "steps", "failed folds", "folds below floor"],
         rows,
@@ -623,7 +625,7 @@ def auxiliary_lines(table):
         verdict = "every auxiliary width has folds below the floor -> NOT MET"
     return lines + [
         "",
-        f"Target (an auxiliary layer lowers the remaining weights further; paper: -22 %): {verdict}",
+        f"Goal (an auxiliary layer lowers the remaining weights further; paper: -22 %): {verdict}",
     ]
 
 
@@ -660,11 +662,11 @@ def markdown(results):
                     f"{e['accuracy']:.4f} / {e['failed_folds']}"
                 )
             rows.append(cells)
-        lines += report.markdown_table(
+        lines += harness.markdown_table(
             ["pruning rate"] + [f"drop {t} pts: weights / steps / acc / failed" for t in FLAGS.thresholds],
             rows,
         )
-        lines += ["", "Targets (adaptive vs the best static rate that did not fail, per threshold; "
+        lines += ["", "Goals (adaptive vs the best static rate that did not fail, per threshold; "
                   "`adaptive` is the default, PR carried over between steps):", ""]
         for t in FLAGS.thresholds:
             statics = {
@@ -705,7 +707,7 @@ def markdown(results):
                 f"{n['float32']:.1f} ({e['energy_nj_multiplies_only_float32']:.1f})", f"{n['float16']:.1f}",
                 f"{n['int32']:.1f}", f"{n['int8']:.2f}",
             ])
-        lines += report.markdown_table(
+        lines += harness.markdown_table(
             ["model", "live weights", "dead units (in / out)", "switched off", "params masked -> shrunk",
              "max output change", "float32 nJ (mult only)", "float16 nJ", "int32 nJ", "int8 nJ"],
             rows,
@@ -716,7 +718,7 @@ def markdown(results):
                 continue
             per_network = ", weights per network" if name == "digits_pooled" else ""
             lines += ["", f"### {title}, {networks_shown(name)}{per_network}, drop {t} pts", ""]
-            lines += report.markdown_table(
+            lines += harness.markdown_table(
                 ["step", "rate", "remaining weights", "accuracy", "accuracy after pruning", "mean abs weight",
                  "accepted"],
                 [
@@ -759,7 +761,7 @@ def markdown(results):
                         run["nonzero_weights"], run["tflite_bytes"], run["tflite_gzip_bytes"],
                         f"{run['tflite_latency_ms']:.4f}",
                     ])
-            lines += report.markdown_table(
+            lines += harness.markdown_table(
                 ["model", "accuracy", "non-zero weights", "TFLite bytes", "gzipped", "latency ms"], rows
             )
             lines += ["", "All tfmot runs: " + ", ".join(
@@ -790,33 +792,24 @@ def markdown(results):
 
 
 def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(results["datasets"])
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4), squeeze=False)
+    fig, axes = harness.figure(ncols=len(names), width=6, height=4)
     t = FLAGS.thresholds[0]
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes, names):
         runs = results["datasets"][name]["folds"][0]["runs"]
         initial = results["datasets"][name]["folds"][0]["initial_weights"]
         for arm in arm_names():
             history = [h for h in runs[f"{arm} @ {t}"]["history"] if h["accepted"]]
             ax.plot([0] + [h["step"] for h in history], [initial] + [h["remaining_weights"] for h in history],
                     marker="o", label=arm)
-        ax.set_title(f"{name}, {networks_shown(name)}, drop {t} pts")
-        ax.set_xlabel("accepted prune-retrain step")
-        ax.set_ylabel("remaining weights")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+        harness.label_axes(ax, "accepted prune-retrain steps", "remaining non-zero weights (count)",
+                           title=f"{name}, {networks_shown(name)}, drop {t} pts")
+    harness.save_figure(fig, path, dpi=100)
 
 
 def rerender():
     """Rewrites markdown and plot from the JSON (older JSON: marks failed auxiliary runs)."""
-    with open(result_path(".json")) as f:
-        results = json.load(f)
+    results = harness.read_json(result_path(".json"))
     for key in ("thresholds", "static_rates", "aux_units", "aux_after", "retrain_epochs", "restart_arm"):
         if key in results["config"]:
             FLAGS[key].value = results["config"][key]
@@ -835,26 +828,27 @@ def rerender():
 
 def result_path(suffix):
     """`<output_dir>/<name><suffix>`, e.g. `result_path(".json")`."""
-    return os.path.join(FLAGS.output_dir, FLAGS.name + suffix)
+    return harness.result_prefix() + suffix
 
 
 def write_results(results, report_too=True):
     """Writes `<name>.json`, and with `report_too` also `<name>.md` and `<name>_steps.png`."""
-    with open(result_path(".json"), "w") as f:
-        json.dump(results, f, indent=1, default=float)
+    harness.write_json(result_path(".json"), results)
     if report_too:
-        with open(result_path(".md"), "w") as f:
-            f.write(markdown(results))
+        harness.write_markdown(result_path(".md"), markdown(results))
         plot(results, result_path("_steps.png"))
 
 
 def main(argv):
     del argv
+    harness.apply_quick({"datasets": ["digits"], "folds": 1, "base_epochs": 3, "retrain_epochs": 1,
+                         "static_rates": ["0.3"], "aux_units": ["20"], "aux_epochs": 1,
+                         "thresholds": ["1.0"], "max_steps": 3, "restart_arm": False,
+                         "peer": False})
     if FLAGS.rerender:
         rerender()
         return
     start = time.time()
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
     tflite_dir = tempfile.mkdtemp(prefix="adaptive_rate_")
 
     def log(message):
@@ -868,7 +862,7 @@ def main(argv):
             "batch_size", "learning_rate", "retrain_learning_rate", "max_steps", "mode", "restart_arm",
             "trial_reference", "on_failure",
             "seed")},
-        "machine": machine.describe(),
+        "machine": harness.describe_machine(),
         "datasets": {},
     }
     for name in FLAGS.datasets:

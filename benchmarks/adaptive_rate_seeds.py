@@ -1,7 +1,7 @@
 """Benchmark: Algorithm 1 under the fraction rule, over seeds.
 
-Issue 7's targets ask the adaptive rate for no more remaining weights than the
-best static rate and fewer prune-retrain steps. Under the issue's definition of
+The goals of the adaptive rate are no more remaining weights than the best
+static rate, and fewer prune-retrain steps. Under the fraction definition of
 the rate (the fraction of the remaining weights pruned per step), every run of
 `benchmarks/adaptive_rate.py` so far showed adaptive either tying a static rate
 or trading weights for steps. This script checks, over several seeds, why:
@@ -28,36 +28,35 @@ Writes `<output_dir>/<name>.json`, `<name>.md` and `<name>.png`.
     python benchmarks/adaptive_rate_seeds.py --report_only   # summarise the runs already there
 """
 
-import json
 import os
 import subprocess
 import sys
 
-import numpy as np
-from absl import app
-from absl import flags
+import harness  # benchmarks/harness/
 
-import report  # benchmarks/report.py
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-RESULTS = os.path.join(os.path.dirname(__file__), "results")
-flags.DEFINE_list("seeds", [str(s) for s in range(10)], "Seeds, one adaptive_rate.py run each.")
+harness.define_seeds_flag(range(10), help_text="Seeds, one adaptive_rate.py run each.")
 flags.DEFINE_string("run_prefix", "adaptive_rate_fraction_seed", "Result-file prefix of the per-seed runs.")
+flags.DEFINE_string("runs_dir", os.path.join(harness.RUNS_DIR, "adaptive_rate_seeds"),
+                    "Where the per-seed runs are written and read (not committed).")
 flags.DEFINE_boolean("report_only", False, "Only summarise the per-seed runs already written.")
-flags.DEFINE_string("output_dir", RESULTS, "Output directory (also where the per-seed runs are read).")
-flags.DEFINE_string("name", "adaptive_rate_seeds", "Prefix of the summary files.")
+harness.define_output_flags("adaptive_rate_seeds")
 
 RUN_FLAGS = ["--datasets=digits_pooled,fashion", "--nopeer", "--norestart_arm", "--aux_units="]
 
 
 def run_path(seed):
-    return os.path.join(FLAGS.output_dir, f"{FLAGS.run_prefix}{seed}.json")
+    return os.path.join(FLAGS.runs_dir, f"{FLAGS.run_prefix}{seed}.json")
 
 
 def run_seed(seed):
     """Runs `adaptive_rate.py` for one seed in its own process."""
     command = [sys.executable, os.path.join(os.path.dirname(__file__), "adaptive_rate.py"), *RUN_FLAGS,
-               f"--seed={seed}", f"--name={FLAGS.run_prefix}{seed}", f"--output_dir={FLAGS.output_dir}"]
+               f"--seed={seed}", f"--name={FLAGS.run_prefix}{seed}", f"--output_dir={FLAGS.runs_dir}"]
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True)
 
@@ -122,8 +121,7 @@ def means(per_seed):
 def summarise(seeds):
     summary = {"seeds": seeds, "run_flags": RUN_FLAGS, "cells": {}, "means": {}}
     for seed in seeds:
-        with open(run_path(seed)) as f:
-            run = json.load(f)
+        run = harness.read_json(run_path(seed))
         config = run["config"]
         for dataset, data in run["datasets"].items():
             if len(data["folds"]) != 1:
@@ -166,10 +164,10 @@ def markdown(summary):
                 ", ".join(f"{r:g}" for r in first_rates), count(cells, "no_more_weights"),
                 count(cells, "fewer_steps"), count(cells, "both"),
             ])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["dataset", "drop (pts)", "seeds", "adaptive kept PR1 at every step",
          "identical to static PR1 (where PR1 is a static rate)", "PR1 seen", "no more weights",
-         "fewer steps", "both targets"],
+         "fewer steps", "both goals"],
         rows,
     )
     lines += ["", "## Means over seeds", "",
@@ -185,7 +183,7 @@ def markdown(summary):
                 "MET" if m["fewer_steps"] else "not met",
             ])
     arms = list(next(iter(next(iter(summary["means"].values())).values()))["arms"])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["dataset", "drop (pts)", *arms, "best static", "no more weights", "fewer steps"], rows
     )
     lines += ["", "## Per seed", "",
@@ -206,9 +204,9 @@ def markdown(summary):
                     "yes" if c["identical_to_twin"] else ("no" if c["static_twin"] else "-"),
                     "MET" if c.get("both") else "not met",
                 ])
-            lines += report.markdown_table(
+            lines += harness.markdown_table(
                 ["seed", *[f"static {r}" for r in rates], "adaptive", "adaptive rates",
-                 "identical to static PR1", "both targets"],
+                 "identical to static PR1", "both goals"],
                 rows,
             )
     cells = [c for t in summary["cells"].values() for s in t.values() for c in s.values()]
@@ -220,9 +218,9 @@ def markdown(summary):
         f"- In {count(cells, 'kept_first_rate')} of {len(cells)} runs Algorithm 1 kept its first rate PR1 at every "
         "accepted step; where PR1 is one of the static rates the adaptive run was the static run at PR1, step for "
         f"step, in {count(cells, 'identical_to_twin')} of {sum(c['static_twin'] is not None for c in cells)}.",
-        f"- Both targets together (no more weights than the best static rate, in fewer steps) were met in "
+        f"- Both goals together (no more weights than the best static rate, in fewer steps) were met in "
         f"{count(cells, 'both')} of {len(cells)} runs.",
-        f"- Against the best static rate by mean over seeds, both targets were met in "
+        f"- Against the best static rate by mean over seeds, both goals were met in "
         f"{sum(m['no_more_weights'] and m['fewer_steps'] for m in settings)} of {len(settings)} settings, "
         f"no more weights in {sum(m['no_more_weights'] for m in settings)}, fewer steps in "
         f"{sum(m['fewer_steps'] for m in settings)}.",
@@ -232,14 +230,9 @@ def markdown(summary):
 
 
 def plot(summary, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = [(d, t) for d, per_t in summary["cells"].items() for t in per_t]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
-    for ax, (dataset, threshold) in zip(axes[0], panels):
+    fig, axes = harness.figure(ncols=len(panels), width=4.2, height=3.8)
+    for ax, (dataset, threshold) in zip(axes, panels):
         per_seed = summary["cells"][dataset][threshold]
         for k, rate in enumerate(next(iter(per_seed.values()))["statics"]):
             points = [(c["statics"][rate][1], c["statics"][rate][0]) for c in per_seed.values()
@@ -248,30 +241,24 @@ def plot(summary, path):
                        s=60, label=f"static {rate}")
         ax.scatter([c["adaptive_steps"] for c in per_seed.values()],
                    [c["adaptive_weights"] for c in per_seed.values()], marker="x", c="k", label="adaptive")
-        ax.set_title(f"{dataset}, drop {threshold} pts")
-        ax.set_xlabel("accepted prune-retrain steps")
-        ax.set_ylabel("remaining weights per network")
-    axes[0][0].legend(fontsize=8)
+        harness.label_axes(ax, "accepted prune-retrain steps", "remaining weights per network",
+                           title=f"{dataset}, drop {threshold} pts", legend=ax is axes[0], fontsize=8)
     fig.suptitle("One point per seed; lower left is better")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    harness.save_figure(fig, path)
 
 
 def main(argv):
     del argv
-    seeds = [int(s) for s in FLAGS.seeds]
+    seeds = harness.seeds()
     if not FLAGS.report_only:
         for seed in seeds:
             if not os.path.exists(run_path(seed)):
                 run_seed(seed)
     summary = summarise(seeds)
-    base = os.path.join(FLAGS.output_dir, FLAGS.name)
-    with open(base + ".json", "w") as f:
-        json.dump(summary, f, indent=1)
+    base = harness.result_prefix()
+    harness.write_json(base + ".json", summary)
     text = markdown(summary)
-    with open(base + ".md", "w") as f:
-        f.write(text)
+    harness.write_markdown(base + ".md", text)
     plot(summary, base + ".png")
     print(text)
 

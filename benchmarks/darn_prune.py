@@ -21,26 +21,24 @@ inference wall-clock on a batch; at the end, test accuracy of the initial
 and final models. A one-shot comparison measures, for the same correlated
 pairs, the accuracy right after removal with and without folding.
 
-Target (issue 5): >= 25 % fewer parameters and >= 30 % fewer FLOPs with at
-most 1.5 points accuracy loss.
+Goal: >= 25 % fewer parameters and >= 30 % fewer FLOPs with at most 1.5
+points accuracy loss.
 
-Writes `<output_dir>/darn_prune.json`, `darn_prune.md` and
-`darn_prune_<arm>.png`.
+Writes `<output_dir>/<name>.json`, `<name>.md` and `<name>_<arm>.png`
+(`--name`, default `darn_prune`; `--output_dir`, default `benchmarks/results`).
 
     python benchmarks/darn_prune.py    # the defaults fit ~20 min on 2 shared CPU cores
+    python benchmarks/darn_prune.py --quick
 """
 
-import json
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import harness  # noqa: F401  (benchmarks/harness/; first: quiets TensorFlow)
 
 import keras  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
 from keras_darn.methods.darn import accuracy  # noqa: E402
 from keras_darn.methods.darn import prune_by_threshold  # noqa: E402
@@ -51,11 +49,8 @@ from keras_darn.resizing import Target  # noqa: E402
 from keras_darn.resizing import resize  # noqa: E402
 from keras_darn.resizing import schedules  # noqa: E402
 
-import machine  # noqa: E402  (benchmarks/machine.py)
-import report  # noqa: E402  (benchmarks/report.py)
-
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
+harness.define_data_flag()
 flags.DEFINE_integer("num_train", 10000, "Training examples (stratified subset).")
 flags.DEFINE_integer("num_val", 2000, "Validation examples, held out of the training split.")
 flags.DEFINE_integer("num_test", 2000, "Test examples (stratified subset).")
@@ -75,9 +70,9 @@ flags.DEFINE_integer("score_examples", 2048, "Training examples the statistics u
 flags.DEFINE_integer("latency_batch", 512, "Batch timed for inference wall-clock.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-flags.DEFINE_integer("seed", 0, "Seed.")
-flags.DEFINE_string("output_dir", "benchmarks/results", "Where results go.")
-flags.DEFINE_string("name", "darn_prune", "Prefix of the result files.")
+harness.define_seed_flag()
+harness.define_output_flags("darn_prune")
+harness.define_quick_flag()
 flags.DEFINE_bool("markdown_only", False, "Rewrite the markdown from an existing JSON.")
 
 
@@ -101,15 +96,9 @@ def build_cnn(filters, seed):
 
 
 def load():
-    (x_all, y_all), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
-    x_all, y_all = datasets.subset(x_all, y_all, FLAGS.num_train + FLAGS.num_val,
-                                   seed=FLAGS.seed)
-    x_test, y_test = datasets.subset(x_test, y_test, FLAGS.num_test, seed=FLAGS.seed)
-    x_all = datasets.to_float_images(x_all)
-    train = (x_all[: FLAGS.num_train], y_all[: FLAGS.num_train].astype("int64"))
-    val = (x_all[FLAGS.num_train:], y_all[FLAGS.num_train:].astype("int64"))
-    test = (datasets.to_float_images(x_test), y_test.astype("int64"))
-    return train, val, test
+    splits = harness.load_fashion_split(FLAGS.num_train, FLAGS.num_val, FLAGS.num_test,
+                                        seed=FLAGS.seed, data_dir=FLAGS.data_dir)
+    return tuple((x, y.astype("int64")) for x, y in splits)
 
 
 def copy_model(model):
@@ -140,10 +129,12 @@ def fold_comparison(model, x_score, val, prune):
 
 def main(argv):
     del argv
-    prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
+    harness.apply_quick({"num_train": 600, "num_val": 200, "num_test": 200,
+                         "filters": ["8", "8", "8", "8"], "pretrain_epochs": 1, "max_retrains": 1,
+                         "l1_num": 3, "corr_num": 3, "score_examples": 256, "latency_batch": 64})
+    prefix = harness.result_prefix()
     if FLAGS.markdown_only:
-        with open(prefix + ".json") as f:
-            write_markdown(prefix + ".md", json.load(f))
+        write_markdown(prefix + ".md", harness.read_json(prefix + ".json"))
         return
     start = time.time()
     train, val, test = load()
@@ -154,7 +145,7 @@ def main(argv):
         "max_retrains", "sacrifice", "arms", "l1_first", "l1_last", "l1_num", "corr_first",
         "corr_last", "corr_num", "score_examples", "latency_batch", "batch_size",
         "learning_rate", "seed")}
-    config["machine"] = machine.describe()
+    config["machine"] = harness.describe_machine()
     pretrained = build_cnn(filters, FLAGS.seed)
     began = time.time()
     pretrained.fit(*train, epochs=FLAGS.pretrain_epochs, batch_size=FLAGS.batch_size,
@@ -171,8 +162,6 @@ def main(argv):
         "pretrain_seconds": pretrain_seconds,
     }
     print(f"pretrained: {initial}", flush=True)
-    prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
     result = {"config": config, "initial": initial, "arms": {}}
     result["fold_comparison"] = fold_comparison(pretrained, x_score, val, prune)
     for arm in FLAGS.arms:
@@ -219,13 +208,16 @@ def main(argv):
             title=f"DARN Algorithm 1, {arm}, Fashion-MNIST CNN (val accuracy)",
         )
         result["seconds"] = time.time() - start
-        with open(prefix + ".json", "w") as f:
-            json.dump(result, f, indent=1)
+        harness.write_json(prefix + ".json", result)
     write_markdown(prefix + ".md", result)
-    print(open(prefix + ".md").read())
+    print("\n".join(markdown(result)))
 
 
 def write_markdown(path, result):
+    harness.write_markdown(path, markdown(result))
+
+
+def markdown(result):
     config, initial = result["config"], result["initial"]
     lines = [
         "# DARN Algorithm 1 on Fashion-MNIST",
@@ -257,17 +249,17 @@ def write_markdown(path, result):
             f"{s['inference_seconds'] * 1e3:.1f}", s["training_iterations"],
             "yes" if s["target_met"] else "NO",
         ])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["arm", "stopped at", "widths", "test acc", "test loss (pts)", "params", "params -%",
-         "FLOPs -%", "ms/batch", "iterations", "target met"],
+         "FLOPs -%", "ms/batch", "iterations", "goal met"],
         arms,
     )
-    lines += ["", "Target: >= 25 % fewer parameters and >= 30 % fewer FLOPs with <= 1.5 "
+    lines += ["", "Goal: >= 25 % fewer parameters and >= 30 % fewer FLOPs with <= 1.5 "
               "points test accuracy loss.", "",
               "## Folding into the correlated partner vs plain removal", "",
               "Same pretrained model, same pairs removed; validation accuracy right after "
               "removal, before any retraining.", ""]
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["threshold", "units removed", "plain removal", "folded"],
         [
             [row["threshold"], row["units_removed"], f"{row['plain_accuracy']:.4f}",
@@ -287,14 +279,13 @@ def write_markdown(path, result):
                 f"{s['pruned_accuracy']:.4f}", f"{s['accuracy']:.4f}", s["accepted"], s["params"],
                 s["flops"], ms,
             ])
-        lines += report.markdown_table(
+        lines += harness.markdown_table(
             ["iteration", "threshold", "retrain", "units pruned", "acc. after pruning", "val acc",
              "accepted", "params", "FLOPs", "ms/batch"],
             steps,
         )
         lines.append("")
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

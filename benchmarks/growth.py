@@ -1,4 +1,4 @@
-"""Benchmark: growing units on Fashion-MNIST (issue 8), an MLP and a small CNN.
+"""Benchmark: growing units on Fashion-MNIST, an MLP and a small CNN.
 
 MLP 784-h-h-10 (ReLU, Adam 1e-3), start width 16, target 256. Arms, each over
 several seeds with the same number of steps and the same data order (the
@@ -59,11 +59,10 @@ run, summary), `growth.md` and `growth.png`.
         --cnn_seeds=0,1,2,3,4 --name=growth_cnn12k   # the CNN on more data, 5 seeds
 """
 
-import json
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import harness  # noqa: F401  (benchmarks/harness/; first: quiets TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -71,17 +70,13 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
-from keras_darn import datasets  # noqa: E402
 from keras_darn.methods.growth import AgeAwareAdam  # noqa: E402
 from keras_darn.methods.growth.grow import adam_step_inflation  # noqa: E402
 from keras_darn.methods.growth.training import fit_with_growth  # noqa: E402
 from keras_darn.methods.growth.triggers import EffectiveRankTrigger  # noqa: E402
 
-import machine  # noqa: E402  (benchmarks/machine.py)
-import report  # noqa: E402  (benchmarks/report.py)
-
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
+harness.define_data_flag()
 flags.DEFINE_integer("num_train", 12000, "MLP training examples (stratified subset, seed 0).")
 flags.DEFINE_integer("num_test", 10000, "MLP test examples.")
 flags.DEFINE_integer("epochs", 24, "MLP epochs.")
@@ -98,8 +93,8 @@ flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"],
                   "all the run's steps (the schedule follows the optimizer's step counter, "
                   "which the carried optimizer keeps and the reset arm restarts).")
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
-flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "MLP seeds.")
-flags.DEFINE_list("cnn_seeds", ["0", "1", "2"], "CNN seeds.")
+harness.define_seeds_flag(range(5), help_text="MLP seeds.")
+harness.define_seeds_flag(range(3), name="cnn_seeds", help_text="CNN seeds.")
 flags.DEFINE_list("mlp_arms", None, "MLP arms to run (default: all).")
 flags.DEFINE_list("cnn_arms", None, "CNN arms to run (default: all of `CNN_ARMS`).")
 flags.DEFINE_bool("mlp", True, "Run the MLP arms.")
@@ -109,8 +104,8 @@ flags.DEFINE_integer("cnn_num_test", 2000, "CNN test examples.")
 flags.DEFINE_integer("cnn_epochs", 8, "CNN epochs.")
 flags.DEFINE_integer("cnn_start", 2, "CNN start width c (filters of the first conv).")
 flags.DEFINE_integer("cnn_target", 16, "CNN target width c.")
-flags.DEFINE_string("output_dir", "benchmarks/results", "Where results go.")
-flags.DEFINE_string("name", "growth", "Prefix of the result files.")
+harness.define_output_flags("growth")
+harness.define_quick_flag()
 flags.DEFINE_bool("rerender", False,
                   "Only rewrite `<name>.md`, `.png` and the summary in `<name>.json` from its runs.")
 flags.DEFINE_list("merge", None,
@@ -322,7 +317,7 @@ DEFAULT_ARMS = ("grow-zeros_out", "grow-zeros_out-aged")  # zeros_out with Adam 
 
 
 def targets(table, small_arm, large_arm, grown_arm):
-    """The issue's targets for a default-candidate grown arm (zeros_out, optimizer carried)."""
+    """The goals for a default-candidate grown arm (zeros_out, optimizer carried)."""
     grown, small, large = table[grown_arm], table[small_arm], table[large_arm]
     sd_small = small["accuracy_sd"]
     checks = {
@@ -376,7 +371,7 @@ def write_markdown(path, config, table, checks):
         f"net2net/naive noise {config['noise']}; grow-rank grows only while the effective rank "
         f"is >= {config['rank_saturation']} x width. "
         "Training FLOPs = 3 x forward FLOPs x examples seen (forward + backward estimate). "
-        "Accuracy: final test accuracy, mean +- sample sd over seeds (min-max); the targets use it. "
+        "Accuracy: final test accuracy, mean +- sample sd over seeds (min-max); the goals use it. "
         "Last 3: each run's test accuracy averaged over its last 3 epochs (less epoch-to-epoch noise), "
         "mean +- sd over seeds. Loss change: "
         "|loss after - loss before| / loss before at each growth, on 512 training examples."
@@ -400,17 +395,17 @@ def write_markdown(path, config, table, checks):
                 s["insertions"],
                 change,
             ])
-        lines += report.markdown_table(
+        lines += harness.markdown_table(
             ["arm", "test accuracy (%)", "min-max", "last 3 (%)", "training FLOPs", "final params",
              "final widths", "insertions", "max rel. loss change"],
             rows,
         )
         for grown_arm, c in checks.get(task, {}).items():
             sd = "n/a" if c["sd_above_small"] is None else f"{c['sd_above_small']:.1f}"
-            lines += ["", f"Targets for {grown_arm} (a default candidate: zeros_out, optimizer carried):", "",
-                      f"- {sd} sd (of the small fixed arm) above it: {'met' if c['above_small_by_3sd'] else 'NOT met'} (target >= 3)",
-                      f"- {c['points_below_large']:.2f} points below the large fixed arm: {'met' if c['within_half_point_of_large'] else 'NOT met'} (target <= 0.5)",
-                      f"- {100 * c['flops_ratio_to_large']:.0f} % of its training FLOPs: {'met' if c['flops_at_most_70_percent'] else 'NOT met'} (target <= 70 %)"]
+            lines += ["", f"Goals for {grown_arm} (a default candidate: zeros_out, optimizer carried):", "",
+                      f"- {sd} sd (of the small fixed arm) above it: {'met' if c['above_small_by_3sd'] else 'NOT met'} (goal >= 3)",
+                      f"- {c['points_below_large']:.2f} points below the large fixed arm: {'met' if c['within_half_point_of_large'] else 'NOT met'} (goal <= 0.5)",
+                      f"- {100 * c['flops_ratio_to_large']:.0f} % of its training FLOPs: {'met' if c['flops_at_most_70_percent'] else 'NOT met'} (goal <= 70 %)"]
             for other in ("grow-naive", "grow-zeros_out-reset"):
                 if f"beats_{other}" in c:
                     paired = c.get(f"paired_{other}")
@@ -429,7 +424,7 @@ def write_markdown(path, config, table, checks):
                   "optimizer's, k steps after a growth at step t0 (MLP):", ""]
         steps = -(-config["num_train"] // config["batch_size"])
         ks = (1, 10, 50, 200)
-        lines += report.markdown_table(
+        lines += harness.markdown_table(
             ["growth at step"] + [f"k = {k}" for k in ks],
             [
                 [epoch * steps] + [f"{adam_step_inflation(epoch * steps, k):.2f}" for k in ks]
@@ -437,19 +432,13 @@ def write_markdown(path, config, table, checks):
             ],
         )
     lines.append("")
-    with open(path, "w") as handle:
-        handle.write("\n".join(lines))
+    harness.write_markdown(path, lines)
 
 
 def plot(path, runs, table):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tasks = list(table)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    fig, axes = harness.figure(ncols=len(tasks), width=6.5, height=4.8)
+    for ax, task in zip(axes, tasks):
         for arm in table[task]:
             items = [r for r in runs if r["task"] == task and r["arm"] == arm]
             flops = np.mean([r["cumulative_training_flops"] for r in items], axis=0)
@@ -458,39 +447,37 @@ def plot(path, runs, table):
             ax.fill_between(flops, 100 * curves.min(axis=0), 100 * curves.max(axis=0),
                             color=line.get_color(), alpha=0.15)
         ax.set_xscale("log")
-        ax.set_xlabel("training FLOPs (3 x forward x examples)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{task}: accuracy vs training FLOPs (mean, min-max over seeds)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+        harness.label_axes(ax, "training FLOPs (3 x forward FLOPs x examples seen)",
+                           "test accuracy (%)",
+                           title=f"{task}: accuracy vs training FLOPs (mean, min-max over seeds)",
+                           fontsize=8)
+    harness.save_figure(fig, path, dpi=120)
 
 
 def load_data(num_train, num_test, images):
-    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
-    x_train, y_train = datasets.subset(x_train, y_train, num_train, seed=0)
-    x_test, y_test = datasets.subset(x_test, y_test, num_test, seed=0)
-    shape = (28, 28, 1) if images else (784,)
-    prep = lambda x: (x.astype("float32") / 255.0).reshape((-1,) + shape)  # noqa: E731
-    return (prep(x_train), y_train.astype("int32")), (prep(x_test), y_test.astype("int32"))
+    (x_train, y_train), (x_test, y_test) = harness.load_fashion(
+        num_train, num_test, seed=0, data_dir=FLAGS.data_dir, images=images)
+    return (x_train, y_train.astype("int32")), (x_test, y_test.astype("int32"))
 
 
 def main(argv):
     del argv
-    prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
+    harness.apply_quick({"num_train": 500, "num_test": 200, "epochs": 3, "start_epoch": 1,
+                         "target_width": 32, "seeds": ["0"], "cnn_seeds": ["0"],
+                         "cnn_num_train": 300, "cnn_num_test": 100, "cnn_epochs": 3,
+                         "cnn_target": 4})
+    prefix = harness.result_prefix()
     if FLAGS.rerender or FLAGS.merge:
         config, runs = merged_runs(FLAGS.merge) if FLAGS.merge else load_runs(FLAGS.name)
         write_results(prefix, config, runs)
         return
-    seeds = [int(s) for s in FLAGS.seeds]
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    seeds = harness.seeds()
     config = {k: FLAGS[k].value for k in (
         "num_train", "num_test", "epochs", "start_width", "target_width", "start_epoch",
         "cnn_start_epoch", "rank_saturation", "rate",
         "noise", "lr", "lr_schedule", "batch_size", "seeds", "cnn_seeds", "mlp", "cnn", "cnn_num_train", "cnn_num_test",
         "cnn_epochs", "cnn_start", "cnn_target")}
-    config["machine"] = machine.describe()
+    config["machine"] = harness.describe_machine()
     tasks = []
     if FLAGS.mlp:
         tasks.append(dict(name="MLP 784-h-h-10", build=build_mlp, layers=["hidden1", "hidden2"],
@@ -528,15 +515,18 @@ def write_results(prefix, config, runs):
     """Summary and targets from `runs`; writes `<prefix>.json`, `.md` and `.png`."""
     table = summarize(runs)
     checks = all_targets(table)
-    with open(prefix + ".json", "w") as handle:
-        json.dump({"config": config, "summary": table, "targets": checks, "runs": runs}, handle, indent=1)
+    harness.write_json(prefix + ".json",
+                       {"config": config, "summary": table, "targets": checks, "runs": runs})
     write_markdown(prefix + ".md", config, table, checks)
     plot(prefix + ".png", runs, table)
 
 
 def load_runs(name):
-    with open(os.path.join(FLAGS.output_dir, name + ".json")) as handle:
-        saved = json.load(handle)
+    """`(config, runs)` of the result file `name` in `--output_dir`, else in `results/runs/growth/`."""
+    path = os.path.join(FLAGS.output_dir, name + ".json")
+    if not os.path.exists(path):
+        path = os.path.join(harness.RUNS_DIR, "growth", name + ".json")
+    saved = harness.read_json(path)
     return saved["config"], saved["runs"]
 
 

@@ -16,30 +16,29 @@ model's on the test subset, and parameters / hidden nodes are counted on the
 shrunk model. Per-epoch training time is measured for every run (first epoch
 left out: it includes tracing) and compared with the baseline of the same
 network; since separate runs see different load from other jobs, the time
-target is judged on `measure_overhead`, which alternates epochs of the plain
+goal is judged on `measure_overhead`, which alternates epochs of the plain
 and the NodeDrop model in one process (`--overhead_only` reruns just that).
 
-Writes `<output_dir>/nodedrop.json` (config, every run), `nodedrop.md` (the
-paper's table columns plus the time ratio, and the targets of the issue) and
-`nodedrop_sizes.png` (final against initial parameters per lambda, the
-paper's Figure 2 left).
+Writes `<output_dir>/<name>.json` (config, every run), `<name>.md` (the
+paper's table columns plus the time ratio, and the goals checked) and
+`<name>_sizes.png` (final against initial parameters per lambda, the paper's
+Figure 2 left); `--name` defaults to `nodedrop`, `--output_dir` to
+`benchmarks/results`. Checkpoints: `benchmarks/results/runs/nodedrop/...`
+in the commands below (not committed).
 
+    python benchmarks/nodedrop.py --quick      # a smoke run, written under results/runs/quick
     python benchmarks/nodedrop.py              # the defaults: ~36 min on 2 CPU cores (sweep 31, timing 5)
-    python benchmarks/nodedrop.py --name=nodedrop_3k --networks=DENSE160,DENSE640 \\
-        --lambdas=1e-4,3.2e-4 --num_train=16384 --epochs=24 --overhead_networks=
-                                                # 3,072 steps per run: 59 min (37-38 min for one lambda)
-    python benchmarks/nodedrop.py --name=nodedrop_3k_finetune --networks=DENSE640 \\
+    python benchmarks/nodedrop.py --networks=DENSE640 \\
         --lambdas=7.5e-4,1e-3,1.3e-3 --finetune_epochs=4 --num_train=16384 --num_test=10000 \\
-        --epochs=24 --overhead_networks= --checkpoint_dir=/tmp/nodedrop_3k
-                                                # the last 4 epochs without the penalty: 56 min
-    python benchmarks/nodedrop.py --name=nodedrop_3k_finetune12 --networks=DENSE640 \\
-        --lambdas=1e-3 --finetune_epochs=12 --num_train=16384 --num_test=10000 \\
-        --epochs=32 --overhead_networks= --checkpoint_dir=/tmp/nodedrop_3k
-                                                # resumes those runs: 8 more epochs each, same
-                                                # 20 penalty epochs (~11 min)
+        --epochs=24 --overhead_networks=DENSE160,DENSE640 \\
+        --checkpoint_dir=benchmarks/results/runs/nodedrop/checkpoints
+                                                # the committed results: 3,072 steps per run,
+                                                # the last 4 epochs without the penalty (~1 h)
     python benchmarks/nodedrop.py --num_train=60000 --num_test=10000 \\
-        --batch_size=1024 --epochs=480 \\
-        --checkpoint_dir=/tmp/nodedrop_runs      # the paper's schedule (days on CPU), in pieces:
+        --batch_size=1024 --epochs=480 --name=nodedrop_paper \\
+        --output_dir=benchmarks/results/runs/nodedrop \\
+        --checkpoint_dir=benchmarks/results/runs/nodedrop/paper
+                                                # the paper's schedule (days on CPU), in pieces:
                                                 # saved after every epoch, rerun to resume
 """
 
@@ -48,14 +47,13 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import harness  # noqa: F401  (benchmarks/harness/; first: quiets TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from keras_darn import datasets  # noqa: E402
 import keras_darn as darn  # noqa: E402
 from keras_darn.methods.nodedrop import NodeDrop  # noqa: E402
 from keras_darn.methods.nodedrop import detach_nodedrop  # noqa: E402
@@ -64,9 +62,6 @@ from keras_darn.layers import soft_clamped_relu  # noqa: E402
 from keras_darn.metrics import count_params  # noqa: E402
 from keras_darn.rebuild import compile_like  # noqa: E402
 from keras_darn.rebuild import shrink  # noqa: E402
-
-import machine  # noqa: E402  (benchmarks/machine.py)
-import report  # noqa: E402  (benchmarks/report.py)
 
 PAPER_EXAMPLES = 480 * 60_000  # the paper: 480 epochs of the 60,000 MNIST training images
 PAPER_STEPS = PAPER_EXAMPLES // 1024  # at batch 1024
@@ -80,7 +75,7 @@ NETWORKS = {  # Table 1: features of layers 1-5
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
+harness.define_data_flag()
 flags.DEFINE_integer("num_train", 4096, "Training examples (stratified subset, seed 0).")
 flags.DEFINE_integer("num_test", 2000, "Test examples (stratified subset, seed 0).")
 flags.DEFINE_integer("epochs", 3, "Epochs of every run (the paper: 480).")
@@ -89,16 +84,16 @@ flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (the paper: 1e-3).
 flags.DEFINE_list("lambdas", ["1e-6", "1e-5", "3.2e-5", "1e-4", "1e-3"], "NodeDrop lambdas.")
 flags.DEFINE_list("networks", list(NETWORKS), "Networks of Table 1 to run.")
 flags.DEFINE_float("c", 1.0, "NodeDrop C (the paper: 1).")
-flags.DEFINE_integer("seed", 0, "Seed (same initial weights for every lambda of a network).")
-flags.DEFINE_string("output_dir", "benchmarks/results", "Where to write the results.")
-flags.DEFINE_string("name", "nodedrop", "Prefix of the result files.")
+harness.define_seed_flag()
+harness.define_output_flags("nodedrop")
+harness.define_quick_flag()
 flags.DEFINE_list("overhead_networks", ["DENSE160", "DENSE640"],
                   "Networks of the interleaved per-epoch time measurement.")
 flags.DEFINE_float("overhead_lambda", 1e-4, "Lambda of the interleaved time measurement.")
 flags.DEFINE_integer("overhead_rounds", 6, "Timed epoch pairs per network (after a warm-up pair).")
 flags.DEFINE_bool(
     "overhead_only", False,
-    "Only the interleaved time measurement: stored into an existing nodedrop.json.",
+    "Only the interleaved time measurement: stored into the existing <name>.json.",
 )
 flags.DEFINE_string(
     "checkpoint_dir", None,
@@ -155,19 +150,6 @@ def live_nodes(model):
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
         and layer.name != "output"
     )
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds per epoch, including the callbacks listed before it."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -253,7 +235,7 @@ def train_run(network, lam, data):
         if state["epochs_done"] >= penalty_epochs:
             # Same weights, masks, optimizer moments and step count; no penalty.
             model = compile_like(detach_nodedrop(model), model)
-        timer = EpochTimer()
+        timer = harness.epoch_timer()
         callbacks = [timer]
         nodedrop = None
         if lam is not None:
@@ -347,7 +329,7 @@ def measure_overhead(network, lam, data, rounds):
         order = ("plain", "nodedrop") if round_index % 2 == 0 else ("nodedrop", "plain")
         for arm in order:
             model, callbacks = arms[arm]
-            timer = EpochTimer()
+            timer = harness.epoch_timer()
             model.fit(x_train, y_train, batch_size=FLAGS.batch_size, verbose=0,
                       initial_epoch=epochs[arm], epochs=epochs[arm] + 1,
                       callbacks=callbacks + [timer])  # the timer includes NodeDrop's epoch end
@@ -449,12 +431,18 @@ def _standard_error(error_pct, n):
     return 100.0 * float(np.sqrt(p * (1 - p) / n))
 
 
+def _shown_arguments(config):
+    """The command-line arguments that shaped the results (not where files went)."""
+    hidden = ("--name=", "--output_dir=", "--checkpoint_dir=")
+    return [arg for arg in config.get("arguments", []) if not arg.startswith(hidden)]
+
+
 def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
     base_error = float(np.mean([r["test_error"] for r in runs if r["lambda"] is None]))
     lines = [
         "# NodeDrop on Fashion-MNIST (paper Table 1 networks)",
         "",
-        f"Generated by `{' '.join(['benchmarks/nodedrop.py'] + config.get('arguments', []))}` "
+        f"Generated by `{' '.join(['benchmarks/nodedrop.py'] + _shown_arguments(config))}` "
         f"in {total_seconds / 60:.1f} min on "
         f"{config['machine']}; the runs' epochs took "
         f"{sum(sum(r['epoch_seconds']) for r in runs) / 60:.1f} min in all (less than the "
@@ -471,9 +459,8 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
         "the sizes below are snapshots during training, not necessarily the converged sizes "
         "the paper reports (the table of drops over training shows whether they still "
         "move). Unless the setup line says batch 1024, the batch was made smaller than the "
-        "paper's to get more optimizer steps out of the same compute; the same goes for "
-        "lambdas of 1e-3 and above, beyond the issue's sweep (the paper's sweep reached "
-        "1e-3), used because larger penalties act faster.",
+        "paper's to get more optimizer steps out of the same compute; lambdas above the "
+        "paper's 1e-5 recommendation act faster, which is why they are swept here.",
         "",
     ]
     if config.get("finetune_epochs"):
@@ -504,7 +491,7 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
             f"{r['pruned_pct']:.2f}", factor, r["nodes"], f"{r['nodes_pruned_pct']:.2f}", ratio,
             change,
         ])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["network", "lambda", "test error %", "parameters", "pruned %", "factor", "nodes",
          "nodes pruned %", "epoch time ratio", "shrink max abs output change"],
         rows,
@@ -522,7 +509,7 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
         "and the masked model on the test subset (float rounding only: the shrunk model "
         "sums fewer terms).",
         "",
-        "## Targets of the issue",
+        "## Goals checked",
         "",
         f"- At least 10x fewer parameters within 1.0 point of the baseline's accuracy: "
         f"{'MET' if targets['params_10x_within_1pt_met'] else 'NOT MET'}"
@@ -564,7 +551,7 @@ def write_markdown(path, config, runs, targets, total_seconds, overhead=None):
             "over the plain epoch of the same round.",
             "",
         ]
-        lines += report.markdown_table(
+        lines += harness.markdown_table(
             ["network", "lambda", "rounds", "plain s/epoch (median)", "NodeDrop s/epoch (median)",
              "paired ratio median", "min-max", "units dropped"],
             [
@@ -612,7 +599,7 @@ def drops_over_training(runs, epochs):
             + [int(alive[m - 1]) for m in marks]
             + [dropped[-1] if dropped else "-"] + margins
         )
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["network", "lambda"] + [f"epoch {m}" for m in marks]
         + ["last drop (epoch)", "min live margin", "median live margin", "silent live units"],
         rows,
@@ -621,13 +608,9 @@ def drops_over_training(runs, epochs):
 
 
 def plot_sizes(runs, path, epochs):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, (ax,) = harness.figure(width=5.5, height=4.5)
     lambdas = sorted({r["lambda"] for r in runs if r["lambda"] is not None})
     initial = sorted({r["initial_params"] for r in runs})
     ax.plot(initial, initial, "k--", label="no pruning")
@@ -645,34 +628,33 @@ def plot_sizes(runs, path, epochs):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("initial parameters")
-    ax.set_ylabel("final parameters (shrunk)")
-    ax.set_title(f"NodeDrop, Fashion-MNIST, {epochs} epochs")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    harness.label_axes(ax, "initial parameters (count, log scale)",
+                       "final parameters after shrink (count, log scale)",
+                       title=f"NodeDrop, Fashion-MNIST, {epochs} epochs", fontsize=8)
+    harness.save_figure(fig, path)
 
 
 def render(prefix):
-    with open(prefix + ".json") as f:
-        results = json.load(f)
+    results = harness.read_json(prefix + ".json")
     runs = results["runs"]
     targets = summarize(runs)
     results["targets"] = targets
-    with open(prefix + ".json", "w") as f:
-        json.dump(results, f, indent=1)
+    harness.write_json(prefix + ".json", results)
     write_markdown(
         prefix + ".md", results["config"], runs, targets, results["total_seconds"],
         results.get("overhead"),
     )
     plot_sizes(runs, prefix + "_sizes.png", results["config"]["epochs"])
-    print(open(prefix + ".md").read())
+    with open(prefix + ".md") as f:
+        print(f.read())
 
 
 def main(argv):
     del argv
-    prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
+    harness.apply_quick({"num_train": 256, "num_test": 100, "epochs": 2, "lambdas": ["1e-3"],
+                         "networks": ["DENSE160"], "overhead_networks": ["DENSE160"],
+                         "overhead_rounds": 1})
+    prefix = harness.result_prefix()
     if FLAGS.render_only:
         render(prefix)
         return
@@ -682,19 +664,12 @@ def main(argv):
             f"[0, --epochs) = [0, {FLAGS.epochs}). Received: {FLAGS.finetune_epochs}"
         )
     begin = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
-    x_train, y_train = datasets.subset(x_train, y_train, FLAGS.num_train)
-    x_test, y_test = datasets.subset(x_test, y_test, FLAGS.num_test)
-    data = (
-        (datasets.to_float_images(x_train), y_train),
-        (datasets.to_float_images(x_test), y_test),
-    )
+    data = harness.load_fashion(FLAGS.num_train, FLAGS.num_test, data_dir=FLAGS.data_dir)
+    (x_train, y_train), (x_test, y_test) = data
     if FLAGS.overhead_only:
-        with open(prefix + ".json") as f:
-            results = json.load(f)
+        results = harness.read_json(prefix + ".json")
         results["overhead"] = overhead_runs(data)
-        with open(prefix + ".json", "w") as f:
-            json.dump(results, f, indent=1)
+        harness.write_json(prefix + ".json", results)
         render(prefix)
         return
     lambdas = [None] + [float(v) for v in FLAGS.lambdas]
@@ -713,11 +688,10 @@ def main(argv):
         "networks": {name: NETWORKS[name] for name in FLAGS.networks},
         "seed": FLAGS.seed,
         "padding": "valid",
-        "machine": machine.describe(),
+        "machine": harness.describe_machine(),
         "keras": keras.__version__,
         "arguments": sys.argv[1:],
     }
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
     runs = []
     for network in FLAGS.networks:
         for lam in lambdas:
@@ -729,16 +703,11 @@ def main(argv):
                 f"epoch s {[round(s, 1) for s in run['epoch_seconds']]}",
                 flush=True,
             )
-            with open(prefix + ".json", "w") as f:
-                json.dump({"config": config, "runs": runs, "complete": False}, f, indent=1)
+            harness.write_json(prefix + ".json", {"config": config, "runs": runs, "complete": False})
     overhead = overhead_runs(data)
     total = time.perf_counter() - begin
-    with open(prefix + ".json", "w") as f:
-        json.dump(
-            {"config": config, "runs": runs, "overhead": overhead, "complete": True,
-             "total_seconds": total},
-            f, indent=1,
-        )
+    harness.write_json(prefix + ".json", {"config": config, "runs": runs, "overhead": overhead,
+                                          "complete": True, "total_seconds": total})
     render(prefix)
 
 

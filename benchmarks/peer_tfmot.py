@@ -11,16 +11,19 @@ last fine-tuning epoch, pruning every 1/4 epoch), fine-tuned with
 `UpdatePruningStep`, stripped with `strip_pruning` and converted to a float
 TFLite model.
 
-Set-up (once):
+It imports only the data-free parts of `benchmarks/harness/` (result
+writing), never keras_darn.
 
-    python3 -m venv /tmp/tfmot-venv
-    /tmp/tfmot-venv/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 \\
+Set-up (once; any directory outside the checkout will do):
+
+    python3 -m venv ~/.venvs/tfmot
+    ~/.venvs/tfmot/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 \\
         tensorflow-model-optimization==0.8.1
 
-Run (normally by adaptive_rate.py):
+Run (normally by `adaptive_rate.py --peer_python=~/.venvs/tfmot/bin/python`):
 
-    TF_USE_LEGACY_KERAS=1 /tmp/tfmot-venv/bin/python benchmarks/peer_tfmot.py \\
-        --data=split.npz --output=peer.json --tflite_dir=/tmp/peer_tflite
+    TF_USE_LEGACY_KERAS=1 ~/.venvs/tfmot/bin/python benchmarks/peer_tfmot.py \\
+        --data=split.npz --output=peer.json --tflite_dir=peer_tflite
 """
 
 import gzip
@@ -29,7 +32,8 @@ import os
 import time
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import harness  # noqa: E402  (benchmarks/harness/: quiets TensorFlow, writes the result)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -141,8 +145,7 @@ def main(argv):
         "runs": runs,
         "seconds": time.time() - start,
     }
-    with open(FLAGS.output, "w") as f:
-        json.dump(result, f, indent=2)
+    harness.write_json(FLAGS.output, result)
 
 
 if __name__ == "__main__":

@@ -8,18 +8,13 @@ with the plain Keras baseline `keras.models.clone_model(model)` followed by
 how the time scales with the number of layers.
 
 Usage:
-    python benchmarks/rebuild_speed.py [--repeats=3] [--output_dir=benchmarks/results]
+    python benchmarks/rebuild_speed.py [--repeats=3] [--quick]
 
-Writes `rebuild_speed.json`, `rebuild_speed.md` and `rebuild_speed.png`.
+Writes `<output_dir>/<name>.json`, `<name>.md` and `<name>.png` (`--name`,
+default `rebuild_speed`; `--output_dir`, default `benchmarks/results`).
 """
 
-import json
-import os
-import platform
-import statistics
-import time
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import harness  # noqa: F401  (benchmarks/harness/; first: quiets TensorFlow)
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -28,15 +23,14 @@ import numpy as np  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
 
-import report  # noqa: E402  (benchmarks/report.py)
-
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Timed repeats per measurement (median reported).")
 flags.DEFINE_integer("input_size", 64, "Spatial input size of the applications.")
 flags.DEFINE_list("depths", ["8", "16", "32", "64"], "Conv blocks of the depth-scaling family.")
-flags.DEFINE_string("output_dir", "benchmarks/results", "Where results are written.")
-
-APPLICATIONS = ("ResNet50", "DenseNet121", "MobileNetV2")
+flags.DEFINE_list("applications", ["ResNet50", "DenseNet121", "MobileNetV2"],
+                  "keras.applications models timed (weights=None).")
+harness.define_output_flags("rebuild_speed")
+harness.define_quick_flag()
 
 
 def removal_plan(model, fraction=0.3, seed=0):
@@ -58,13 +52,8 @@ def clone_baseline(model):
 
 
 def median_seconds(function, repeats):
-    times = []
-    for _ in range(repeats):
-        keras.backend.clear_session(free_memory=False)
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return harness.median_seconds(function, repeats,
+                                  setup=lambda: keras.backend.clear_session(free_memory=False))
 
 
 def deep_cnn(blocks):
@@ -95,10 +84,12 @@ def measure(model, repeats):
 
 
 def main(_):
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    harness.apply_quick({"repeats": 1, "applications": ["MobileNetV2"], "depths": ["2", "4"],
+                         "input_size": 32})
+    prefix = harness.result_prefix()
     size = FLAGS.input_size
     results = {"applications": {}, "depth_scaling": {}, "repeats": FLAGS.repeats}
-    for name in APPLICATIONS:
+    for name in FLAGS.applications:
         model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10)
         results["applications"][name] = measure(model, FLAGS.repeats)
         print(name, results["applications"][name], flush=True)
@@ -111,14 +102,13 @@ def main(_):
     fitted = slope * layers + intercept
     r_squared = 1 - ((seconds - fitted) ** 2).sum() / ((seconds - seconds.mean()) ** 2).sum()
     results["linear_fit"] = {"seconds_per_layer": slope, "intercept_s": intercept, "r_squared": r_squared}
-    results["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
-    with open(os.path.join(FLAGS.output_dir, "rebuild_speed.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    write_markdown(results)
-    plot(results)
+    results["machine"] = harness.describe_machine()
+    harness.write_json(prefix + ".json", results)
+    harness.write_markdown(prefix + ".md", markdown(results))
+    plot(results, prefix + ".png")
 
 
-def write_markdown(results):
+def markdown(results):
     lines = [
         "# Rebuild speed: remove 30 % of every resizable group",
         "",
@@ -129,7 +119,7 @@ def write_markdown(results):
     models = list(results["applications"].items()) + [
         (f"deep CNN, {k} blocks", v) for k, v in results["depth_scaling"].items()
     ]
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["model", "layers", "params before", "params after", "remove_units (s)",
          "clone+set_weights (s)", "ratio"],
         [
@@ -144,30 +134,21 @@ def write_markdown(results):
         f"Depth scaling: {fit['seconds_per_layer'] * 1000:.1f} ms per layer + {fit['intercept_s']:.2f} s, "
         f"R^2 = {fit['r_squared']:.4f} (linear fit over the deep-CNN family).",
     ]
-    with open(os.path.join(FLAGS.output_dir, "rebuild_speed.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    return lines
 
 
-def plot(results):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(results, path):
     depth = results["depth_scaling"]
     layers = [r["layers"] for r in depth.values()]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax,) = harness.figure(width=6, height=4)
     ax.plot(layers, [r["rebuild_s"] for r in depth.values()], "o-", label="remove_units (30 %)")
     ax.plot(layers, [r["clone_set_weights_s"] for r in depth.values()], "s--", label="clone_model + set_weights")
     for name, r in results["applications"].items():
         ax.plot(r["layers"], r["rebuild_s"], "k^")
         ax.annotate(name, (r["layers"], r["rebuild_s"]), fontsize=8)
-    ax.set_xlabel("layers")
-    ax.set_ylabel("seconds")
-    ax.set_title("Rebuild time against depth")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(FLAGS.output_dir, "rebuild_speed.png"), dpi=120)
+    harness.label_axes(ax, "layers in the model", "wall-clock time (s, median)",
+                       title="Rebuild time against depth")
+    harness.save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -16,25 +16,25 @@ are recorded every `surface_every` removals of the iterative runs. In the
 same process, batched brute force is timed against the paper's
 one-unit-per-pass loop on the same validation data.
 
-Targets checked (issue 5): iterative brute force removes >= 50 % of the
+Goals checked: iterative brute force removes >= 50 % of the
 1-layer net's units with <= 1 point test accuracy loss; the 2nd-order curve
 lies below the 1st-order one on average (checked per curve, and averaged over
 all curves and over each algorithm's); batched brute force >= 5x faster
 than the loop.
 
-Writes `<output_dir>/shrinking.json`, `shrinking.md` and PNGs
-`shrinking_<dataset>_<net>_<algorithm>.png` (curves) and
-`shrinking_<dataset>_<net>_surface_<criterion>.png`.
+Writes `<output_dir>/<name>.json`, `<name>.md` and PNGs
+`<name>_<dataset>_<net>_<algorithm>.png` (curves) and
+`<name>_<dataset>_<net>_surface_<criterion>.png` (`--name`, default
+`shrinking`; `--output_dir`, default `benchmarks/results`).
 
     python benchmarks/shrinking.py     # the defaults took 15 min on 2 CPU cores
     python benchmarks/shrinking.py --report_only   # rewrite shrinking.md from shrinking.json
+    python benchmarks/shrinking.py --quick         # a smoke run, under results/runs/quick
 """
 
-import json
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import harness  # noqa: F401  (benchmarks/harness/; first: quiets TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -42,16 +42,12 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
-from keras_darn import datasets  # noqa: E402
 from keras_darn import plots  # noqa: E402
 from keras_darn.criteria.brute_force import brute_force_effects  # noqa: E402
 from keras_darn.criteria.probes import ProbedModel  # noqa: E402
 
-import machine  # noqa: E402  (benchmarks/machine.py)
-import report  # noqa: E402  (benchmarks/report.py)
-
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
+harness.define_data_flag()
 flags.DEFINE_list("datasets", ["digits", "fashion_mnist"], "Datasets.")
 flags.DEFINE_list("nets", ["1x100", "2x50"], "Hidden layers x units.")
 flags.DEFINE_list("criteria", ["brute_force", "taylor1", "taylor2"], "Criteria.")
@@ -73,40 +69,35 @@ flags.DEFINE_float(
 flags.DEFINE_integer("surface_every", 10, "Error surface every N removals (iterative).")
 flags.DEFINE_integer("num_alphas", 101, "Gains alpha in [0, 10] per error surface.")
 flags.DEFINE_integer("speed_repeats", 3, "Timed repeats of batched and loop brute force.")
-flags.DEFINE_integer("seed", 0, "Seed.")
+harness.define_seed_flag()
 flags.DEFINE_list("extra_seeds", ["1", "2"],
                   "More seeds (training and data split) for the 50 % target: only iterative "
                   "brute force on the 1-layer nets is rerun for them.")
-flags.DEFINE_string("output_dir", "benchmarks/results", "Where results go.")
-flags.DEFINE_string("name", "shrinking", "Prefix of the result files.")
+harness.define_output_flags("shrinking")
+harness.define_quick_flag()
 flags.DEFINE_bool("report_only", False,
                   "Rewrite `<name>.md` (targets included) from the existing `<name>.json`; "
                   "trains nothing.")
 
-ACCURACY_LOSS = 0.01  # the "1 point" of the target
+ACCURACY_LOSS = 0.01  # the "1 point" of the goal
 
 
 def load(name, seed):
     """`(train, val, test)` with flattened inputs in [0, 1] and one-hot targets."""
     if name == "digits":
-        (x_train, y_train), (x_test, y_test) = datasets.load_digits()
+        (x_train, y_train), (x_test, y_test) = harness.load_digits(images=False)
         order = np.random.default_rng(seed).permutation(len(x_train))
         cut = int(round(len(x_train) * FLAGS.val_fraction))
         x_val, y_val = x_train[order[:cut]], y_train[order[:cut]]
         x_train, y_train = x_train[order[cut:]], y_train[order[cut:]]
     elif name == "fashion_mnist":
-        (x_all, y_all), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
-        x_all, y_all = datasets.subset(
-            x_all, y_all, FLAGS.fmnist_train + FLAGS.fmnist_val, seed=seed
-        )
-        x_train, y_train = x_all[: FLAGS.fmnist_train], y_all[: FLAGS.fmnist_train]
-        x_val, y_val = x_all[FLAGS.fmnist_train:], y_all[FLAGS.fmnist_train:]
-        x_test, y_test = datasets.subset(x_test, y_test, FLAGS.fmnist_test, seed=seed)
+        (x_train, y_train), (x_val, y_val), (x_test, y_test) = harness.load_fashion_split(
+            FLAGS.fmnist_train, FLAGS.fmnist_val, FLAGS.fmnist_test, seed=seed,
+            data_dir=FLAGS.data_dir, images=False)
     else:
         raise ValueError(f"Unknown dataset {name!r}")
 
     def prepare(x, y):
-        x = datasets.to_float_vectors(x)
         return x, np.eye(10, dtype="float32")[y]
 
     return prepare(x_train, y_train), prepare(x_val, y_val), prepare(x_test, y_test)
@@ -363,10 +354,10 @@ def write_markdown(path, config, results, checks, seconds):
             for r in results
         ) + ".",
         "",
-        "## Targets",
+        "## Goals checked",
         "",
     ]
-    lines += report.markdown_table(["check", "value", "met"], [
+    lines += harness.markdown_table(["check", "value", "met"], [
         [name,
          ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in check.items() if k != "met"),
@@ -388,7 +379,7 @@ def write_markdown(path, config, results, checks, seconds):
                 f"{s['mean_test_loss']:.4f}", f"{s['mean_test_accuracy']:.4f}",
                 f"{s['seconds']:.1f}",
             ])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["dataset", "net", "test acc", "algorithm", "criterion", "within 1pt (test)",
          "within 1pt (val)", "mean test loss", "mean test acc", "seconds"],
         rows,
@@ -398,7 +389,7 @@ def write_markdown(path, config, results, checks, seconds):
         lines += ["", "## Iterative brute force over seeds (1-layer nets)", "",
                   "Each seed draws its own data split (Fashion-MNIST subsets) and initial "
                   "weights; units removed within 1 point of test / validation accuracy.", ""]
-        lines += report.markdown_table(
+        lines += harness.markdown_table(
             ["dataset", "net", "seed", "test acc", "within 1pt (test)", "within 1pt (val)"],
             [[r["dataset"], r["net"], row["seed"], f"{row['test_accuracy']:.4f}",
               row["units_within_1pt_test"], row["units_within_1pt_val"]]
@@ -419,7 +410,7 @@ def write_markdown(path, config, results, checks, seconds):
             o = r["single_overshoot"]
             rows.append([r["dataset"], r["net"], o["units"], o["negative_scores"],
                          f"{o['alignment']:.2f}", f"{o['random_alignment']:.2f}"])
-        lines += report.markdown_table(
+        lines += harness.markdown_table(
             ["dataset", "net", "first units", "negative scores", "alignment", "random sets"], rows
         )
     lines += ["", "## Brute force: batched vs one unit per pass", ""]
@@ -429,7 +420,7 @@ def write_markdown(path, config, results, checks, seconds):
         rows.append([result["dataset"], result["net"], s["units"], s["examples"],
                      f"{s['loop_seconds']:.3f}", f"{s['batched_seconds']:.3f}",
                      f"{s['speedup']:.1f}x", f"{s['max_abs_difference']:.2g}"])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["dataset", "net", "units", "val examples", "loop s", "batched s", "speedup",
          "max abs difference"],
         rows,
@@ -437,16 +428,17 @@ def write_markdown(path, config, results, checks, seconds):
     lines += ["", "Timings: best of "
               f"{config['speed_repeats']} after a warm-up call; both paths use the same "
               "compiled forward pass, the loop runs it once per unit.", ""]
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+    harness.write_markdown(path, lines)
 
 
 def main(argv):
     del argv
-    prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
+    harness.apply_quick({"nets": ["1x100"], "datasets": ["digits"], "criteria": ["taylor1"],
+                         "digits_epochs": 5, "extra_seeds": [], "speed_repeats": 1,
+                         "num_alphas": 5, "surface_every": 50})
+    prefix = harness.result_prefix()
     if FLAGS.report_only:
-        with open(prefix + ".json") as f:
-            saved = json.load(f)
+        saved = harness.read_json(prefix + ".json")
         write_markdown(prefix + ".md", saved["config"], saved["results"],
                        targets(saved["results"]), saved["seconds"])
         with open(prefix + ".md") as f:
@@ -460,8 +452,7 @@ def main(argv):
                     "digits_epochs", "fmnist_epochs", "learning_rate", "batch_size",
                     "dropout", "surface_every", "num_alphas", "speed_repeats", "seed", "extra_seeds")
     }
-    config["machine"] = machine.describe()
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    config["machine"] = harness.describe_machine()
     results = []
     for dataset in FLAGS.datasets:
         data = load(dataset, FLAGS.seed)
@@ -470,12 +461,12 @@ def main(argv):
             if net.startswith("1x") and "iterative/brute_force" in results[-1]["runs"]:
                 results[-1]["seed_sweep"] = seed_sweep(dataset, net, results[-1])
             checks = targets(results)
-            with open(prefix + ".json", "w") as f:
-                json.dump({"config": config, "targets": checks, "results": results,
-                           "seconds": time.time() - start}, f, indent=1)
+            harness.write_json(prefix + ".json", {"config": config, "targets": checks,
+                                                  "results": results, "seconds": time.time() - start})
             print(f"elapsed {(time.time() - start) / 60:.1f} min", flush=True)
     write_markdown(prefix + ".md", config, results, targets(results), time.time() - start)
-    print(open(prefix + ".md").read())
+    with open(prefix + ".md") as f:
+        print(f.read())
 
 
 if __name__ == "__main__":

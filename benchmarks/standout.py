@@ -19,17 +19,18 @@ report the best (as the paper's Table 2) and the final accuracy per arm, mean
 and spread over seeds. All arms see the same training and test subsets, and
 for one seed the convolutional layers start from the same weights.
 
-Writes `<output_dir>/standout.json` (config, every run's curves, summary),
-`standout.md` (tables) and `standout_accuracy.png` / `standout_loss.png`.
+Writes `<output_dir>/<name>.json` (config, every run's curves, summary),
+`<name>.md` (tables) and `<name>_accuracy.png` / `<name>_loss.png` (`--name`,
+default `standout`; `--output_dir`, default `benchmarks/results`).
 
     PYTHONPATH=. python benchmarks/standout.py   # the defaults: ~35 min on 2 shared CPU cores
+    PYTHONPATH=. python benchmarks/standout.py --quick
 """
 
-import json
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import harness  # noqa: F401  (benchmarks/harness/; first: quiets TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -37,14 +38,10 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
-from keras_darn import datasets  # noqa: E402
 from keras_darn.methods.standout import standout_units_to_remove  # noqa: E402
 
-import machine  # noqa: E402  (benchmarks/machine.py)
-import report  # noqa: E402  (benchmarks/report.py)
-
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
+harness.define_data_flag()
 flags.DEFINE_integer("num_train", 1000, "Training examples (stratified subset, seed 0).")
 flags.DEFINE_integer("num_test", 1000, "Test examples (stratified subset, seed 0).")
 flags.DEFINE_integer("epochs", 12, "Total epochs of every run (the paper: 525 = 21 periods of 25).")
@@ -53,7 +50,7 @@ flags.DEFINE_float("gamma", 0.5, "Pruning ratio gamma (the paper: 0.5).")
 flags.DEFINE_integer("start_width", 512, "FC width before pruning.")
 flags.DEFINE_list("widths", ["16", "32", "64", "128"], "Target / fixed FC widths.")
 flags.DEFINE_list("activations", ["relu", "leaky_relu"], "Activations.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
+harness.define_seeds_flag([0, 1, 2])
 flags.DEFINE_float("alpha", 1.0, "Standout alpha.")
 flags.DEFINE_float("beta", 0.0, "Standout beta.")
 flags.DEFINE_float("dropout", 0.5, "Dropout rate of the FC-512 arm.")
@@ -61,8 +58,8 @@ flags.DEFINE_integer("fixed_sgd_periods", 4, "SGD periods of the fixed and dropo
 flags.DEFINE_integer("batch_size", 32, "Batch size.")
 flags.DEFINE_float("sgd_lr", 0.01, "SGD learning rate (momentum 0.9).")
 flags.DEFINE_float("adam_lr", 1e-3, "Adam learning rate (PyTorch's default).")
-flags.DEFINE_string("output_dir", "benchmarks/results", "Where results go.")
-flags.DEFINE_string("name", "standout", "Prefix of the result files.")
+harness.define_output_flags("standout")
+harness.define_quick_flag()
 flags.DEFINE_bool("render_only", False, "Rewrite the markdown and plots from "
                   "`<output_dir>/<name>.json` without training.")
 flags.DEFINE_float("max_minutes", None, "Start no new run after this many minutes; the "
@@ -324,7 +321,7 @@ def write_markdown(path, config, summary, runs, total_seconds):
             f"{config['epochs'] - sgd} [{525 - paper_sgd}]",
             f"{at_width} [{paper_at_width}]",
         ])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["arm", "pruning events after epoch", "reaches final width after epoch", "SGD epochs",
          "Adam epochs", "epochs at final width"],
         schedules,
@@ -344,7 +341,7 @@ def write_markdown(path, config, summary, runs, total_seconds):
                     met = "met" if d >= 0 else "NOT met"
                     verdicts.append(
                         f"- {activation}, {width} units: pruned {100 * pruned['best_mean']:.2f} vs "
-                        f"fixed {100 * fixed['best_mean']:.2f} (best, mean) -> target {met}; final "
+                        f"fixed {100 * fixed['best_mean']:.2f} (best, mean) -> goal {met}; final "
                         f"accuracy: pruned {100 * pruned['final_mean']:.2f} vs fixed "
                         f"{100 * fixed['final_mean']:.2f}."
                     )
@@ -354,7 +351,7 @@ def write_markdown(path, config, summary, runs, total_seconds):
                 activation, width, _cell(fixed, "best"), _cell(pruned, "best"), delta,
                 _cell(fixed, "final"), _cell(pruned, "final"), _pct(paper_fixed), _pct(paper_pruned),
             ])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["activation", "FC width", "fixed best", "pruned best", "pruned − fixed (best)",
          "fixed final", "pruned final", "paper fixed", "paper pruned"],
         comparison,
@@ -369,10 +366,10 @@ def write_markdown(path, config, summary, runs, total_seconds):
                 _cell(entry, "best"), _cell(entry, "final"), f"{entry['params']:,}",
                 _pct(entry["paper_best"]),
             ])
-    lines += report.markdown_table(
+    lines += harness.markdown_table(
         ["activation", "arm", "best", "final", "params", "paper"], dropout
     )
-    lines += ["", "Target (pruned mean accuracy >= fixed-width mean accuracy at 16 and 32 units):", ""]
+    lines += ["", "Goal (pruned mean accuracy >= fixed-width mean accuracy at 16 and 32 units):", ""]
     lines += verdicts
     shrinks = [r for r in runs if "shrink" in r]
     if shrinks:
@@ -391,28 +388,22 @@ def write_markdown(path, config, summary, runs, total_seconds):
                     f"(allclose rtol 1e-5 atol 1e-6: {s['outputs_equal']}; same predicted "
                     f"classes: {s['same_predictions']})"
                 )
-    lines += ["", "Curves (test accuracy and loss, mean over seeds): `standout_accuracy.png`, "
-              "`standout_loss.png`.", ""]
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+    lines += ["", f"Curves (test accuracy and loss, mean over seeds): `{FLAGS.name}_accuracy.png`, "
+              f"`{FLAGS.name}_loss.png`.", ""]
+    harness.write_markdown(path, lines)
 
 
 def plot_curves(runs, prefix):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     widths = [int(w) for w in FLAGS.widths]
-    for key, label in (("val_accuracy", "test accuracy"), ("val_loss", "test loss")):
-        fig, axes = plt.subplots(
-            len(FLAGS.activations), len(widths), figsize=(4 * len(widths), 3.2 * len(FLAGS.activations)),
-            squeeze=False, sharex=True,
-        )
+    for key, label in (("val_accuracy", "test accuracy (fraction)"),
+                       ("val_loss", "test loss (cross-entropy)")):
+        fig, axes = harness.figure(ncols=len(widths), nrows=len(FLAGS.activations), width=4,
+                                   height=3.2)
         for row, activation in enumerate(FLAGS.activations):
             for col, width in enumerate(widths):
-                ax = axes[row][col]
+                ax = axes[row * len(widths) + col]
                 for arm, w, style in (("pruned", width, "-"), ("fixed", width, "--"),
                                       ("dropout", FLAGS.start_width, ":")):
                     members = [r for r in runs if (r["activation"], r["arm"], r["width"]) == (activation, arm, w)]
@@ -426,40 +417,34 @@ def plot_curves(runs, prefix):
                         for event in members[0].get("pruning_events", []):
                             ax.axvline(event["epoch"], color="0.85", lw=0.8, zorder=0)
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                ax.set_title(f"{activation}, {width} units")
-                ax.set_xlabel("epoch")
-                ax.set_ylabel(label)
-                ax.legend(fontsize=7)
-        fig.tight_layout()
+                harness.label_axes(ax, "epochs trained", label, title=f"{activation}, {width} units",
+                                   fontsize=7)
         suffix = "accuracy" if key == "val_accuracy" else "loss"
-        fig.savefig(f"{prefix}_{suffix}.png", dpi=110)
-        plt.close(fig)
+        harness.save_figure(fig, f"{prefix}_{suffix}.png")
 
 
 def main(argv):
     del argv
     start = time.time()
-    prefix = os.path.join(FLAGS.output_dir, FLAGS.name)
+    harness.apply_quick({"num_train": 200, "num_test": 200, "epochs": 3, "start_width": 64,
+                         "widths": ["16"], "activations": ["relu"], "seeds": ["0"],
+                         "fixed_sgd_periods": 1})
+    prefix = harness.result_prefix()
     if FLAGS.render_only:
-        with open(prefix + ".json") as f:
-            saved = json.load(f)
+        saved = harness.read_json(prefix + ".json")
         write_markdown(prefix + ".md", saved["config"], saved["summary"], saved["runs"],
                        saved["seconds"])
         plot_curves(saved["runs"], prefix)
         return
-    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
-    x_train, y_train = datasets.subset(x_train, y_train, FLAGS.num_train, seed=0)
-    x_test, y_test = datasets.subset(x_test, y_test, FLAGS.num_test, seed=0)
-    data = ((datasets.to_float_images(x_train), y_train), (datasets.to_float_images(x_test), y_test))
+    data = harness.load_fashion(FLAGS.num_train, FLAGS.num_test, seed=0, data_dir=FLAGS.data_dir)
     config = {
         key: FLAGS[key].value
         for key in ("num_train", "num_test", "epochs", "period", "gamma", "start_width", "widths",
                     "activations", "seeds", "alpha", "beta", "dropout", "fixed_sgd_periods",
                     "batch_size", "sgd_lr", "adam_lr")
     }
-    config["machine"] = machine.describe()
+    config["machine"] = harness.describe_machine()
     config["keras_darn_code"] = os.environ.get("KERAS_DARN_COMMIT", "working tree")
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
     plan = []
     for seed in FLAGS.seeds:  # seed-major: an interrupted run still has whole seeds
         for activation in FLAGS.activations:
@@ -483,17 +468,16 @@ def main(argv):
             flush=True,
         )
         summary = summarize(runs)
-        with open(prefix + ".json", "w") as f:
-            json.dump({"config": config, "summary": summary, "runs": runs,
-                       "complete": number == len(plan), "seconds": elapsed}, f, indent=1)
+        harness.write_json(prefix + ".json", {"config": config, "summary": summary, "runs": runs,
+                                              "complete": number == len(plan), "seconds": elapsed})
     total = time.time() - start
     config["runs_done"] = f"{len(runs)} of {len(plan)}"
-    with open(prefix + ".json", "w") as f:
-        json.dump({"config": config, "summary": summary, "runs": runs,
-                   "complete": len(runs) == len(plan), "seconds": total}, f, indent=1)
+    harness.write_json(prefix + ".json", {"config": config, "summary": summary, "runs": runs,
+                                          "complete": len(runs) == len(plan), "seconds": total})
     write_markdown(prefix + ".md", config, summary, runs, total)
     plot_curves(runs, prefix)
-    print(open(prefix + ".md").read())
+    with open(prefix + ".md") as f:
+        print(f.read())
 
 
 if __name__ == "__main__":

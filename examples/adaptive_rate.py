@@ -18,13 +18,10 @@ Run (about a minute on two CPU cores):
     python examples/adaptive_rate.py --on_failure=lower_rate    # retry failed steps at a lower rate
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cli  # noqa: F401  (examples/cli.py: quiet console, own --help; before Keras)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
@@ -128,9 +125,10 @@ def main(argv):
     for dtype in ("float32", "float16", "int8"):
         print(f"energy per inference ({dtype}): {energy.estimate_energy(small, dtype=dtype) / 1000:.2f} nJ")
     if FLAGS.tflite:
-        save_tflite(to_tflite(small), FLAGS.tflite)
+        with cli.quiet():  # the TFLite converter's native log lines
+            save_tflite(to_tflite(small), FLAGS.tflite)
         print(f"wrote {FLAGS.tflite}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,12 +13,9 @@ Run (a few minutes on two CPU cores):
     python examples/darn_prune.py --criterion=correlation --fold
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cli  # noqa: F401  (examples/cli.py: quiet console, own --help; before Keras)
 
 import keras  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from keras_darn import datasets  # noqa: E402
@@ -89,4 +86,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

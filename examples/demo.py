@@ -1,66 +1,78 @@
-"""keras_darn in one run: train an over-wide CNN, switch units off, shrink, export.
+"""keras_darn in one run: prune an over-wide CNN during `fit`, shrink it, export it to TFLite.
 
-1. Trains a deliberately over-wide CNN (`PrunableConv2D`/`PrunableDense` layers) on
-   Fashion-MNIST, or on scikit-learn's 8x8 digits when Fashion-MNIST cannot be had.
-2. Switches off, in every prunable layer, the `--prune_fraction` of units whose filters
-   (incoming kernel weights) have the lowest L1 norm, through `layer.set_unit_mask`.
-   This simple criterion stands in for keras_darn's real methods.
-3. Fine-tunes briefly with the masks in place (masked units stay exactly zero).
-4. `keras_darn.shrink` turns the masked model into a plain, smaller Keras model with the
-   same outputs; both models are exported to float TFLite.
-5. Prints a before/after table (parameters, FLOPs, test accuracy, TFLite size and
-   latency) and writes it as JSON and markdown under `--output_dir`.
+1. Builds a deliberately over-wide CNN and trains two copies of it from the
+   same initial weights, on the same batches, for the same `--epochs`:
+   the unpruned baseline, and one prepared by the front door,
+   `darn.prepare(model, method, darn.Target(fraction=...))`, which switches
+   off units during `fit` (at the end of epochs `--prune_start` to
+   `--prune_end`) with the method keras_darn recommends.
+2. `callback.finish()` hands back the plain, smaller Keras model; it is
+   exported to TFLite.
+3. Prints a table (parameters, FLOPs, test accuracy, TFLite size and latency)
+   of the baseline against the small model, and writes into `--output_dir`:
+   `results.md`, `results.json`, `small_model.tflite` and `training.png`
+   (validation accuracy and live parameters after every epoch).
 
-Run it with `bash scripts/demo.sh` (sets up .venv first), or directly:
+Data: Fashion-MNIST (a stratified subset), or scikit-learn's 8x8 digits when
+Fashion-MNIST cannot be found.
 
-    python examples/demo.py --epochs=3 --train_samples=10000 --prune_fraction=0.5
+    bash scripts/demo.sh                               # sets up .venv, then runs this
+    python examples/demo.py --epochs=6 --fraction=0.8 --output_dir=demo_wider
 """
 
+import inspect
 import json
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cli  # noqa: F401  (examples/cli.py: quiet console, own --help; before Keras)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
 from keras_darn import datasets  # noqa: E402
 from keras_darn.export import to_tflite  # noqa: E402
 from keras_darn.export import tflite_predict  # noqa: E402
-from keras_darn.layers import PrunableConv2D  # noqa: E402
-from keras_darn.layers import PrunableDense  # noqa: E402
-from keras_darn.layers import from_prunable  # noqa: E402
 from keras_darn.metrics import measure_latency  # noqa: E402
 
+FALLBACK_METHOD = "weight_l1"
+
 FLAGS = flags.FLAGS
-flags.DEFINE_enum(
-    "dataset",
-    "auto",
-    ["auto", "fashion_mnist", "digits"],
-    "Dataset; `auto` uses Fashion-MNIST when it can be found, else digits.",
-)
+flags.DEFINE_string(
+    "method", None,
+    "Method of darn.prepare. Defaults to the one the front door recommends "
+    f"(darn.prepare's default; '{FALLBACK_METHOD}' where it has none).")
+flags.DEFINE_float("fraction", 0.75, "Fraction of the hidden units (conv filters, dense units) the method removes.")
+flags.DEFINE_enum("dataset", "auto", ["auto", "fashion_mnist", "digits"],
+                  "Dataset; `auto` uses Fashion-MNIST when it can be found, else digits.")
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files.")
-flags.DEFINE_integer(
-    "train_samples", 10000, "Training examples (a stratified subset; all if fewer)."
-)
-flags.DEFINE_integer("epochs", 3, "Training epochs before pruning.")
-flags.DEFINE_integer("finetune_epochs", 1, "Fine-tuning epochs after pruning.")
-flags.DEFINE_float(
-    "prune_fraction", 0.5, "Fraction of units switched off in each prunable layer."
-)
+flags.DEFINE_integer("train_samples", 10000,
+                     "Training examples (a stratified subset; all if fewer); 1,000 of them are "
+                     "held out for validation.")
+flags.DEFINE_integer("epochs", 6, "Training epochs of both the baseline and the pruned model.")
+flags.DEFINE_integer("prune_start", 1, "First epoch (0-based) at whose end units are removed.")
+flags.DEFINE_integer("prune_end", 3, "Last epoch at whose end units are removed.")
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
-flags.DEFINE_integer("latency_repeats", 200, "Timed TFLite calls (batch of 1).")
-flags.DEFINE_string("output_dir", "demo_output", "Where results.json/.md go.")
+flags.DEFINE_integer("latency_repeats", 200, "Timed TFLite calls (batch of 1, 1 thread).")
+flags.DEFINE_string("output_dir", "demo_output", "Where the table, the .tflite file and the plot go.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
+
+VALIDATION_EXAMPLES = 1000  # held out of the training subset
+DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "digits": "digits"}
+
+
+def recommended_method():
+    """The method `darn.prepare` uses when none is named, else `FALLBACK_METHOD`."""
+    default = inspect.signature(darn.prepare).parameters["method"].default
+    if isinstance(default, str):
+        return default
+    return FALLBACK_METHOD
 
 
 def load_data():
-    """Returns `(name, (x_train, y_train), (x_test, y_test))` as float images."""
+    """Returns `(name, train, validation, test)`, each `(x, y)` with float images."""
     name = FLAGS.dataset
     if name in ("auto", "fashion_mnist"):
         try:
@@ -69,73 +81,97 @@ def load_data():
         except datasets.DatasetNotFoundError as error:
             if name == "fashion_mnist":
                 raise
-            print(f"{error}\n\n>>> Fashion-MNIST cannot be had: using scikit-learn's digits.\n")
+            print(f"Fashion-MNIST cannot be found ({str(error).splitlines()[0]}): "
+                  "using scikit-learn's digits.")
             name = "digits"
     if name == "digits":
         train, test = datasets.load_digits()
-    x_train, y_train = datasets.subset(*train, FLAGS.train_samples, seed=FLAGS.seed)
-    x_train = datasets.to_float_images(x_train)
-    return name, (x_train, y_train), (datasets.to_float_images(test[0]), test[1])
+    x, y = datasets.subset(*train, FLAGS.train_samples, seed=FLAGS.seed)
+    x = datasets.to_float_images(x)
+    held_out = min(VALIDATION_EXAMPLES, len(x) // 5)
+    order = np.random.default_rng(FLAGS.seed).permutation(len(x))
+    x, y = x[order], y[order]
+    return (name, (x[held_out:], y[held_out:]), (x[:held_out], y[:held_out]),
+            (datasets.to_float_images(test[0]), test[1]))
 
 
 def build_over_wide_cnn(input_shape, num_classes):
-    """A CNN far wider than the task needs, with prunable hidden layers."""
+    """A CNN far wider than the task needs, of plain Keras layers."""
     return keras.Sequential(
         [
             keras.Input(input_shape),
-            PrunableConv2D(64, 3, padding="same", activation="relu", name="conv1"),
+            keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv1"),
             keras.layers.MaxPooling2D(2),
-            PrunableConv2D(64, 3, padding="same", activation="relu", name="conv2"),
+            keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2"),
             keras.layers.MaxPooling2D(2),
             keras.layers.Flatten(),
-            PrunableDense(256, activation="relu", name="dense"),
+            keras.layers.Dense(256, activation="relu", name="dense"),
             keras.layers.Dense(num_classes, activation="softmax", name="classifier"),
         ],
         name="over_wide_cnn",
     )
 
 
-def switch_off_lowest_l1_units(model, fraction):
-    """Masks, per prunable layer, the `fraction` of units with the smallest filter L1 norm.
+class Tracker(keras.callbacks.Callback):
+    """After every epoch (and its pruning step, if any): validation accuracy and live parameters.
 
-    Returns `{layer name: (active units, total units)}`.
+    Runs after the method's callback, so it sees the units that epoch switched
+    off; it writes both figures into the epoch's logs, which Keras prints.
     """
-    widths = {}
-    for layer in model.layers:
-        if not isinstance(layer, (PrunableConv2D, PrunableDense)):
-            continue
-        kernel = keras.ops.convert_to_numpy(layer.kernel)
-        l1_norms = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
-        mask = np.ones(kernel.shape[-1], dtype="float32")
-        mask[np.argsort(l1_norms)[: int(fraction * kernel.shape[-1])]] = 0.0
-        layer.set_unit_mask(mask)
-        widths[layer.name] = (layer.active_units, kernel.shape[-1])
-    return widths
+
+    def __init__(self, validation, prunes):
+        super().__init__()
+        self.validation = validation
+        self.prunes = prunes
+
+    def _live_params(self):
+        return darn.count_params(darn.shrink(self.model) if self.prunes else self.model)
+
+    def on_train_begin(self, logs=None):
+        self.accuracy, self.params = [], [self._live_params()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        x, y = self.validation
+        predictions = self.model.predict(x, batch_size=512, verbose=0)
+        self.accuracy.append(float(np.mean(np.argmax(predictions, axis=-1) == y)))
+        self.params.append(self._live_params())
+        if logs is not None:
+            logs["val_accuracy"] = self.accuracy[-1]
+            logs["live_params"] = self.params[-1]
 
 
-def accuracy(model, x, y):
-    predictions = model.predict(x, batch_size=512, verbose=0)
-    return float(np.mean(np.argmax(predictions, axis=-1) == y))
+def train(model, data, callbacks):
+    """Compiles and trains `model` on the same batches for every call; returns its curves."""
+    keras.utils.set_random_seed(FLAGS.seed)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    (x, y), validation = data
+    tracker = Tracker(validation, prunes=bool(callbacks))
+    model.fit(x, y, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+              callbacks=[*callbacks, tracker], verbose=2)
+    return {"val_accuracy": tracker.accuracy, "live_params": tracker.params}
 
 
-def describe(model, x_test, y_test):
-    """The row values of the results table for one plain Keras model."""
-    tflite_model = to_tflite(model)
-    latency = measure_latency(
-        tflite_model, x_test[:1], repeats=FLAGS.latency_repeats, num_threads=1
-    )
-    tflite_difference = np.abs(
-        tflite_predict(tflite_model, x_test[:256])
-        - model.predict(x_test[:256], verbose=0)
-    ).max()
+def describe(model, tflite_model, x_test, y_test):
+    """The row values of the results table for one plain Keras model and its TFLite file."""
+    with cli.quiet():
+        latency = measure_latency(tflite_model, x_test[:1], repeats=FLAGS.latency_repeats,
+                                  num_threads=1)
+        tflite_outputs = tflite_predict(tflite_model, x_test[:256])
+    predictions = model.predict(x_test, batch_size=512, verbose=0)
     return {
         "params": darn.count_params(model),
         "flops": darn.count_flops(model),
-        "test_accuracy": accuracy(model, x_test, y_test),
+        "test_accuracy": float(np.mean(np.argmax(predictions, axis=-1) == y_test)),
         "tflite_bytes": len(tflite_model),
         "tflite_latency_median_ms": latency["median"] * 1e3,
-        "tflite_max_abs_diff_vs_keras": float(tflite_difference),
+        "tflite_max_abs_diff_vs_keras": float(np.abs(tflite_outputs - predictions[:256]).max()),
     }
+
+
+def export(model):
+    with cli.quiet():
+        return to_tflite(model)
 
 
 ROWS = [
@@ -143,96 +179,150 @@ ROWS = [
     ("FLOPs per example", "flops", "{:,}".format),
     ("Test accuracy", "test_accuracy", "{:.4f}".format),
     ("TFLite size (KiB)", "tflite_bytes", lambda b: f"{b / 1024:,.1f}"),
-    ("TFLite latency, median (ms, batch 1, 1 thread)", "tflite_latency_median_ms", "{:.3f}".format),
+    ("TFLite latency, median (ms, batch 1, 1 thread)", "tflite_latency_median_ms",
+     "{:.3f}".format),
 ]
 
 
-def markdown_table(before, after):
-    lines = ["| | before | after | after / before |", "|---|---:|---:|---:|"]
+def markdown_table(baseline, small, method):
+    lines = [f"| | baseline, unpruned | pruned by '{method}' | pruned / baseline |",
+             "|---|---:|---:|---:|"]
     for label, key, render in ROWS:
-        ratio = after[key] / before[key] if before[key] else float("nan")
-        lines.append(f"| {label} | {render(before[key])} | {render(after[key])} | {ratio:.3f} |")
+        ratio = small[key] / baseline[key] if baseline[key] else float("nan")
+        lines.append(f"| {label} | {render(baseline[key])} | {render(small[key])} | {ratio:.3f} |")
     return "\n".join(lines)
+
+
+def plot(path, curves, method, name, num_validation):
+    """Validation accuracy and live parameters against the epochs trained, both runs."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.6), layout="constrained")
+    accuracy_axes, params_axes = figure.subplots(1, 2)
+    styles = {"baseline": ("unpruned baseline", "tab:gray", "s"),
+              "pruned": (f"pruned by '{method}'", "tab:blue", "o")}
+    for key, (label, color, marker) in styles.items():
+        curve = curves[key]
+        epochs = np.arange(1, len(curve["val_accuracy"]) + 1)
+        accuracy_axes.plot(epochs, 100 * np.array(curve["val_accuracy"]), marker=marker,
+                           color=color, label=label)
+        params_axes.plot(np.arange(len(curve["live_params"])),
+                         np.array(curve["live_params"]) / 1e3, marker=marker, color=color,
+                         label=label)
+    for axes in (accuracy_axes, params_axes):
+        for i, epoch in enumerate(range(FLAGS.prune_start, FLAGS.prune_end + 1)):
+            axes.axvline(epoch + 1, color="tab:orange", linestyle="--", linewidth=1,
+                         label="pruning step (end of the epoch)" if i == 0 else None)
+        axes.set_xlabel("epochs trained")
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.grid(True, alpha=0.3)
+    figure.legend(*accuracy_axes.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    accuracy_axes.set_ylabel("validation accuracy (%)")
+    accuracy_axes.set_title(f"Accuracy on {num_validation:,} held-out {DATASET_NAMES[name]} "
+                            "images, after each epoch", fontsize=10)
+    params_axes.set_ylabel("live parameters (thousands)")
+    params_axes.set_ylim(bottom=0)
+    params_axes.set_title("Parameters left once switched-off units are removed", fontsize=10)
+    figure.savefig(path, dpi=110)
+
+
+def check_flags():
+    if not 0.0 < FLAGS.fraction < 1.0:
+        raise ValueError("Received an invalid value for `--fraction`, expected a number in (0, 1). "
+                         f"Received: fraction={FLAGS.fraction}")
+    if not 0 <= FLAGS.prune_start <= FLAGS.prune_end < FLAGS.epochs - 1:
+        raise ValueError(
+            "Expected 0 <= --prune_start <= --prune_end < --epochs - 1 (at least one epoch of "
+            "training after the last removal). Received: "
+            f"prune_start={FLAGS.prune_start}, prune_end={FLAGS.prune_end}, epochs={FLAGS.epochs}")
 
 
 def main(argv):
     del argv
-    if not 0.0 <= FLAGS.prune_fraction < 1.0:
-        raise ValueError(
-            "Received an invalid value for `--prune_fraction`, expected a number "
-            f"in [0, 1). Received: prune_fraction={FLAGS.prune_fraction}"
-        )
+    check_flags()
     start = time.time()
-    logging.set_verbosity(logging.WARNING)  # TFLite conversion logs at INFO.
+    method = FLAGS.method or recommended_method()
+    name, train_data, validation, (x_test, y_test) = load_data()
+    num_classes = int(max(train_data[1].max(), y_test.max())) + 1
+    print(f"Method: '{method}', through darn.prepare(model, '{method}', "
+          f"darn.Target(fraction={FLAGS.fraction})): removes {FLAGS.fraction:.0%} of the hidden "
+          f"units, at the end of epochs {FLAGS.prune_start}-{FLAGS.prune_end} (0-based).")
+    print(f"Data: {DATASET_NAMES[name]}, {len(train_data[0]):,} training, {len(validation[0]):,} validation and "
+          f"{len(x_test):,} test images of {x_train_shape(train_data)}; both models train "
+          f"{FLAGS.epochs} epochs from the same initial weights.")
+
     keras.utils.set_random_seed(FLAGS.seed)
-    name, (x_train, y_train), (x_test, y_test) = load_data()
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    print(
-        f"Dataset: {name}; {len(x_train)} training examples (stratified subset), "
-        f"{len(x_test)} test examples, images {x_train.shape[1:]}; "
-        f"{FLAGS.epochs} epochs, then {FLAGS.finetune_epochs} fine-tuning epoch(s) "
-        f"after switching off {FLAGS.prune_fraction:.0%} of each prunable layer's units."
-    )
+    model = build_over_wide_cnn(train_data[0].shape[1:], num_classes)
+    baseline = keras.models.clone_model(model)
+    baseline.set_weights(model.get_weights())
 
-    model = build_over_wide_cnn(x_train.shape[1:], num_classes)
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    fit_args = dict(batch_size=FLAGS.batch_size, verbose=2)
-    model.fit(x_train, y_train, epochs=FLAGS.epochs, **fit_args)
+    print(f"\nBaseline, unpruned ({darn.count_params(baseline):,} parameters):")
+    curves = {"baseline": train(baseline, (train_data, validation), [])}
 
-    # The trained over-wide model as plain Dense/Conv2D layers: the fair "before".
-    before = describe(from_prunable(model), x_test, y_test)
+    prepared, callback = darn.prepare(
+        model, method, darn.Target(fraction=FLAGS.fraction), validation_data=validation,
+        schedule=darn.schedules.Linear(start=FLAGS.prune_start, end=FLAGS.prune_end))
+    print(f"\nPruned by '{callback.method.name}':")
+    curves["pruned"] = train(prepared, (train_data, validation), [callback])
+    result = callback.finish()
+    small = result.model
 
-    widths = switch_off_lowest_l1_units(model, FLAGS.prune_fraction)
-    masked_accuracy = accuracy(model, x_test, y_test)
-    print(f"Active units {widths}; test accuracy right after masking: {masked_accuracy:.4f}")
-    if FLAGS.finetune_epochs:
-        model.fit(x_train, y_train, epochs=FLAGS.finetune_epochs, **fit_args)
+    baseline_tflite, small_tflite = export(baseline), export(small)
+    before = describe(baseline, baseline_tflite, x_test, y_test)
+    after = describe(small, small_tflite, x_test, y_test)
+    shrink_difference = float(np.abs(small.predict(x_test[:512], verbose=0)
+                                     - prepared.predict(x_test[:512], verbose=0)).max())
 
-    small = darn.shrink(model)
-    shrink_difference = float(
-        np.abs(small.predict(x_test, verbose=0) - model.predict(x_test, verbose=0)).max()
-    )
-    after = describe(small, x_test, y_test)
-
-    table = markdown_table(before, after)
-    print(f"\nOver-wide CNN on {name}, before and after switching off units and shrinking:\n")
+    table = markdown_table(before, after, callback.method.name)
+    print(f"\nOver-wide CNN on {DATASET_NAMES[name]}, {FLAGS.epochs} epochs each:\n")
     print(table)
-    print(
-        f"\nshrink(masked model) vs masked model: max |output difference| = "
-        f"{shrink_difference:.2e}; TFLite vs Keras: {before['tflite_max_abs_diff_vs_keras']:.2e} "
-        f"(before), {after['tflite_max_abs_diff_vs_keras']:.2e} (after)."
-    )
+    print(f"\nWidths {_widths(result.before)} -> {_widths(result.after)} "
+          f"({', '.join(result.before['widths'])}). Small model vs "
+          f"trained masked model: max |output difference| {shrink_difference:.1e}; TFLite vs "
+          f"Keras: {after['tflite_max_abs_diff_vs_keras']:.1e}.")
 
     os.makedirs(FLAGS.output_dir, exist_ok=True)
+    paths = {key: os.path.join(FLAGS.output_dir, file) for key, file in (
+        ("md", "results.md"), ("json", "results.json"), ("tflite", "small_model.tflite"),
+        ("png", "training.png"))}
+    with open(paths["tflite"], "wb") as f:
+        f.write(small_tflite)
+    plot(paths["png"], curves, callback.method.name, name, len(validation[0]))
     results = {
+        "method": callback.method.name,
+        "target_fraction": FLAGS.fraction,
+        "pruning_epochs": list(range(FLAGS.prune_start, FLAGS.prune_end + 1)),
         "dataset": name,
-        "train_examples": len(x_train),
+        "train_examples": len(train_data[0]),
+        "validation_examples": len(validation[0]),
         "test_examples": len(x_test),
         "epochs": FLAGS.epochs,
-        "finetune_epochs": FLAGS.finetune_epochs,
-        "prune_fraction": FLAGS.prune_fraction,
-        "criterion": "lowest L1 norm of each unit's incoming kernel weights, per layer",
-        "active_units": {k: {"active": a, "total": t} for k, (a, t) in widths.items()},
-        "test_accuracy_after_masking_before_finetune": masked_accuracy,
+        "widths_before": result.before["widths"],
+        "widths_after": result.after["widths"],
         "shrink_max_abs_output_difference": shrink_difference,
-        "before": before,
-        "after": after,
+        "baseline": before,
+        "pruned": after,
+        "curves": curves,
         "seconds": time.time() - start,
     }
-    with open(os.path.join(FLAGS.output_dir, "results.json"), "w") as f:
+    with open(paths["json"], "w") as f:
         json.dump(results, f, indent=2)
-    with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
-        f.write(
-            f"Over-wide CNN on {name} ({len(x_train)} training examples, "
-            f"{FLAGS.epochs}+{FLAGS.finetune_epochs} epochs, "
-            f"{FLAGS.prune_fraction:.0%} of units switched off by filter L1 norm); "
-            f"written by examples/demo.py.\n\n{table}\n"
-        )
-    print(
-        f"\nWrote {FLAGS.output_dir}/results.json and results.md "
-        f"({time.time() - start:.0f} s in all)."
-    )
+    with open(paths["md"], "w") as f:
+        f.write(f"Over-wide CNN on {DATASET_NAMES[name]} ({len(train_data[0]):,} training images), "
+                f"baseline and pruned model trained {FLAGS.epochs} epochs each; '{callback.method.name}' removed "
+                f"{FLAGS.fraction:.0%} of the hidden units during training; widths "
+                f"{_widths(result.before)} -> {_widths(result.after)} (examples/demo.py)."
+                f"\n\n{table}\n")
+    print("\nWrote " + ", ".join(paths.values()) + f" ({time.time() - start:.0f} s in all).")
+
+
+def _widths(figures):
+    return "/".join(str(width) for width in figures["widths"].values())
+
+
+def x_train_shape(train_data):
+    return "x".join(str(d) for d in train_data[0].shape[1:])
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -19,12 +19,9 @@ Run (about a minute on two CPU cores with the defaults):
     python examples/growth.py --mode=unified --param_budget=60000
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cli  # noqa: F401  (examples/cli.py: quiet console, own --help; before Keras)
 
 import keras  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
@@ -109,9 +106,10 @@ def main(argv):
         from keras_darn.export import save_tflite
         from keras_darn.export import to_tflite
 
-        save_tflite(to_tflite(final), FLAGS.tflite)
+        with cli.quiet():  # the TFLite converter's native log lines
+            save_tflite(to_tflite(final), FLAGS.tflite)
         print("wrote", FLAGS.tflite)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

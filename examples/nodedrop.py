@@ -17,13 +17,10 @@ Run (a few minutes on two CPU cores with the defaults):
     python examples/nodedrop.py --num_train=5000 --epochs=5 --lam=1e-3 --finetune_epochs=1
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cli  # noqa: F401  (examples/cli.py: quiet console, own --help; before Keras)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
@@ -120,7 +117,8 @@ def main(argv):
     if FLAGS.tflite:
         from keras_darn import export
 
-        tflite_model = export.to_tflite(small)
+        with cli.quiet():  # the TFLite converter's native log lines
+            tflite_model = export.to_tflite(small)
         export.save_tflite(tflite_model, FLAGS.tflite)
         lite = export.tflite_predict(tflite_model, x_test[:256])
         print(f"wrote {FLAGS.tflite}; largest TFLite vs Keras output difference: "
@@ -128,4 +126,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

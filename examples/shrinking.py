@@ -12,13 +12,10 @@ Run (about a minute on two CPU cores):
     python examples/shrinking.py --criterion=brute_force --max_drop=0.01
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cli  # noqa: F401  (examples/cli.py: quiet console, own --help; before Keras)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
@@ -72,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

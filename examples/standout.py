@@ -15,13 +15,10 @@ Run (a few minutes on two CPU cores with the defaults):
     python examples/standout.py --num_train=5000 --epochs=8 --target=32
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cli  # noqa: F401  (examples/cli.py: quiet console, own --help; before Keras)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import keras_darn as darn  # noqa: E402
@@ -137,9 +134,10 @@ def main(argv):
         from keras_darn.export import save_tflite
         from keras_darn.export import to_tflite
 
-        save_tflite(to_tflite(small), FLAGS.tflite)
+        with cli.quiet():  # the TFLite converter's native log lines
+            save_tflite(to_tflite(small), FLAGS.tflite)
         print(f"Wrote {FLAGS.tflite}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

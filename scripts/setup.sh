@@ -2,7 +2,8 @@
 # Set-up shared by scripts/demo.sh and scripts/test.sh; source it, or run it on its own.
 #
 # 1. Creates the virtual environment .venv at the repository root if it is missing.
-# 2. Installs keras_darn into it, editable, with the `test` and `benchmarks` extras. The
+# 2. Installs keras_darn into it, editable, with the `test` and `benchmarks` extras (and
+#    keras-hub without tensorflow-text, for the tests). The
 #    install is skipped when a stamp file says this setup.py was already installed the
 #    same way, so repeated runs take a second.
 # 3. Makes Fashion-MNIST available: if it is not found (KERAS_DARN_DATA_DIR or the Debian
@@ -41,11 +42,16 @@ if [ ! -x "$venv_python" ]; then
   fi
 fi
 
-install_key="$( { sha256sum setup.py; echo "extras=$extras tensorflow=$KERAS_DARN_TENSORFLOW"; "$venv_python" --version; } 2>&1 | sha256sum | cut -d' ' -f1)"
+install_key="$( { sha256sum setup.py; echo "extras=$extras tensorflow=$KERAS_DARN_TENSORFLOW keras-hub=0.32"; "$venv_python" --version; } 2>&1 | sha256sum | cut -d' ' -f1)"
 stamp="$repo_root/.venv/.keras_darn_install_stamp"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$install_key" ]; then
   say "installing keras_darn (editable, extras: $extras, TensorFlow: $KERAS_DARN_TENSORFLOW) into .venv; the first time takes a few minutes"
   "$venv_python" -m pip install -qq --disable-pip-version-check -e ".[$extras]"
+  # keras-hub, for the tests of the Rebuilder's keras-hub registrations (the `hub` extra). Its
+  # dependency tensorflow-text would install the full `tensorflow` wheel beside tensorflow-cpu;
+  # keras-hub imports it only for tokenizers, which the tests do not use, so it is left out.
+  "$venv_python" -m pip install -qq --disable-pip-version-check --no-deps "keras-hub==0.32.*"
+  "$venv_python" -m pip install -qq --disable-pip-version-check kagglehub regex rich sentencepiece tokenizers
   echo "$install_key" > "$stamp"
 else
   say "keras_darn already installed in .venv (setup.py unchanged)"

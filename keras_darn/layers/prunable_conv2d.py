@@ -23,33 +23,17 @@ class PrunableConv2D(UnitMaskMixin, keras.layers.Conv2D):
     Args:
         filters: Positive integer, the number of output channels.
         kernel_size: Integer or tuple of 2 integers, the convolution window.
-        strides: Integer or tuple of 2 integers. Defaults to `(1, 1)`.
-        padding: `"valid"` or `"same"`. Defaults to `"valid"`.
-        data_format: `"channels_last"` or `"channels_first"`. Defaults to the
-            Keras config value (usually `"channels_last"`).
-        dilation_rate: Integer or tuple of 2 integers. Defaults to `(1, 1)`.
-        groups: Positive integer, number of groups of input channels.
-            Defaults to `1`.
-        activation: Activation function to use. Defaults to `None` (linear).
-        use_bias: Boolean, whether the layer uses a bias vector. Defaults to
-            `True`.
-        kernel_initializer: Initializer for the kernel. Defaults to
-            `"glorot_uniform"`.
-        bias_initializer: Initializer for the bias. Defaults to `"zeros"`.
-        kernel_regularizer: Regularizer applied to the masked kernel.
-            Defaults to `None`.
-        bias_regularizer: Regularizer applied to the masked bias. Defaults to
-            `None`.
-        activity_regularizer: Regularizer applied to the output. Defaults to
-            `None`.
-        kernel_constraint: Constraint applied to the kernel. Defaults to
-            `None`.
-        bias_constraint: Constraint applied to the bias. Defaults to `None`.
         connection_mask: Boolean. If `True`, the layer also holds a
             non-trainable `kernel_mask` of the kernel's shape that switches
             single weights off (`set_kernel_mask`). Defaults to `False`.
-        **kwargs: Other `keras.layers.Conv2D` keyword arguments (`name`,
-            `dtype`, ...).
+        **kwargs: Other `keras.layers.Conv2D` keyword arguments, with
+            Conv2D's defaults: `strides`, `padding`, `data_format`
+            (`"channels_last"` and `"channels_first"` both work),
+            `dilation_rate`, `groups`, `activation`, `use_bias`,
+            `kernel_initializer`, `bias_initializer`, `kernel_regularizer`
+            and `bias_regularizer` (applied to the masked kernel and bias),
+            `activity_regularizer`, `kernel_constraint`, `bias_constraint`,
+            `name`, `dtype`, ...
 
     Attributes:
         unit_mask: Non-trainable float32 weight of shape `(filters,)`, created

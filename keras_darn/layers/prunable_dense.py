@@ -22,26 +22,15 @@ class PrunableDense(UnitMaskMixin, keras.layers.Dense):
 
     Args:
         units: Positive integer, dimensionality of the output space.
-        activation: Activation function to use. Defaults to `None` (linear).
-        use_bias: Boolean, whether the layer uses a bias vector. Defaults to
-            `True`.
-        kernel_initializer: Initializer for the kernel. Defaults to
-            `"glorot_uniform"`.
-        bias_initializer: Initializer for the bias. Defaults to `"zeros"`.
-        kernel_regularizer: Regularizer applied to the masked kernel.
-            Defaults to `None`.
-        bias_regularizer: Regularizer applied to the masked bias. Defaults to
-            `None`.
-        activity_regularizer: Regularizer applied to the output. Defaults to
-            `None`.
-        kernel_constraint: Constraint applied to the kernel. Defaults to
-            `None`.
-        bias_constraint: Constraint applied to the bias. Defaults to `None`.
         connection_mask: Boolean. If `True`, the layer also holds a
             non-trainable `kernel_mask` of the kernel's shape that switches
             single connections off (`set_kernel_mask`). Defaults to `False`.
-        **kwargs: Other `keras.layers.Dense` keyword arguments (`lora_rank`,
-            `name`, `dtype`, ...).
+        **kwargs: Other `keras.layers.Dense` keyword arguments, with
+            Dense's defaults: `activation`, `use_bias`,
+            `kernel_initializer`, `bias_initializer`, `kernel_regularizer`
+            and `bias_regularizer` (applied to the masked kernel and bias),
+            `activity_regularizer`, `kernel_constraint`, `bias_constraint`,
+            `lora_rank`, `name`, `dtype`, ...
 
     Attributes:
         unit_mask: Non-trainable float32 weight of shape `(units,)`, created

@@ -42,7 +42,8 @@ def test_summary_tells_a_static_twin_from_an_adaptive_run_that_beats_the_grid(tm
     # Seed 1: adaptive changes its rate and keeps fewer weights (340) in fewer steps (2).
     _write_seed(tmp_path, 1, _run([600, 340, 200], [0.4, 0.45, 0.45]))
     subprocess.run(
-        [sys.executable, SCRIPT, "--report_only", "--seeds=0,1", f"--output_dir={tmp_path}", "--name=summary"],
+        [sys.executable, SCRIPT, "--report_only", "--seeds=0,1", f"--output_dir={tmp_path}",
+         f"--runs_dir={tmp_path}", "--name=summary"],
         check=True, capture_output=True,
     )
     with open(tmp_path / "summary.json") as f:
