@@ -267,3 +267,22 @@ def select(probed, scores, allocation, target, amount, sizes, original):
         else:
             low = middle
     return plan_at(high)
+
+
+def mask_units(probed, plan):
+    """Switches off the planned units through every member layer's unit mask.
+
+    Args:
+        probed: the `ProbedModel` whose groups the plan names.
+        plan: `{group key: unit positions}`, as `select` returns it.
+    """
+    for group in probed.groups:
+        units = plan.get(group.key)
+        if units is None or not len(units):
+            continue
+        for name in group.layers:
+            layer = probed.member_layer(name)
+            mask = layer.get_unit_mask()
+            mask[group.unit_group.indices(name)[units]] = 0.0
+            layer.set_unit_mask(mask)
+    probed.refresh_from_masks()

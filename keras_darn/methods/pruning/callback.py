@@ -181,16 +181,7 @@ class CriterionPruning(ResumableCallback):
             scores = self.criterion(probed)
         plan = budget.select(probed, scores, self.allocation, self.target, amount,
                              self._sizes, self._original)
-        for group in probed.groups:
-            units = plan.get(group.key)
-            if units is None or not len(units):
-                continue
-            for name in group.layers:
-                layer = probed.member_layer(name)
-                mask = layer.get_unit_mask()
-                mask[group.unit_group.indices(name)[units]] = 0.0
-                layer.set_unit_mask(mask)
-        probed.refresh_from_masks()
+        budget.mask_units(probed, plan)
         for group in probed.groups:
             units = plan.get(group.key)
             if units is None or not len(units):

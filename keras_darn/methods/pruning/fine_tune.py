@@ -142,16 +142,7 @@ def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose):
             run.model = remove_units(old, layer_plan, compile=old.compiled)
         widths = {g.key: g.size - len(plan.get(g.key, ())) for g in probed.groups}
     else:
-        for group in probed.groups:
-            units = plan.get(group.key)
-            if units is None or not len(units):
-                continue
-            for name in group.layers:
-                layer = probed.member_layer(name)
-                mask = layer.get_unit_mask()
-                mask[group.unit_group.indices(name)[units]] = 0.0
-                layer.set_unit_mask(mask)
-        probed.refresh_from_masks()
+        budget.mask_units(probed, plan)
         widths = {g.key: int(probed.live[g.key].sum()) for g in probed.groups}
     for key, units in plan.items():
         if not len(units):
