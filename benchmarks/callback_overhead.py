@@ -3,8 +3,9 @@
 One process trains the same small CNN several ways, epoch by epoch, in turns
 (the order rotates every round, so a drift of the machine's load hits every
 variant alike): the plain Keras model without a callback, and the model
-`darn.prepare` returns with its callback for criterion pruning by weight
-magnitude (`"weight_l1"`), by activation variance on held-out data
+`darn.prepare` returns with its callback for criterion pruning by group
+magnitude (`"magnitude"`, the front door's default), by weight L1
+(`"weight_l1"`), by activation variance on held-out data
 (`"activation_variance"`) and for NodeDrop (`"nodedrop"`); to tell
 NodeDrop's callback from its model, also the plain model with NodeDrop's
 SoftClampedReLU activations (`"plain_scr"`) and the prepared NodeDrop
@@ -25,7 +26,7 @@ Writes `<output_dir>/<name>.json` (config, every epoch time) and
 `--output_dir` to `benchmarks/results`.
 
     python benchmarks/callback_overhead.py --quick     # a smoke run, under results/runs/quick
-    nice python benchmarks/callback_overhead.py --variants=weight_l1,activation_variance \
+    nice python benchmarks/callback_overhead.py --variants=magnitude,weight_l1,activation_variance \
         --num_train=4096 --rounds=20                   # callback_overhead.{json,md} (~8 min)
     nice python benchmarks/callback_overhead.py --name=callback_overhead_nodedrop
                                                        # every variant (~20 min on 2 busy CPU cores)
@@ -46,7 +47,7 @@ import numpy as np
 
 import keras_darn as darn
 
-VARIANTS_ALL = ("plain", "weight_l1", "activation_variance", "plain_scr", "nodedrop_model", "nodedrop")
+VARIANTS_ALL = ("plain", "magnitude", "weight_l1", "activation_variance", "plain_scr", "nodedrop_model", "nodedrop")
 
 harness.define_output_flags("callback_overhead")
 harness.define_data_flag()
@@ -165,7 +166,7 @@ def render(result, path):
         rows.append([variant, f"{statistics.median(values['epoch_s']):.3f}", f"{values['ratio']:.3f}",
                      f"{quartiles[0]:.2f} to {quartiles[2]:.2f}", values["events"],
                      None if variant.startswith("plain") else values["live_units"]])
-    pruning = [v for v in ("weight_l1", "activation_variance") if v in summary]
+    pruning = [v for v in ("magnitude", "weight_l1", "activation_variance") if v in summary]
     goal = max(summary[v]["ratio"] for v in pruning) if pruning else None
     lines = [
         "# Per-epoch time of the front door's callbacks",
@@ -174,8 +175,8 @@ def render(result, path):
         f"{config['rounds']} timed epochs per variant, interleaved in one process "
         f"({config['machine']}). Ratio: median over rounds of the variant's epoch time "
         "over the plain model's in the same round. Pruning events at every other epoch "
-        "(target: half the units). The machine was shared with other jobs: the middle half of "
-        "the per-round ratios shows how much one round can be off.",
+        "(target: half the units). The middle half of the per-round ratios shows how much one "
+        "round can be off.",
         "",
         *harness.markdown_table(["variant", "median epoch (s)", "ratio to plain", "ratio, middle half",
                                  "events (layer x epoch)", "live units at the end"], rows),
