@@ -67,9 +67,7 @@ class MultiHeadAttentionHandler(LayerHandler):
     def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
         reason = self._fixed_reason(layer, inputs, output_shapes)
         if reason:
-            for channels in inputs:
-                trace.fix(channels, reason)
-            return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]
+            return self.fix_all(inputs, output_shapes, trace, reason)
         query = inputs[0]
         value = inputs[1] if len(inputs) > 1 else query
         trace.consume(layer, query)
@@ -142,9 +140,7 @@ class GroupedQueryAttentionHandler(LayerHandler):
         elif getattr(layer, "_use_gate", False) or layer.get_config().get("use_gate"):
             reason = f"layer '{layer.name}' uses a gate"
         if reason:
-            for channels in inputs:
-                trace.fix(channels, reason)
-            return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]
+            return self.fix_all(inputs, output_shapes, trace, reason)
         query = inputs[0]
         value = inputs[1] if len(inputs) > 1 else query
         trace.consume(layer, query)

@@ -75,7 +75,11 @@ class LayerHandler:
         Returns:
             A list of `Channels`, one per output tensor.
         """
-        reason = self.fixed_reason(layer)
+        return self.fix_all(inputs, output_shapes, trace, self.fixed_reason(layer))
+
+    @staticmethod
+    def fix_all(inputs, output_shapes, trace, reason):
+        """Fixes every input's units and returns fixed outputs, all for `reason`."""
         for channels in inputs:
             trace.fix(channels, reason)
         return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]

@@ -67,9 +67,7 @@ class ReversibleEmbeddingHandler(ProducerHandler):
             "with its own matrix"
         )
         trace.fix(trace.space(layer, layer.output_dim), reason)
-        for channels in inputs:
-            trace.fix(channels, reason)
-        return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]
+        return self.fix_all(inputs, output_shapes, trace, reason)
 
     def variable_axes(self, layer):
         return _embedding_axes(layer)

@@ -36,9 +36,7 @@ class RecurrentHandler(LayerHandler):
     def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
         reason = self._fixed_reason(layer, inputs, output_shapes)
         if reason:
-            for channels in inputs:
-                trace.fix(channels, reason)
-            return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]
+            return self.fix_all(inputs, output_shapes, trace, reason)
         trace.consume(layer, inputs[0])
         own = trace.space(layer, layer.units)
         return [own for _ in output_shapes]
@@ -105,10 +103,7 @@ class BidirectionalHandler(LayerHandler):
         return outputs + ahead[1:] + back[1:]
 
     def _fixed(self, layer, inputs, output_shapes, trace, why):
-        reason = f"layer '{layer.name}' (Bidirectional) {why}"
-        for channels in inputs:
-            trace.fix(channels, reason)
-        return [trace.fixed_channels(shape[-1], reason) for shape in output_shapes]
+        return self.fix_all(inputs, output_shapes, trace, f"layer '{layer.name}' (Bidirectional) {why}")
 
     def variable_axes(self, layer):
         forward_spaces, backward_spaces = self._spaces(layer)
