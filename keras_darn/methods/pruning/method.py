@@ -15,6 +15,7 @@ from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import Linear
 from keras_darn.validation import check_one_of
+from keras_darn.validation import check_positive_int
 
 CRITERIA = {
     "magnitude": "magnitude",
@@ -159,14 +160,8 @@ class CriterionMethod(Method):
         if algorithm is not None:
             check_one_of(algorithm, "algorithm", ("fine_tune", "iterative", "single"))
         budget.check_options(round_to, max_ratio)
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
-            or batch_size < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for `batch_size`, expected a positive integer or "
-                f"None. Received: batch_size={batch_size!r}"
-            )
+        if batch_size is not None:
+            check_positive_int(batch_size, "batch_size")
         self.global_pruning = bool(global_pruning)
         self.round_to = int(round_to)
         self.max_ratio = max_ratio
