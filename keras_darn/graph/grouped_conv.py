@@ -16,7 +16,10 @@ kernel rows `0 .. a - 1` (the kernel has shape `(..., a, C_out)`).
   (filters `g * b + k`): removing a unit removes one channel from each
   group, evenly, and `groups` stays. The in-group positions are a part of
   the layer (`"<layer>/in_group"`) that the kernel's input axis follows.
-  Such units can be removed; adding them is refused with an error.
+  Adding works the same way: a new unit is a new channel at the end of
+  every group (a new filter in each filter group, or a new input channel
+  in each input group when the producer grows), so a layer grows by a
+  multiple of `groups` channels, and other counts are refused.
 """
 
 import numpy as np
@@ -66,23 +69,33 @@ def couple_groups(channels, groups, old_size, layer, trace, first=None, what="gr
     `old_size` is the group size in the original model, which the origins
     of a planned layout refer to.
     """
-    if (channels.origin < 0).any():
-        raise GraphError(
-            f"The plan adds units that reach {what} '{layer.name}' (groups={groups}); "
-            f"keras_darn removes units of a {what} (one channel from every group) but "
-            "cannot add them yet. Add units to another group."
-        )
     if len(channels) % groups:
         raise GraphError(
             f"The plan gives {what} '{layer.name}' (groups={groups}) {len(channels)} "
             f"channels, which do not split into {groups} equal groups; its units are "
-            "removed from every group at once."
+            "removed or added in every group at once (multiples of groups)."
         )
     size = len(channels) // groups
     first = _slice(channels, 0, size, 0) if first is None else first
     for g in range(groups):
         trace.couple(first, _slice(channels, g * size, (g + 1) * size, g * old_size), layer)
     return first
+
+
+def grouped_convs_of(graph, root):
+    """Names of the grouped convolutions whose groups couple unit `root`.
+
+    Args:
+        graph: a `keras_darn.graph.UnitGraph`.
+        root: a coupled-unit id (`graph.root(unit)`).
+    """
+    names = []
+    for key, channels in graph.spaces.items():
+        layer = graph.layer_of_space(key)
+        conv = layer.owner if getattr(layer, "key", None) == IN_GROUP else layer
+        if groups_of(conv) > 1 and root in graph.roots(channels) and conv.name not in names:
+            names.append(conv.name)
+    return names
 
 
 def propagate(layer, inputs, output_shapes, trace, producer_propagate):

@@ -146,6 +146,20 @@ def get_handler(layer):
     return describe(layer).handler or _UNKNOWN_HANDLER
 
 
+def fresh_copy(layer):
+    """A new, unbuilt layer like `layer`, for cloning a model.
+
+    Lambda layers and op nodes are carried by their handler (the same
+    function, never a round trip through a config, which Keras' safe mode
+    refuses for a Lambda); other layers are made from their config.
+    """
+    carry = getattr(get_handler(layer), "carry", None)
+    carried = None if carry is None else carry(layer, None)
+    if carried is not None:
+        return carried
+    return type(layer).from_config(layer.get_config())
+
+
 def bookkeeping_weight_ids(layers):
     """`id`s of the bookkeeping weights of `layers` (see `register_layer`)."""
     ids = set()

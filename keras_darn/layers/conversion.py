@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_darn.layers.prunable_conv2d import PrunableConv2D
 from keras_darn.layers.prunable_dense import PrunableDense
+from keras_darn.graph import registry
 from keras_darn.graph.nodes import is_graph_model
 from keras_darn.graph.nodes import leaf_layers
 
@@ -62,7 +63,8 @@ def _clone_and_copy(model, clone_layer, copy_layer):
 
 
 def _default_clone(layer):
-    return layer.__class__.from_config(layer.get_config())
+    # Lambda layers and op nodes are carried, never deserialized.
+    return registry.fresh_copy(layer)
 
 
 def _layers_to_convert(model, layer_names):

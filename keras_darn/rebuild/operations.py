@@ -3,6 +3,9 @@
 import keras
 import numpy as np
 
+from keras_darn.graph import registry
+from keras_darn.graph.nodes import is_graph_model
+from keras_darn.graph.nodes import leaf_layers
 from keras_darn.graph.unit_graph import functional_of
 from keras_darn.rebuild.rebuilder import Rebuilder
 from keras_darn.rebuild.training_state import compile_like
@@ -55,6 +58,12 @@ def add_units(model, plan, init="zeros_out", sources=None, noise=0.0, seed=None,
 
     Returns:
         A new `keras.Model`.
+
+    Raises:
+        ValueError: unknown layer names, fixed units, bad counts or
+            sources; a layer that makes or feeds a grouped convolution
+            grows by a multiple of its `groups` (one new channel at the end
+            of every group), and another count is refused.
 
     Example:
 
@@ -120,8 +129,10 @@ def insert_layer(model, after, layer, identity=False, compile=True):
         A new `keras.Model`.
 
     Raises:
-        ValueError: unknown `after`, a `layer` already in use, or
-            `identity=True` where the layer cannot pass its input through.
+        ValueError: unknown `after`, a `layer` already in use,
+            `identity=True` where the layer cannot pass its input through,
+            or an insertion that changes the input shape of a `Lambda`
+            (Lambda layers are carried as they are, never deserialized).
 
     Example:
 
@@ -147,7 +158,12 @@ def insert_layer(model, after, layer, identity=False, compile=True):
     clones = {}
 
     def clone_layer(old):
-        clone = old.__class__.from_config(old.get_config())
+        # Lambda layers and op nodes are carried, never deserialized, in
+        # nested models too.
+        if is_graph_model(old):
+            clone = keras.models.clone_model(old, clone_function=clone_layer)
+        else:
+            clone = registry.fresh_copy(old)
         clones[id(old)] = clone
         return clone
 
@@ -169,6 +185,7 @@ def insert_layer(model, after, layer, identity=False, compile=True):
         new_model = keras.models.clone_model(
             model, clone_function=clone_layer, call_function=call_layer
         )
+    _check_lambda_inputs(model, clones)
     if identity:
         _check_identity(layer, _width(anchor))
     reinitialised = []
@@ -203,6 +220,22 @@ def insert_layer(model, after, layer, identity=False, compile=True):
     if compile:
         compile_like(new_model, model, variable_map=variable_map)
     return new_model
+
+
+def _check_lambda_inputs(model, clones):
+    """A Lambda is carried as it is, so its input must keep its shape."""
+    for old in leaf_layers(model):
+        clone = clones.get(id(old))
+        if not isinstance(old, keras.layers.Lambda) or clone is None:
+            continue
+        before, after = tuple(old.input.shape), tuple(clone.input.shape)
+        if before != after:
+            raise ValueError(
+                f"insert_layer changes the input of Lambda layer '{old.name}' from shape "
+                f"{before} to {after}; keras_darn carries a Lambda as it is and cannot know "
+                "how it uses its channels. Insert a layer that keeps the width, or replace "
+                "the Lambda with a built-in or registered layer."
+            )
 
 
 def _unchanged(array, fill=None):

@@ -12,6 +12,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_darn.graph import grouped_conv
 from keras_darn.graph import registry
 from keras_darn.graph.channels import Channels
 from keras_darn.graph.unit_graph import UnitGraph
@@ -121,7 +122,10 @@ class Rebuilder:
         """Queues new units, given as `{layer_name: count}`.
 
         New units go after the layer's last unit; coupled layers get them at
-        the matching place.
+        the matching place. Where the layer's channels are coupled in sets
+        (the groups of a grouped convolution it makes or feeds), each new
+        unit is one new channel at the end of every set, so the count of
+        channels must be a multiple of the number of sets.
 
         Args:
             plan: `{layer_name: number_of_new_units}`.
@@ -129,13 +133,17 @@ class Rebuilder:
                 "net2net" (copies whose outgoing weights are shared with
                 their source: same outputs when `noise=0`) or "random".
                 Defaults to "zeros_out".
-            sources: `{layer_name: [unit indices to copy]}` for "net2net";
-                by default sources are drawn at random. Defaults to `None`.
+            sources: `{layer_name: [unit indices to copy]}` for "net2net"
+                (one per new unit: per new channel of every set, where
+                channels come in sets); by default sources are drawn at
+                random. Defaults to `None`.
             noise: relative noise added to Net2WiderNet copies' incoming
                 weights. Defaults to `0.0`.
 
         Raises:
-            ValueError: bad `init`, counts, sources, or fixed units.
+            ValueError: bad `init`, counts (a count that would make a grouped
+                convolution's groups unequal included), sources, or fixed
+                units.
         """
         check_one_of(init, "init", weight_transfer.INITS)
         if noise < 0:
@@ -150,20 +158,21 @@ class Rebuilder:
                 )
             roots = self.graph.roots(space)
             self._check_not_fixed(int(roots[-1]), name)
+            units = self._new_unit_count(name, roots, int(count))
             source_roots = []
             if init == "net2net":
                 chosen = sources.get(name)
                 if chosen is None:
-                    chosen = self._rng.choice(len(space), size=count, replace=count > len(space))
+                    chosen = self._rng.choice(len(space), size=units, replace=units > len(space))
                 chosen = np.asarray(chosen, dtype=np.int64)
-                if len(chosen) != count or chosen.min() < 0 or chosen.max() >= len(space):
+                if len(chosen) != units or chosen.min() < 0 or chosen.max() >= len(space):
                     raise ValueError(
-                        f"Expected {count} source indices in [0, {len(space)}) for layer "
+                        f"Expected {units} source indices in [0, {len(space)}) for layer "
                         f"'{name}'. Received: sources={sources.get(name)!r}"
                     )
                 source_roots = [int(roots[i]) for i in chosen]
-            new_ids = list(range(self._next_id, self._next_id + int(count)))
-            self._next_id += int(count)
+            new_ids = list(range(self._next_id, self._next_id + units))
+            self._next_id += units
             self._additions.append((id(layer), new_ids, source_roots, init, float(noise)))
         return self
 
@@ -240,23 +249,28 @@ class Rebuilder:
             kept_roots = list(roots[keep])
             for anchor, new_ids, source_roots in anchors:
                 where = [i for i, r in enumerate(kept_roots) if r == anchor]
-                if not where:
-                    continue
-                at = where[-1] + 1
-                positions = []
-                for s in source_roots:
-                    matches = np.flatnonzero(roots == s)
-                    if not len(matches):
-                        raise ValueError(
-                            f"Cannot copy a source unit into layer "
-                            f"'{self.graph.layer_of_space(key).name}': the source is not coupled to it."
-                        )
-                    positions.append(int(matches[-1]))
-                positions = positions or [-1] * len(new_ids)
-                ids[at:at] = new_ids
-                origin[at:at] = [-1] * len(new_ids)
-                source[at:at] = positions
-                kept_roots[at:at] = [None] * len(new_ids)
+                # Where the anchor repeats (the groups of a grouped
+                # convolution), every occurrence gets the new units, copying
+                # the source's occurrence in the same place; last first, so
+                # earlier positions stay put.
+                for occurrence in reversed(range(len(where))):
+                    at = where[occurrence] + 1
+                    positions = []
+                    for s in source_roots:
+                        matches = np.flatnonzero(roots == s)
+                        if not len(matches):
+                            raise ValueError(
+                                f"Cannot copy a source unit into layer "
+                                f"'{self.graph.layer_of_space(key).name}': the source is not "
+                                "coupled to it."
+                            )
+                        same_place = len(matches) == len(where)
+                        positions.append(int(matches[occurrence if same_place else -1]))
+                    positions = positions or [-1] * len(new_ids)
+                    ids[at:at] = new_ids
+                    origin[at:at] = [-1] * len(new_ids)
+                    source[at:at] = positions
+                    kept_roots[at:at] = [None] * len(new_ids)
             new_spaces[key] = Channels(ids, origin, source)
         return new_spaces
 
@@ -301,6 +315,28 @@ class Rebuilder:
                 if part.owner is layer:
                     names.setdefault(f"{layer_name}/{part.key}", part)
         return names
+
+    def _new_unit_count(self, name, roots, count):
+        """New units for `count` new channels of layer `name`.
+
+        Where a layer's channels are coupled in sets (the groups of a
+        grouped convolution it makes or feeds), one new unit is one new
+        channel in every set, so `count` must be a multiple of their number.
+        """
+        repeats = int(np.count_nonzero(roots == roots[-1]))
+        if count % repeats == 0:
+            return count // repeats
+        convs = grouped_conv.grouped_convs_of(self.graph, int(roots[-1]))
+        convs = ", ".join(f"'{c}'" for c in convs)
+        where = (
+            f"the groups of grouped convolution {convs} ({repeats} sets)" if convs
+            else f"{repeats} coupled sets"
+        )
+        raise ValueError(
+            f"Cannot add {count} units to layer '{name}': its channels are split into "
+            f"{where}, which must stay equal, so a new unit is one new channel in every "
+            f"set: the count must be a multiple of {repeats}. Received: {count}"
+        )
 
     def _check_not_fixed(self, root, name):
         reason = self.graph.fixed_reason(root)

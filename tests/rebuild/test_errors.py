@@ -97,7 +97,7 @@ def test_failed_rebuild_leaves_the_model_untouched():
     assert model.get_layer("fc1").units == 16
 
 
-def test_growth_into_a_grouped_convolution_is_refused():
+def test_growth_that_breaks_a_grouped_convolutions_groups_is_refused():
     inputs = keras.Input((6, 6, 4))
     x = keras.layers.Conv2D(8, 3, name="pre")(inputs)
     x = keras.layers.Conv2D(8, 1, groups=2, name="grouped")(x)

@@ -12,6 +12,9 @@ L = keras.layers
 def _randomize(model, seed=0):
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):  # a positive variance: finite outputs
+            layer.moving_variance.assign(np.abs(layer.moving_variance.numpy()) + 0.5)
     return model
 
 
@@ -57,12 +60,16 @@ def test_depthwise_as_grouped_carries_indices_like_depthwise(conv_class, shape, 
     assert smaller(x).shape == (2, 2)
 
 
-def test_depthwise_as_grouped_growth_is_exact_and_undo_is_bit_exact():
+@pytest.mark.parametrize("init", ["zeros_out", "net2net", "random"])
+def test_depthwise_as_grouped_growth_is_exact_and_undo_is_bit_exact(init):
     model = _depthwise_model(L.Conv2D, (6, 6, 3), multiplier=2)
     x = _x(model)
-    grown = darn.add_units(model, {"a": 3}, init="zeros_out", seed=0)
+    grown = darn.add_units(model, {"a": 3}, init=init, seed=0)
     assert grown.get_layer("dw").groups == 11 and grown.get_layer("dw").filters == 22
-    np.testing.assert_allclose(grown(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+    if init != "random":
+        np.testing.assert_allclose(grown(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+    if init == "net2net":
+        return  # (the sources share their outgoing weights with the copies)
     back = darn.remove_units(grown, {"a": [8, 9, 10]})
     for before, after in zip(model.get_weights(), back.get_weights()):
         np.testing.assert_array_equal(before, after)
@@ -128,9 +135,87 @@ def test_grouped_conv_removal_evenly_in_every_group():
     np.testing.assert_allclose(smaller(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_grouped_conv_growth_is_refused_with_a_clear_error():
-    with pytest.raises(ValueError, match="grouped convolution 'g'"):
-        darn.add_units(_grouped_model(), {"g": 1})
+@pytest.mark.parametrize(
+    "plan, a_filters, g_filters",
+    [({"g": 4}, 8, 16), ({"a": 4}, 12, 12), ({"g": 8, "a": 8}, 16, 20)],
+    ids=["filters", "inputs", "both"],
+)
+@pytest.mark.parametrize("init", ["zeros_out", "net2net", "random"])
+def test_grouped_conv_growth_adds_a_channel_to_every_group(plan, a_filters, g_filters, init):
+    model = _grouped_model()
+    x = _x(model)
+    assert np.isfinite(model(x).numpy()).all()
+    grown = darn.add_units(model, plan, init=init, seed=0)
+    g = grown.get_layer("g")
+    assert g.groups == 4 and g.filters == g_filters
+    assert tuple(g.kernel.shape) == (3, 3, a_filters // 4, g_filters)
+    assert grown.get_layer("a").filters == a_filters
+    assert grown.get_layer("pw").kernel.shape[-2] == g_filters
+    if init == "random":
+        assert grown(x).shape == (2, 2)
+    else:
+        np.testing.assert_allclose(grown(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_grouped_conv_growth_puts_new_channels_at_the_end_of_every_group():
+    model = _grouped_model()
+    x = _x(model)
+    grown = darn.add_units(model, {"g": 4, "a": 4}, init="zeros_out", seed=0)
+    old_kernel, old_bias = model.get_layer("g").get_weights()
+    kernel, bias = grown.get_layer("g").get_weights()
+    old_out = [o for o in range(16) if o % 4 != 3]
+    np.testing.assert_array_equal(kernel[:, :, :2, old_out], old_kernel)
+    np.testing.assert_array_equal(bias[old_out], old_bias)
+    # The new input channel of every group has zero outgoing weights.
+    np.testing.assert_array_equal(kernel[:, :, 2, :], 0.0)
+    new_out = [3, 7, 11, 15]
+    assert np.abs(kernel[:, :, :2, new_out]).sum() > 0
+    np.testing.assert_array_equal(grown.get_layer("pw").get_weights()[0][:, :, new_out, :], 0.0)
+    old_a = model.get_layer("a").get_weights()[0]
+    old_in = [c for c in range(12) if c % 3 != 2]
+    np.testing.assert_array_equal(grown.get_layer("a").get_weights()[0][..., old_in], old_a)
+    # Nothing new reaches the output: the same function, and undo gives the weights back.
+    np.testing.assert_allclose(grown(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+    back = darn.remove_units(grown, {"g": [3], "a": [2]})
+    assert len(back.get_weights()) == len(model.get_weights())
+    for before, after in zip(model.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(back(x).numpy(), model(x).numpy())
+
+
+def test_grouped_conv_net2net_copies_the_source_in_every_group():
+    model = _grouped_model()
+    grown = darn.add_units(model, {"g": 4}, init="net2net", sources={"g": [1]}, seed=0)
+    old_kernel = model.get_layer("g").get_weights()[0]
+    kernel = grown.get_layer("g").get_weights()[0]
+    for group in range(4):
+        np.testing.assert_array_equal(kernel[..., group * 4 + 3], old_kernel[..., group * 3 + 1])
+
+
+def test_grown_grouped_conv_saves_loads_and_trains(tmp_path):
+    model = _grouped_model()
+    x = _x(model)
+    grown = darn.add_units(model, {"g": 4, "a": 8}, init="zeros_out", seed=0)
+    path = str(tmp_path / "grown.keras")
+    grown.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer("g").groups == 4
+    np.testing.assert_array_equal(loaded(x).numpy(), grown(x).numpy())
+    loaded.compile(optimizer="sgd", loss="mse")
+    before = loaded.get_layer("g").get_weights()[0]
+    loss = loaded.train_on_batch(x, np.zeros((2, 2), dtype="float32"))
+    assert np.isfinite(loss)
+    assert not np.array_equal(before, loaded.get_layer("g").get_weights()[0])
+
+
+@pytest.mark.parametrize("layer_name", ["g", "a"])
+def test_grouped_conv_growth_that_breaks_the_groups_is_refused_with_a_clear_error(layer_name):
+    with pytest.raises(
+        ValueError,
+        match=rf"Cannot add 3 units to layer '{layer_name}'.*grouped convolution 'g' "
+        r"\(4 sets\).*a multiple of 4\. Received: 3",
+    ):
+        darn.add_units(_grouped_model(), {layer_name: 3})
 
 
 def test_group_normalization_keeps_its_groups_consistent():

@@ -4,6 +4,7 @@ import warnings
 
 import keras
 
+from keras_darn.graph import registry
 from keras_darn.graph.nodes import producer_of
 from keras_darn.methods.nodedrop import condition
 from keras_darn.methods.nodedrop import regularizers
@@ -92,6 +93,8 @@ def attach_nodedrop(
     replaced = []
 
     def clone_layer(layer):
+        if id(layer) not in producers and id(layer) not in bn_layers:
+            return registry.fresh_copy(layer)  # a Lambda is carried, never deserialized
         config = layer.get_config()
         cls = type(layer)
         group = producers.get(id(layer))
@@ -178,6 +181,8 @@ def detach_nodedrop(model):
     keys = ("kernel_regularizer", "bias_regularizer", "gamma_regularizer", "beta_regularizer")
 
     def clone_layer(layer):
+        if not any(isinstance(getattr(layer, key, None), nodedrop_types) for key in keys):
+            return registry.fresh_copy(layer)  # a Lambda is carried, never deserialized
         config = layer.get_config()
         for key in keys:
             if isinstance(getattr(layer, key, None), nodedrop_types):

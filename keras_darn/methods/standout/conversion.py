@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_darn.graph import registry
 from keras_darn.graph import unit_groups
 from keras_darn.graph.nodes import is_graph_model
 from keras_darn.graph.nodes import leaf_layers
@@ -101,7 +102,7 @@ def to_standout(model, alpha=1.0, beta=0.0, exclude=()):
             config = layer.get_config()
             shared = {key: config[key] for key in _SHARED_CONFIG if key in config}
             return StandoutDense(alpha=alpha, beta=beta, **shared)
-        return layer.__class__.from_config(layer.get_config())
+        return registry.fresh_copy(layer)  # a Lambda is carried, never deserialized
 
     clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
     for source, target in zip(leaf_layers(model), leaf_layers(clone)):
