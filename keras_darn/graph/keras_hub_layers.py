@@ -3,15 +3,30 @@
 keras-hub is never imported by keras_darn itself: these registrations are
 made the first time the graph meets a layer from the `keras_hub` package.
 
-- `TransformerEncoder`, `TransformerDecoder` (BERT, GPT-2, ...) and the
-  gated decoders of Llama and Mistral (grouped-query attention): the hidden
-  units of the feed-forward network are units, named
-  `"<block>/feedforward"` (the gate and intermediate projections of a gated
-  network change together). A new unit gets random incoming and zero
-  outgoing weights, so the block computes the same function. The residual
-  stream and the attention heads keep their width: these blocks derive their
-  head size from `hidden_dim // num_heads`, so one head fewer would resize
-  every other head.
+- `TransformerEncoder`, `TransformerDecoder` (BERT, GPT-2, ...): whole
+  attention heads are units, named `"<block>/heads"` (a head is its slices
+  of the query, key and value kernels and biases and its rows of the output
+  projection; a decoder's self- and cross-attention share `num_heads`, so
+  head `i` of both is one unit), and so are the hidden units of the
+  feed-forward network, `"<block>/feedforward"`. A new head or unit gets
+  random incoming and zero outgoing weights, so the block computes the same
+  function. These blocks derive their head size as `hidden_dim // num_heads`:
+  a block whose heads change keeps its head size by coming back as
+  `HeadSizedTransformerEncoder` / `HeadSizedTransformerDecoder`
+  (`keras_darn.graph.keras_hub_blocks`), the same block with `head_dim` in
+  its config. A model holding one saves to `.keras` and loads with
+  `keras.saving.load_model` once `keras_darn` is imported (keras-hub
+  installed), with no `custom_objects`; blocks whose heads keep their count
+  stay keras-hub's own classes.
+- The gated decoders of Mistral and Llama (grouped-query attention): the
+  hidden units of the feed-forward network are units (the gate and
+  intermediate projections change together). Mistral sets `head_dim` in its
+  config, so its heads are units too: `"<block>/heads"`, one key/value head
+  with the `num_query_heads // num_key_value_heads` query heads of its group
+  (the group size is kept). Llama derives its head size from
+  `hidden_dim // num_query_heads`, so its heads keep their count.
+- The residual stream of every block keeps its width: keras-hub sizes a
+  block's normalizations and output projections from its input.
 - `GemmaDecoderBlock`: Gemma sets `head_dim` itself, so its heads are
   units too: `"<block>/heads"` (one key/value head with the query heads of
   its group, for grouped-query attention) and `"<block>/feedforward"`.
@@ -38,10 +53,13 @@ from keras_darn.graph.unit_axes import UnitAxis
 from keras_darn.graph.unit_axes import part_of
 
 _FEEDFORWARD = "part:feedforward"
+_HEADS = "part:heads"
 _STREAM_REASON = (
-    "keras-hub derives its attention head size from hidden_dim // num_heads, so its "
-    "residual stream and its heads keep their width"
+    "its residual stream keeps its width (keras-hub sizes the block's normalizations "
+    "and output projections from its input)"
 )
+# Where keras-hub's blocks keep their attention layers.
+_ATTENTION_ATTRIBUTES = ("_self_attention_layer", "_cross_attention_layer")
 
 
 def transformer_block_handler(gated=False):
@@ -51,6 +69,105 @@ def transformer_block_handler(gated=False):
     parts = [(name, "in", _FEEDFORWARD) for name in producers]
     parts.append(("_feedforward_output_dense", _FEEDFORWARD, None))
     return CompositeHandler(parts, {_FEEDFORWARD: "intermediate_dim"}, _STREAM_REASON)
+
+
+def _head_axes(attention, group=1):
+    """`[(variable, axes)]` of the heads of an attention layer whose query,
+    key, value and output projections keep heads on axes 1, 1, 1 and 0
+    (`group` query heads per key/value head)."""
+    pairs = []
+    for dense, repeat in ((attention._query_dense, group), (attention._key_dense, 1),
+                          (attention._value_dense, 1)):
+        pairs.append((dense.kernel, {1: UnitAxis(_HEADS, repeat=repeat, role="incoming")}))
+        if dense.bias is not None:
+            pairs.append((dense.bias, {0: UnitAxis(_HEADS, repeat=repeat, role="vector")}))
+    output = UnitAxis(_HEADS, repeat=group, role="outgoing")
+    return pairs + [(attention._output_dense.kernel, {0: output})]
+
+
+class TransformerBlockHandler(CompositeHandler):
+    """keras-hub's `TransformerEncoder`/`TransformerDecoder`: heads and FFN units.
+
+    A unit of `"<block>/heads"` is one head of the block's self-attention
+    (with the same head of its cross-attention, if any); a unit of
+    `"<block>/feedforward"` a hidden unit of its feed-forward network. A
+    block whose head size no longer follows from `hidden_dim // num_heads`
+    is rebuilt as the class `head_sized` maps its keras-hub class to, which
+    takes `head_dim` in its config and builds the same variables.
+
+    Args:
+        head_sized: `{keras-hub block class: its head-sized subclass}`.
+    """
+
+    def __init__(self, head_sized):
+        base = transformer_block_handler()
+        super().__init__(base.parts, base.config_widths, base.stream_reason)
+        self.head_sized = dict(head_sized)
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        outputs = super().propagate(layer, inputs, input_shapes, output_shapes, trace)
+        trace.space(part_of(layer, "heads"), layer.num_heads)
+        return outputs
+
+    def variable_axes(self, layer):
+        pairs = super().variable_axes(layer)
+        for name in _ATTENTION_ATTRIBUTES:
+            if getattr(layer, name, None) is not None:
+                pairs += _head_axes(getattr(layer, name))
+        return pairs
+
+    def planned_config(self, layer, config, plan):
+        config = super().planned_config(layer, config, plan)
+        heads = plan.width(_HEADS)
+        if heads is None:
+            return config
+        attention = layer._self_attention_layer
+        hidden, head_dim = attention._output_dense.kernel.shape[-1], attention.key_dim
+        if heads > hidden:
+            raise ValueError(
+                f"Layer '{layer.name}' ({type(layer).__name__}) would get {heads} attention "
+                f"heads on a stream of {hidden} channels; keras-hub's block allows at most "
+                "as many heads as channels."
+            )
+        config["num_heads"] = heads
+        config.pop("head_dim", None)
+        if hidden // heads != head_dim:
+            config["head_dim"] = head_dim
+        return config
+
+    def planned_class(self, layer, cls, config):
+        """keras-hub's class, or its head-sized subclass where `head_dim` is set."""
+        base = next(c for c in type(layer).__mro__ if c in self.head_sized)
+        return self.head_sized[base] if "head_dim" in config else base
+
+
+class GatedDecoderHandler(CompositeHandler):
+    """Mistral's decoder block: key/value heads (with their query heads) and
+    gated feed-forward units. Mistral's config holds `head_dim`, so its
+    heads change without resizing the others."""
+
+    def __init__(self):
+        base = transformer_block_handler(gated=True)
+        super().__init__(base.parts, base.config_widths, base.stream_reason)
+
+    def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        outputs = super().propagate(layer, inputs, input_shapes, output_shapes, trace)
+        trace.space(part_of(layer, "heads"), layer.num_key_value_heads)
+        return outputs
+
+    def variable_axes(self, layer):
+        group = layer.num_query_heads // layer.num_key_value_heads
+        return super().variable_axes(layer) + _head_axes(layer._self_attention_layer, group)
+
+    def planned_config(self, layer, config, plan):
+        config = super().planned_config(layer, config, plan)
+        heads = plan.width(_HEADS)
+        if heads is not None:
+            group = layer.num_query_heads // layer.num_key_value_heads
+            config["num_key_value_heads"] = heads
+            config["num_query_heads"] = heads * group
+            config["head_dim"] = layer._self_attention_layer._head_dim
+        return config
 
 
 class ReversibleEmbeddingHandler(ProducerHandler):
@@ -146,14 +263,16 @@ def register():
     """Registers the handlers of keras-hub's layers (imports keras_hub)."""
     import keras_hub
 
+    from keras_darn.graph.keras_hub_blocks import HEAD_SIZED
+
     layers = keras_hub.layers
     for block in (layers.TransformerEncoder, layers.TransformerDecoder):
-        register_layer(block, handler=transformer_block_handler())
+        register_layer(block, handler=TransformerBlockHandler(HEAD_SIZED))
     from keras_hub.src.models.llama.llama_decoder import LlamaTransformerDecoder
     from keras_hub.src.models.mistral.mistral_transformer_decoder import MistralTransformerDecoder
 
-    for block in (LlamaTransformerDecoder, MistralTransformerDecoder):
-        register_layer(block, handler=transformer_block_handler(gated=True))
+    register_layer(LlamaTransformerDecoder, handler=transformer_block_handler(gated=True))
+    register_layer(MistralTransformerDecoder, handler=GatedDecoderHandler())
     from keras_hub.src.models.gemma.gemma_decoder_block import GemmaDecoderBlock
 
     register_layer(GemmaDecoderBlock, handler=GemmaBlockHandler())
@@ -163,6 +282,25 @@ def register():
     )
     register_layer(layers.TokenAndPositionEmbedding, handler=TokenAndPositionEmbeddingHandler())
 
+
+class _HeadSizedBlockLoader:
+    """Stands in Keras' registry for a head-sized block until its module
+    (which imports keras-hub) is imported, so `.keras` files holding one load
+    with keras_darn imported; the module's own registration replaces it."""
+
+    block_name = None
+
+    @classmethod
+    def from_config(cls, config):
+        from keras_darn.graph import keras_hub_blocks
+
+        return getattr(keras_hub_blocks, cls.block_name).from_config(config)
+
+
+for _name in ("HeadSizedTransformerEncoder", "HeadSizedTransformerDecoder"):
+    keras.saving.get_custom_objects().setdefault(
+        f"keras_darn>{_name}", type(_name, (_HeadSizedBlockLoader,), {"block_name": _name})
+    )
 
 # Keras' own ReversibleEmbedding (keras-hub's subclasses it) needs no keras-hub.
 register_layer(keras.layers.ReversibleEmbedding, handler=ReversibleEmbeddingHandler())

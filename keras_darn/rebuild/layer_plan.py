@@ -152,6 +152,11 @@ def clone_resized(layer, plan, keep_masks):
             cls, config = plain
     if plan is not None:
         config = plan.handler.planned_config(layer, config, plan)
+        # A handler may rebuild the layer as a class of its choice (see
+        # `_built_alike`), e.g. keras-hub's blocks with an explicit head size.
+        planned_class = getattr(plan.handler, "planned_class", None)
+        if planned_class is not None:
+            cls = planned_class(layer, cls, config)
     if plan is not None and config.get("use_bias") is False:
         if plan.absorbed_constants(_own_values(layer)) is not None:
             config["use_bias"] = True
@@ -184,7 +189,8 @@ def _keeps_masked_units(layer, plan):
 def variable_pairs(layer, clone):
     """`[(position in layer.weights, new variable)]`, matched by structure.
 
-    The same class gives the same variables in the same order; a masked layer
+    The same class gives the same variables in the same order (so does a
+    class the layer's handler picks with `planned_class`); a masked layer
     exported as its plain class (or a layer that gains a bias) is matched by
     its own weights' names, which are unique in such layers.
 
@@ -192,7 +198,7 @@ def variable_pairs(layer, clone):
         ValueError: where neither rule matches the variables unambiguously.
     """
     old, new = layer.weights, clone.weights
-    if type(layer) is type(clone) and len(old) == len(new):
+    if _built_alike(layer, clone) and len(old) == len(new):
         return list(enumerate(new))
     old_names = [w.name for w in old]
     new_names = [w.name for w in new]
@@ -203,6 +209,15 @@ def variable_pairs(layer, clone):
             "weights): they differ in number and their names repeat."
         )
     return [(old_names.index(v.name), v) for v in new if v.name in old_names]
+
+
+def _built_alike(layer, clone):
+    """Whether `clone` makes the same variables as `layer`, in the same order:
+    the same class, or a class its handler's `planned_class` picks (a handler
+    that defines it promises that)."""
+    if type(layer) is type(clone):
+        return True
+    return getattr(registry.get_handler(layer), "planned_class", None) is not None
 
 
 def copy_weights(layer, clone, plan):

@@ -1,4 +1,7 @@
-"""keras-hub backbones built from small configs: FFN units change, the rest stays exact."""
+"""keras-hub backbones built from small configs: heads and FFN units change, the rest stays exact."""
+
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -135,10 +138,23 @@ def test_gemma_grouped_query_heads_and_feedforward_units():
     assert np.isfinite(smaller.fit(x, targets, epochs=1, verbose=0).history["loss"][0])
 
 
-def test_attention_heads_and_stream_of_keras_hub_blocks_are_fixed_with_a_reason():
+def test_the_residual_stream_of_keras_hub_blocks_is_fixed_with_a_reason():
     backbone, _ = _bert()
-    with pytest.raises(ValueError, match="hidden_dim // num_heads"):
+    with pytest.raises(ValueError, match="residual stream keeps its width"):
         darn.remove_units(backbone, {"token_embedding": [0]})
+
+
+def test_llama_heads_keep_their_count():
+    # Llama derives its head size from hidden_dim // num_query_heads.
+    backbone = keras_hub.models.LlamaBackbone(
+        vocabulary_size=50, num_layers=1, num_query_heads=4, num_key_value_heads=2,
+        hidden_dim=16, intermediate_dim=32,
+    )
+    names = [name for g in darn.unit_groups(backbone) for name in g.layers]
+    assert "transformer_layer_0/feedforward" in names
+    assert not [name for name in names if name.endswith("/heads")]
+    with pytest.raises(ValueError, match="No layer named 'transformer_layer_0/heads'"):
+        darn.remove_units(backbone, {"transformer_layer_0/heads": [0]})
 
 
 def test_token_and_position_embedding_and_reversible_embedding():
@@ -162,3 +178,146 @@ def test_token_and_position_embedding_and_reversible_embedding():
     np.testing.assert_array_equal(smaller.get_layer("rev").reverse_embeddings.numpy(), reverse)
     position = np.delete(model.get_layer("pos").position_embeddings.numpy(), 0, axis=1)
     np.testing.assert_array_equal(smaller.get_layer("pos").position_embeddings.numpy(), position)
+
+
+# ---- Attention heads ---------------------------------------------------
+# (build, block, heads removed, query heads per key/value head)
+HEADS = {
+    "bert": (_bert, 1, [0], 1),
+    "gpt2": (_gpt2, 0, [1], 1),
+    "mistral": (_mistral, 1, [0], 2),
+}
+
+
+def _attention(model, block):
+    return model.get_layer(f"transformer_layer_{block}")._self_attention_layer
+
+
+def _zeroed_heads(model, block, heads, group):
+    """A copy of `model` whose `heads` write nothing: their rows of the
+    output projection (with their whole query group) are zero."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    kernel = _attention(copy, block)._output_dense.kernel
+    value = kernel.numpy()
+    for head in heads:
+        value[head * group:(head + 1) * group] = 0
+    kernel.assign(value)
+    return copy
+
+
+@pytest.mark.parametrize("case", list(HEADS.values()), ids=list(HEADS))
+def test_backbone_heads_are_removable_exactly(case, tmp_path):
+    build, block, heads, group = case
+    backbone, extra = build()
+    x = _inputs(extra)
+    name = f"transformer_layer_{block}/heads"
+    width = next(g.size for g in darn.unit_groups(backbone, resizable_only=True) if g.layers == [name])
+    smaller = darn.remove_units(backbone, {name: heads})
+    # Removing heads equals silencing them in the original.
+    expected = _sequence(_zeroed_heads(backbone, block, heads, group)(x))
+    np.testing.assert_allclose(_sequence(smaller(x)), expected, atol=1e-6)
+    # The kept heads' slices travel exactly; the head size stays.
+    old, new = _attention(backbone, block), _attention(smaller, block)
+    query_rows = [h * group + k for h in heads for k in range(group)]
+    for dense, removed in (("_query_dense", query_rows), ("_key_dense", heads), ("_value_dense", heads)):
+        old_kernel, new_kernel = getattr(old, dense).kernel.numpy(), getattr(new, dense).kernel.numpy()
+        np.testing.assert_array_equal(new_kernel, np.delete(old_kernel, removed, axis=1))
+    output = np.delete(old._output_dense.kernel.numpy(), query_rows, axis=0)
+    np.testing.assert_array_equal(new._output_dense.kernel.numpy(), output)
+    assert new._output_dense.kernel.shape[1] == old._output_dense.kernel.shape[1]
+    assert smaller.count_params() < backbone.count_params()
+    # The other block is untouched: keras-hub's own class.
+    other = smaller.get_layer(f"transformer_layer_{1 - block}")
+    assert type(other) is type(backbone.get_layer(f"transformer_layer_{1 - block}"))
+    assert width - len(heads) == next(
+        g.size for g in darn.unit_groups(smaller, resizable_only=True) if g.layers == [name]
+    )
+    # .keras round trip.
+    path = str(tmp_path / "smaller.keras")
+    smaller.save(path)
+    loaded = keras.saving.load_model(path)
+    changed = f"transformer_layer_{block}"
+    assert type(loaded.get_layer(changed)) is type(smaller.get_layer(changed))
+    np.testing.assert_array_equal(_sequence(loaded(x)), _sequence(smaller(x)))
+    # A training step.
+    outputs = smaller(x)
+    targets = keras.tree.map_structure(lambda t: np.zeros(t.shape, "float32"), outputs)
+    smaller.compile(optimizer="adam", loss=keras.tree.map_structure(lambda _: "mse", outputs))
+    assert np.isfinite(smaller.fit(x, targets, epochs=1, verbose=0).history["loss"][0])
+
+
+@pytest.mark.parametrize("case", list(HEADS.values()), ids=list(HEADS))
+@pytest.mark.parametrize("init", ["zeros_out", "net2net"])
+def test_backbone_heads_grow_exactly_and_removal_undoes_it(case, init):
+    build, block, _, group = case
+    backbone, extra = build()
+    x = _inputs(extra)
+    before = _sequence(backbone(x))
+    name = f"transformer_layer_{block}/heads"
+    width = next(g.size for g in darn.unit_groups(backbone, resizable_only=True) if g.layers == [name])
+    grown = darn.add_units(backbone, {name: 2}, init=init, seed=0)
+    np.testing.assert_allclose(_sequence(grown(x)), before, atol=1e-5)
+    old, new = _attention(backbone, block), _attention(grown, block)
+    assert new._query_dense.kernel.shape[1] == old._query_dense.kernel.shape[1] + 2 * group
+    assert new._query_dense.kernel.shape[2] == old._query_dense.kernel.shape[2]
+    if init == "zeros_out":
+        # New heads have zero output rows; removing them gives the original back.
+        np.testing.assert_array_equal(new._output_dense.kernel.numpy()[-2 * group:], 0)
+        restored = darn.remove_units(grown, {name: [width, width + 1]})
+        for a, b in zip(backbone.get_weights(), restored.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        original = backbone.get_layer(f"transformer_layer_{block}")
+        assert type(restored.get_layer(f"transformer_layer_{block}")) is type(original)
+
+
+def test_decoder_cross_attention_heads_go_with_self_attention_heads():
+    decoder, encoder = keras.Input((5, 8)), keras.Input((4, 8))
+    x = keras_hub.layers.TransformerDecoder(intermediate_dim=16, num_heads=2, name="dec")(decoder, encoder)
+    model = keras.Model([decoder, encoder], keras.layers.Dense(3)(x))
+    rng = np.random.default_rng(0)
+    data = [rng.normal(size=(2, 5, 8)).astype("float32"), rng.normal(size=(2, 4, 8)).astype("float32")]
+    smaller = darn.remove_units(model, {"dec/heads": [1]})
+    reference = keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    block = reference.get_layer("dec")
+    for attention in (block._self_attention_layer, block._cross_attention_layer):
+        value = attention._output_dense.kernel.numpy()
+        value[1] = 0
+        attention._output_dense.kernel.assign(value)
+    np.testing.assert_allclose(smaller(data).numpy(), reference(data).numpy(), atol=1e-6)
+    new = smaller.get_layer("dec")
+    assert new.num_heads == 1 and new.head_dim == 4
+    assert new._cross_attention_layer._value_dense.kernel.shape == (8, 1, 4)
+
+
+def test_more_heads_than_stream_channels_is_refused():
+    backbone, _ = _bert()
+    with pytest.raises(ValueError, match="at most as many heads as channels"):
+        darn.add_units(backbone, {"transformer_layer_0/heads": 7})
+
+
+@pytest.mark.slow
+def test_a_model_with_head_sized_blocks_loads_with_only_keras_darn_imported(tmp_path):
+    backbone, extra = _gpt2()
+    smaller = darn.remove_units(backbone, {"transformer_layer_0/heads": [0]})
+    path = str(tmp_path / "smaller.keras")
+    smaller.save(path)
+    script = (
+        "import sys, keras, keras_darn\n"
+        "assert 'keras_darn.graph.keras_hub_blocks' not in sys.modules\n"
+        f"model = keras.saving.load_model({path!r})\n"
+        "print(type(model.get_layer('transformer_layer_0')).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("HeadSizedTransformerDecoder")
+
+
+@pytest.mark.slow
+def test_a_backbone_with_removed_heads_converts_to_tflite():
+    backbone, extra = _gpt2()
+    smaller = darn.remove_units(backbone, {"transformer_layer_1/heads": [0]})
+    x = _inputs(extra)
+    tflite = darn.export.to_tflite(smaller)
+    np.testing.assert_allclose(darn.export.tflite_predict(tflite, x), _sequence(smaller(x)), atol=1e-4)
