@@ -12,16 +12,26 @@ x=, y=, epochs=, schedule=)`, rebuilding the model smaller after every step
 with the optimizer state carried; Torch-Pruning runs in its own virtual
 environment and process (`peers/setup_torch_pruning.sh`).
 
+Each finished (network, tool, method, ratio, seed) run is written at once to
+a JSON file of its own in `results/runs/vs_torch_pruning/<recipe>/` (the
+recipe: data sizes, epochs, steps, batch size, learning rate), with the
+network after `--pretrain_epochs`; a rerun of the same recipe skips finished
+runs (`--resume`, the default), a changed recipe gets a directory of its
+own, and the summary is built from every finished run of the recipe.
+
 Examples:
 
-    python benchmarks/vs_torch_pruning.py --networks=plain --ratios=4,16 --seeds=0 \\
-        --methods=magnitude
+    python benchmarks/vs_torch_pruning.py --networks=residual --ratios=2,4,8,16 --seeds=0 \\
+        --methods=magnitude,magnitude_uniform --num_train=10000 \\
+        --peer_python=$HOME/.venvs/torch-pruning/bin/python
+    python benchmarks/vs_torch_pruning.py --num_train=10000 --tools=   # summary of finished runs
     python benchmarks/vs_torch_pruning.py --quick        # a smoke run, under results/runs/
 
 Writes `<output_dir>/vs_torch_pruning.{json,md}` and `_<network>.png` (accuracy
 against parameters, one line per tool and method).
 """
 
+import glob
 import os
 import statistics
 import subprocess
@@ -48,7 +58,6 @@ flags.DEFINE_list("methods", ["magnitude", "magnitude_l1", "bn_scale", "taylor1"
                               "activation_variance", "weight_l1", "random"],
                   "keras_darn pruning methods (registered names; a '_uniform' suffix runs it "
                   "with global_pruning=False).")
-flags.DEFINE_bool("uniform", False, "Also run keras_darn with global_pruning=False.")
 flags.DEFINE_integer("pretrain_epochs", 3, "Epochs before the first pruning step.")
 flags.DEFINE_integer("steps", 5, "Pruning steps, each followed by one epoch.")
 flags.DEFINE_integer("batch_size", 256, "Batch size.")
@@ -59,15 +68,11 @@ flags.DEFINE_integer("num_score", 2000, "Training examples data criteria score u
 flags.DEFINE_string("peer_python", "",
                     "Python of the Torch-Pruning environment (made by "
                     "benchmarks/peers/setup_torch_pruning.sh); empty: skip the peer.")
-flags.DEFINE_list("peer_results", [], "JSON files of earlier peer runs to use instead of running it.")
-flags.DEFINE_list("keras_results", [],
-                  "JSON files of earlier keras_darn runs (runs/vs_torch_pruning/keras_*.json) to add.")
-flags.DEFINE_bool("reuse_pretrained", False,
-                  "Start the pruned keras_darn runs from the network an earlier run saved after "
-                  "--pretrain_epochs (runs/vs_torch_pruning/<network>_s<seed>.keras), without its "
-                  "unpruned baseline.")
-flags.DEFINE_bool("skip_keras", False, "Only merge earlier results (with --keras_results).")
-flags.DEFINE_bool("peer_global", False, "Torch-Pruning with global_pruning=True.")
+flags.DEFINE_list("tools", ["keras_darn", "torch_pruning"],
+                  "Tools to run now (empty: only summarise the finished runs).")
+flags.DEFINE_bool("peer_global", False, "Also run Torch-Pruning with global_pruning=True.")
+flags.DEFINE_integer("peer_threads", 1, "torch threads of the peer (0: torch's default).")
+flags.DEFINE_bool("resume", True, "Skip the runs of this recipe whose result file exists.")
 
 L = keras.layers
 
@@ -83,12 +88,18 @@ def build_keras(network):
         x = L.Conv2D(64, 3, padding="same", activation="relu")(x)
         x = L.Flatten()(L.MaxPooling2D()(x))
     elif network == "residual":
+        # Momentum 0.9 (PyTorch's default): at Keras' 0.99 the moving statistics
+        # are far from converged after the 40 steps an epoch of 10,000 images
+        # takes, and the network predicts near chance in inference mode.
+        def batch_norm():
+            return L.BatchNormalization(momentum=0.9)
+
         def conv_bn(x, width):
-            return L.ReLU()(L.BatchNormalization()(L.Conv2D(width, 3, padding="same")(x)))
+            return L.ReLU()(batch_norm()(L.Conv2D(width, 3, padding="same")(x)))
 
         def block(x, width):
             y = conv_bn(x, width)
-            y = L.BatchNormalization()(L.Conv2D(width, 3, padding="same")(y))
+            y = batch_norm()(L.Conv2D(width, 3, padding="same")(y))
             return L.ReLU()(L.Add()([x, y]))
 
         x = L.MaxPooling2D()(block(conv_bn(inputs, 32), 32))
@@ -117,114 +128,224 @@ def accuracy(model, x, y):
     return float(np.mean(model.predict(x, batch_size=1000, verbose=0).argmax(-1) == y))
 
 
-def run_keras(network, seed, data, snapshot_dir):
+def recipe_dir():
+    """`runs/vs_torch_pruning/<recipe>/`: runs of one recipe only, never mixed with another's."""
+    tag = (f"n{FLAGS.num_train}_t{FLAGS.num_test}_e{FLAGS.epochs}_p{FLAGS.pretrain_epochs}"
+           f"_s{FLAGS.steps}_b{FLAGS.batch_size}_lr{FLAGS.learning_rate:g}_score{FLAGS.num_score}")
+    return harness.runs_dir("vs_torch_pruning", tag)
+
+
+def run_path(work, network, tool, method, ratio, seed):
+    return os.path.join(work, f"{network}__{tool}__{method}__r{float(ratio):g}__s{seed}.json")
+
+
+def done(path):
+    return FLAGS.resume and os.path.exists(path)
+
+
+def save_run(work, row):
+    path = run_path(work, row["network"], row["tool"], row["method"], row["ratio"], row["seed"])
+    harness.write_json(path + ".tmp", row)
+    os.replace(path + ".tmp", path)
+    print({k: v for k, v in row.items() if k != "widths"}, flush=True)
+
+
+def pretrained(network, seed, data, work):
+    """The network after `--pretrain_epochs` (saved) and its unpruned baseline, each made once."""
     (x, y), (x_test, y_test) = data
+    snapshot = os.path.join(work, f"{network}_s{seed}_pretrained.keras")
+    info = snapshot[:-len(".keras")] + ".json"
+    unpruned = run_path(work, network, "keras_darn", "unpruned", 1, seed)
+    if done(snapshot) and done(info) and done(unpruned):
+        return snapshot, harness.read_json(info)["pretrain_seconds"]
     keras.utils.set_random_seed(seed)
     model = compiled(build_keras(network))
-    base_params, base_flops = darn.count_params(model), darn.count_flops(model)
-    snapshot = os.path.join(snapshot_dir, f"{network}_s{seed}.keras")
-    rows = []
-    pretrain_seconds = None
-    if not FLAGS.reuse_pretrained:
-        began = time.time()
-        model.fit(x, y, epochs=FLAGS.pretrain_epochs, batch_size=FLAGS.batch_size, verbose=0)
-        pretrain_seconds = time.time() - began
-        model.save(snapshot)
-        model.fit(x, y, initial_epoch=FLAGS.pretrain_epochs, epochs=FLAGS.epochs,
-                  batch_size=FLAGS.batch_size, verbose=0)
-        rows.append({"tool": "keras_darn", "method": "unpruned", "network": network,
-                     "seed": seed, "ratio": 1, "params": base_params, "flops": base_flops,
-                     "accuracy": accuracy(model, x_test, y_test),
-                     "seconds": time.time() - began})
-        print(rows[-1], flush=True)
+    began = time.time()
+    model.fit(x, y, epochs=FLAGS.pretrain_epochs, batch_size=FLAGS.batch_size, verbose=0)
+    pretrain_seconds = time.time() - began
+    model.save(snapshot)
+    harness.write_json(info, {"pretrain_seconds": pretrain_seconds})
+    model.fit(x, y, initial_epoch=FLAGS.pretrain_epochs, epochs=FLAGS.epochs,
+              batch_size=FLAGS.batch_size, verbose=0)
+    save_run(work, {"tool": "keras_darn", "method": "unpruned", "network": network,
+                    "seed": seed, "ratio": 1, "params": darn.count_params(model),
+                    "flops": darn.count_flops(model), "accuracy": accuracy(model, x_test, y_test),
+                    "seconds": time.time() - began})
+    return snapshot, pretrain_seconds
+
+
+def run_keras(network, seed, data, work):
+    """keras_darn's runs of one network and seed that are not finished yet."""
+    (x, y), (x_test, y_test) = data
+    base_params = darn.count_params(build_keras(network))
     # Absolute epochs: the snapshot has trained epochs 0 .. pretrain - 1; the
     # first step is at the end of epoch pretrain - 1, each later one after an
     # epoch of fine-tuning, and the last step is fine-tuned too.
     schedule = darn.schedules.Linear(start=FLAGS.pretrain_epochs - 1,
                                      end=FLAGS.pretrain_epochs + FLAGS.steps - 2)
     score = (x[-FLAGS.num_score:], y[-FLAGS.num_score:])
-    variants = [(m[:-len("_uniform")], False) if m.endswith("_uniform") else (m, True)
-                for m in FLAGS.methods]
-    if FLAGS.uniform:
-        variants += [(m, False) for m in FLAGS.methods]
-    for method, global_pruning in variants:
+    snapshot = None
+    for name in FLAGS.methods:
+        method, global_pruning = ((name[:-len("_uniform")], False) if name.endswith("_uniform")
+                                  else (name, True))
         for ratio in (float(r) for r in FLAGS.ratios):
+            if done(run_path(work, network, "keras_darn", name, ratio, seed)):
+                continue
+            if snapshot is None:
+                snapshot, pretrain_seconds = pretrained(network, seed, data, work)
             keras.utils.set_random_seed(seed)
             start = keras.saving.load_model(snapshot)
             began = time.time()
+            target = int(base_params // ratio)
             result = darn.resize(
-                start, method, darn.Target(params=int(base_params // ratio)), x=x, y=y,
+                start, method, darn.Target(params=target), x=x, y=y,
                 validation_data=score, epochs=FLAGS.epochs, schedule=schedule,
                 batch_size=FLAGS.batch_size, global_pruning=global_pruning,
                 initial_epoch=FLAGS.pretrain_epochs)
             small = result.model
-            rows.append({
-                "tool": "keras_darn", "method": method + ("" if global_pruning else "_uniform"),
-                "network": network, "seed": seed, "ratio": ratio,
-                "params": darn.count_params(small), "flops": darn.count_flops(small),
+            save_run(work, {
+                "tool": "keras_darn", "method": name, "network": network, "seed": seed,
+                "ratio": ratio, "params": darn.count_params(small),
+                "flops": darn.count_flops(small), "target_params": target,
                 "accuracy": accuracy(small, x_test, y_test),
                 "seconds": (pretrain_seconds or 0) + time.time() - began,
-                "pretrain_seconds_included": pretrain_seconds is not None,
+                **({} if pretrain_seconds is not None else {"pretrain_seconds_included": False}),
                 "widths": [int(getattr(l, "filters", 0) or getattr(l, "units", 0))
                            for l in small.layers if hasattr(l, "kernel")
                            and not isinstance(l, L.DepthwiseConv2D)],
             })
-            print(rows[-1], flush=True)
-    return rows
+    if snapshot is None:
+        pretrained(network, seed, data, work)  # the unpruned baseline, where it is missing
 
 
-def run_peer(network, seeds, data_path, out_dir):
-    output = os.path.join(out_dir, f"peer_{network}.json")
+def run_peer(network, seeds, data_path, work):
+    """Torch-Pruning's unfinished runs, in its own environment and process."""
+    variants = ["uniform"] + (["global"] if FLAGS.peer_global else [])
+    methods = ["unpruned"] + [f"group_magnitude_{v}" for v in variants]
+    if all(done(run_path(work, network, "torch_pruning", m, 1 if m == "unpruned" else r, seed))
+           for m in methods for r in FLAGS.ratios for seed in seeds):
+        return
+    if not FLAGS.resume:
+        for path in glob.glob(os.path.join(work, f"{network}__torch_pruning__*")):
+            os.remove(path)
     command = [FLAGS.peer_python, os.path.join(harness.BENCHMARKS_DIR, "peers",
                                                "torch_pruning_peer.py"),
-               f"--data={data_path}", f"--output={output}", f"--network={network}",
+               f"--data={data_path}", f"--run_dir={work}", f"--network={network}",
                f"--ratios={','.join(FLAGS.ratios)}", f"--seeds={','.join(map(str, seeds))}",
                f"--epochs={FLAGS.epochs}", f"--pretrain_epochs={FLAGS.pretrain_epochs}",
                f"--steps={FLAGS.steps}", f"--batch_size={FLAGS.batch_size}",
-               f"--learning_rate={FLAGS.learning_rate}",
-               f"--global_pruning={FLAGS.peer_global}"]
+               f"--learning_rate={FLAGS.learning_rate}", f"--variants={','.join(variants)}",
+               f"--threads={FLAGS.peer_threads}"]
     subprocess.run(command, check=True)
-    return harness.read_json(output)["rows"]
+
+
+def finished_runs(work):
+    return [harness.read_json(path)
+            for path in sorted(glob.glob(os.path.join(work, "*__*__*__r*__s*.json")))]
+
+
+DEFAULT = ("keras_darn", "magnitude")  # the front door's default pruner, at its defaults
+PEERS = [("torch_pruning", "group_magnitude_uniform"), ("torch_pruning", "group_magnitude_global")]
 
 
 def summarize(rows):
-    """Mean and sd over seeds per (network, tool, method, ratio), drop from the tool's own baseline."""
+    """Mean and sd over seeds per (network, tool, method, ratio); drop from own baseline."""
     groups = {}
-    for row in rows:
-        groups.setdefault((row["network"], row["tool"], row["method"], row["ratio"]), []).append(row)
-    baselines = {(n, t): statistics.mean(r["accuracy"] for r in g)
+    for r in rows:
+        groups.setdefault((r["network"], r["tool"], r["method"], r["ratio"]), []).append(r)
+    baselines = {(n, t): {r["seed"]: r["accuracy"] for r in g}
                  for (n, t, m, _), g in groups.items() if m == "unpruned"}
     summary = []
     for (network, tool, method, ratio), group in sorted(
-            groups.items(), key=lambda item: (item[0][0], item[0][2] != "unpruned", item[0][1],
-                                              item[0][2], item[0][3])):
+            groups.items(), key=lambda item: (item[0][0], item[0][2] != "unpruned", item[0][3],
+                                              item[0][1], item[0][2])):
         accuracies = [r["accuracy"] for r in group]
-        mean = statistics.mean(accuracies)
+        own = baselines.get((network, tool), {})
+        drops = [r["accuracy"] - own[r["seed"]] for r in group if r["seed"] in own]
         summary.append({
             "network": network, "tool": tool, "method": method, "ratio": ratio,
-            "seeds": len(group), "params": statistics.mean(r["params"] for r in group),
+            "seeds": sorted(r["seed"] for r in group),
+            "params": statistics.mean(r["params"] for r in group),
             "flops": statistics.mean(r["flops"] for r in group),
-            "accuracy_mean": mean,
+            "accuracy_mean": statistics.mean(accuracies),
             "accuracy_sd": statistics.stdev(accuracies) if len(group) > 1 else 0.0,
-            "drop": mean - baselines.get((network, tool), mean),
+            "drop": statistics.mean(drops) if drops else None,
             "seconds": statistics.mean(r["seconds"] for r in group),
+            "within_target": all(r["params"] <= r.get("target_params", r["params"])
+                                 for r in group),
         })
     return summary
 
 
+def compare(rows):
+    """keras_darn's default against each Torch-Pruning variant, point by point, on common seeds."""
+    acc = {(r["network"], r["tool"], r["method"], float(r["ratio"]), r["seed"]): r["accuracy"]
+           for r in rows}
+    par = {(r["network"], r["tool"], r["method"], float(r["ratio"]), r["seed"]): r["params"]
+           for r in rows}
+    out = []
+    for network, ratio in sorted({(r["network"], float(r["ratio"])) for r in rows
+                                  if r["method"] != "unpruned"}):
+        for peer in PEERS:
+            sides = [(*DEFAULT, ratio), (*peer, ratio), (DEFAULT[0], "unpruned", 1.0),
+                     (peer[0], "unpruned", 1.0)]
+            seeds = sorted(set.intersection(
+                *({k[-1] for k in acc if k[:-1] == (network, *side)} for side in sides)))
+            if not seeds:
+                continue
+            ours, theirs, our_base, their_base = (
+                statistics.mean(acc[(network, *side, s)] for s in seeds) for side in sides)
+            gap, drop_gap = ours - theirs, (ours - our_base) - (theirs - their_base)
+            out.append({
+                "network": network, "ratio": ratio, "peer": peer[1], "seeds": seeds,
+                "params": statistics.mean(par[(network, *sides[0], s)] for s in seeds),
+                "peer_params": statistics.mean(par[(network, *sides[1], s)] for s in seeds),
+                "accuracy_gap": gap, "drop_gap": drop_gap,
+                "within_0_2": gap >= -0.002 and drop_gap >= -0.002,
+                "ahead_0_5": gap >= 0.005 and drop_gap >= 0.005 if ratio >= 8 else None,
+            })
+    return out
+
+
+def check_twins(rows):
+    """The unpruned parameter counts of the two tools, per network; a mismatch is an error."""
+    counts = {}
+    for r in rows:
+        if r["method"] == "unpruned":
+            counts.setdefault(r["network"], {})[r["tool"]] = r["params"]
+    for network, by_tool in counts.items():
+        if len(set(by_tool.values())) > 1:
+            raise ValueError(f"The {network} twins differ in parameters: {by_tool}")
+    return counts
+
+
 def write(rows, meta):
     prefix = harness.result_prefix()
-    summary = summarize(rows)
-    harness.write_json(prefix + ".json", {"meta": meta, "summary": summary, "rows": rows})
+    meta["twin_params"] = check_twins(rows)
+    summary, comparison = summarize(rows), compare(rows)
+    harness.write_json(prefix + ".json", {"meta": meta, "summary": summary,
+                                          "comparison": comparison, "rows": rows})
     table = harness.markdown_table(
-        ["network", "fewer params", "tool", "method", "params", "FLOPs", "accuracy % (sd)",
+        ["network", "fewer params", "tool", "method", "params", "MFLOPs", "accuracy % (sd)",
          "vs own unpruned", "seeds", "train s"],
-        [[s["network"], f"{s['ratio']:g}x", s["tool"], s["method"], f"{s['params']:,.0f}",
-          f"{s['flops'] / 1e6:.2f} M", f"{100 * s['accuracy_mean']:.2f} ({100 * s['accuracy_sd']:.2f})",
-          f"{100 * s['drop']:+.2f}", s["seeds"], f"{s['seconds']:.0f}"] for s in summary])
+        [[s["network"], f"{s['ratio']:g}x", s["tool"], s["method"],
+          f"{s['params']:,.0f}" + ("" if s["within_target"] else " (over target)"),
+          f"{s['flops'] / 1e6:.2f}",
+          f"{100 * s['accuracy_mean']:.2f} ({100 * s['accuracy_sd']:.2f})",
+          "" if s["drop"] is None else f"{100 * s['drop']:+.2f}",
+          ",".join(map(str, s["seeds"])), f"{s['seconds']:.0f}"] for s in summary])
+    yes_no = lambda value: "-" if value is None else ("yes" if value else "no")  # noqa: E731
+    verdicts = harness.markdown_table(
+        ["network", "fewer params", "against", "seeds", "accuracy gap", "drop gap",
+         "within 0.2", "ahead by 0.5 (8x, 16x)"],
+        [[c["network"], f"{c['ratio']:g}x", c["peer"], ",".join(map(str, c["seeds"])),
+          f"{100 * c['accuracy_gap']:+.2f}", f"{100 * c['drop_gap']:+.2f}",
+          yes_no(c["within_0_2"]), yes_no(c["ahead_0_5"])] for c in comparison])
     harness.write_markdown(prefix + ".md", [
         "# keras_darn vs Torch-Pruning 1.6.1, Fashion-MNIST", "",
-        f"Recipe: {meta['recipe']}. Machine: {meta['machine']}.", "", *table])
+        f"Recipe: {meta['recipe']}. Machine: {meta['machine']}.",
+        "FLOPs count a multiply-add as 2 on both sides. Gaps: keras_darn `magnitude` minus "
+        "Torch-Pruning, in points, on the seeds both have.", "", *table, "", *verdicts])
     for network in sorted({s["network"] for s in summary}):
         fig, (ax,) = harness.figure()
         lines = {}
@@ -244,7 +365,7 @@ def write(rows, meta):
         ax.set_xscale("log")
         harness.label_axes(ax, "parameters", "test accuracy (%)", f"{network} CNN, Fashion-MNIST")
         harness.save_figure(fig, f"{prefix}_{network}.png")
-    print("\n".join(table))
+    print("\n".join(table + [""] + verdicts))
 
 
 def main(argv):
@@ -253,32 +374,28 @@ def main(argv):
                          "methods": ["magnitude"], "epochs": 2, "pretrain_epochs": 1,
                          "steps": 1, "num_train": 1024, "num_test": 512, "num_score": 256})
     seeds = harness.seeds()
+    work = recipe_dir()
     data = harness.load_fashion(FLAGS.num_train, FLAGS.num_test, data_dir=FLAGS.data_dir)
-    work = harness.runs_dir("vs_torch_pruning")
-    rows = []
-    for path in FLAGS.peer_results + FLAGS.keras_results:
-        rows += harness.read_json(path)["rows"]
     data_path = os.path.join(work, "data.npz")
-    if FLAGS.peer_python and not FLAGS.peer_results:
+    run_torch = "torch_pruning" in FLAGS.tools and FLAGS.peer_python
+    if run_torch and not os.path.exists(data_path):
         (x, y), (x_test, y_test) = data
         np.savez(data_path, x_train=x, y_train=y.astype("int64"), x_test=x_test,
                  y_test=y_test.astype("int64"))
     for network in FLAGS.networks:
-        if FLAGS.peer_python and not FLAGS.peer_results:
-            rows += run_peer(network, seeds, data_path, work)
-        for seed in seeds if not FLAGS.skip_keras else []:
-            new = run_keras(network, seed, data, work)
-            tag = "_".join(FLAGS.methods) if FLAGS.reuse_pretrained else "all"
-            harness.write_json(os.path.join(work, f"keras_{network}_s{seed}_{tag}.json"),
-                               {"rows": new})
-            rows += new
+        if run_torch:
+            run_peer(network, seeds, data_path, work)
+        for seed in seeds if "keras_darn" in FLAGS.tools else []:
+            run_keras(network, seed, data, work)
+    rows = finished_runs(work)
     meta = {
         "recipe": (f"{FLAGS.epochs} epochs in all, Adam {FLAGS.learning_rate:g}, batch "
                    f"{FLAGS.batch_size}, {FLAGS.pretrain_epochs} epochs then {FLAGS.steps} "
                    f"pruning steps each followed by 1 epoch; {len(data[0][0]):,} training / "
-                   f"{len(data[1][0]):,} test images; seeds {seeds}"),
+                   f"{len(data[1][0]):,} test images"),
         "machine": harness.describe_machine(),
         "command": " ".join(sys.argv),
+        "runs": os.path.relpath(work, harness.BENCHMARKS_DIR),
     }
     write(rows, meta)
 

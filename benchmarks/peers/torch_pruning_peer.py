@@ -15,15 +15,29 @@ times `pruner.step()` followed by one epoch of fine-tuning with a new Adam
 (pruning replaces the parameters). `--global_pruning` switches on its global
 ranking.
 
+FLOPs are twice the multiply-adds `tp.utils.count_ops_and_params` counts
+(`keras_darn.count_flops` counts a multiply-add as 2). Parameters are
+counted the way Keras counts them (BatchNorm running mean
+and variance included), so the twins have equal counts and the targets mean
+the same on both sides.
+
+Every finished run (unpruned baseline, or one variant at one ratio) is
+written at once to its own JSON file in `--run_dir`, named
+`<network>__torch_pruning__<method>__r<ratio>__s<seed>.json`, and the network
+after `--pretrain_epochs` is kept there (`<network>_s<seed>_pretrained.pt`,
+with the state of its data order); a rerun skips the runs whose file exists.
+
 Set-up (once): `bash benchmarks/peers/setup_torch_pruning.sh` (default
 `~/.venvs/torch-pruning`). Run (normally by vs_torch_pruning.py):
 
     ~/.venvs/torch-pruning/bin/python benchmarks/peers/torch_pruning_peer.py \\
-        --data=split.npz --output=peer.json --network=plain --ratios=4,16 --seeds=0
+        --data=split.npz --run_dir=runs --network=plain --ratios=4,16 --seeds=0
 """
 
 import copy
+import importlib.metadata
 import json
+import os
 import time
 
 import numpy as np
@@ -34,8 +48,10 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
+TP_VERSION = importlib.metadata.version("torch-pruning")  # its __version__ says 1.6.0 in 1.6.1
 flags.DEFINE_string("data", None, "npz with x_train, y_train, x_test, y_test (NHWC floats).")
-flags.DEFINE_string("output", None, "JSON file to write.")
+flags.DEFINE_string("run_dir", None,
+                    "Directory of the per-run JSON files (existing ones are skipped).")
 flags.DEFINE_enum("network", "plain", ["plain", "residual", "separable"], "Architecture.")
 flags.DEFINE_list("ratios", ["2", "4", "8", "16"], "Parameter reduction factors.")
 flags.DEFINE_list("seeds", ["0"], "Seeds.")
@@ -44,18 +60,19 @@ flags.DEFINE_integer("pretrain_epochs", 3, "Epochs before the first pruning step
 flags.DEFINE_integer("steps", 5, "Pruning steps, each followed by one epoch.")
 flags.DEFINE_integer("batch_size", 256, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-flags.DEFINE_bool("global_pruning", False, "Torch-Pruning's global ranking.")
+flags.DEFINE_list("variants", ["uniform"], "'uniform' (per-layer, the default of BasePruner) "
+                  "and/or 'global' (global_pruning=True).")
 flags.DEFINE_integer("threads", 0, "torch threads (0: torch's default).")
-flags.mark_flags_as_required(["data", "output"])
+flags.mark_flags_as_required(["data", "run_dir"])
 
 
 class Residual(nn.Module):
     def __init__(self, channels):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+        self.bn1 = nn.BatchNorm2d(channels, eps=1e-3, momentum=0.1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+        self.bn2 = nn.BatchNorm2d(channels, eps=1e-3, momentum=0.1)
 
     def forward(self, x):
         y = torch.relu(self.bn1(self.conv1(x)))
@@ -63,7 +80,7 @@ class Residual(nn.Module):
 
 
 def conv_bn(cin, cout):
-    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01),
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1),
             nn.ReLU()]
 
 
@@ -99,7 +116,10 @@ def init_like_keras(model):
 
 
 def count_params(model):
-    return int(sum(p.numel() for p in model.parameters()))
+    """Parameters as Keras counts them: BatchNorm running mean and variance included."""
+    buffers = sum(m.running_mean.numel() + m.running_var.numel() for m in model.modules()
+                  if isinstance(m, nn.BatchNorm2d))
+    return int(sum(p.numel() for p in model.parameters()) + buffers)
 
 
 def train_epoch(model, optimizer, x, y, rng):
@@ -124,85 +144,127 @@ def accuracy(model, x, y):
     return correct / len(x)
 
 
-def make_pruner(model, example, ratio):
+def make_pruner(model, example, ratio, global_pruning):
     last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
     return tp.pruner.BasePruner(
         model, example, importance=tp.importance.GroupMagnitudeImportance(p=2),
         pruning_ratio=ratio, iterative_steps=FLAGS.steps, ignored_layers=[last],
-        global_pruning=FLAGS.global_pruning)
+        global_pruning=global_pruning)
 
 
-def params_after(model, example, ratio):
+def params_after(model, example, ratio, global_pruning):
     trial = copy.deepcopy(model)
-    pruner = make_pruner(trial, example, ratio)
+    pruner = make_pruner(trial, example, ratio, global_pruning)
     for _ in range(FLAGS.steps):
         pruner.step()
     return count_params(trial)
 
 
-def ratio_for(model, example, goal):
-    """The smallest channel pruning ratio that brings the parameters to `goal` or below."""
-    low, high = 0.0, 0.99
-    if params_after(model, example, high) > goal:
-        return high
-    for _ in range(14):
+def ratio_for(model, example, goal, global_pruning):
+    """The smallest channel pruning ratio that brings the parameters to `goal` or below.
+
+    Parameters fall as the ratio grows only until a group would lose all its
+    channels (Torch-Pruning then leaves that group whole), so the search first
+    steps up from 0 to the first ratio that reaches `goal`, then bisects.
+    """
+    low = 0.0
+    for high in np.arange(0.05, 1.0, 0.05):
+        if params_after(model, example, high, global_pruning) <= goal:
+            break
+        low = high
+    else:
+        raise ValueError(f"No pruning ratio reaches {goal:.0f} parameters")
+    for _ in range(10):
         middle = (low + high) / 2
-        if params_after(model, example, middle) <= goal:
+        if params_after(model, example, middle, global_pruning) <= goal:
             high = middle
         else:
             low = middle
-    return high
+    return float(high)
 
 
-def run_seed(seed, data):
+def run_path(seed, method, ratio):
+    name = f"{FLAGS.network}__torch_pruning__{method}__r{ratio:g}__s{seed}.json"
+    return os.path.join(FLAGS.run_dir, name)
+
+
+def save_run(row):
+    path = run_path(row["seed"], row["method"], row["ratio"])
+    with open(path + ".tmp", "w") as f:
+        json.dump(row, f, indent=1)
+    os.replace(path + ".tmp", path)
+    print(json.dumps(row), flush=True)
+
+
+def pretrained(seed, data):
+    """The network after `--pretrain_epochs` and the unpruned baseline, each made once."""
     x_train, y_train, x_test, y_test = data
+    snapshot = os.path.join(FLAGS.run_dir, f"{FLAGS.network}_s{seed}_pretrained.pt")
+    if os.path.exists(snapshot) and os.path.exists(run_path(seed, "unpruned", 1)):
+        return torch.load(snapshot, weights_only=False)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build(FLAGS.network)
     init_like_keras(model)
-    example = x_train[:1]
     base_params = count_params(model)
-    base_flops = int(tp.utils.count_ops_and_params(model, example)[0])
+    base_macs = int(tp.utils.count_ops_and_params(model, x_train[:1])[0])
     optimizer = torch.optim.Adam(model.parameters(), lr=FLAGS.learning_rate)
     began = time.time()
     for _ in range(FLAGS.pretrain_epochs):
         train_epoch(model, optimizer, x_train, y_train, rng)
-    pretrain_seconds = time.time() - began
-    snapshot = copy.deepcopy(model)
-    snapshot_rng = copy.deepcopy(rng)
+    state = {"model": copy.deepcopy(model), "rng": copy.deepcopy(rng),
+             "pretrain_seconds": time.time() - began, "base_params": base_params}
+    torch.save(state, snapshot + ".tmp")
+    os.replace(snapshot + ".tmp", snapshot)
     for _ in range(FLAGS.epochs - FLAGS.pretrain_epochs):
         train_epoch(model, optimizer, x_train, y_train, rng)
-    rows = [{"tool": "torch_pruning", "method": "unpruned", "network": FLAGS.network,
-             "seed": seed, "ratio": 1, "params": base_params, "flops": base_flops,
-             "accuracy": accuracy(model, x_test, y_test), "seconds": time.time() - began}]
-    print(json.dumps(rows[-1]), flush=True)
+    save_run({"tool": "torch_pruning", "method": "unpruned", "network": FLAGS.network,
+              "seed": seed, "ratio": 1, "params": base_params, "flops": 2 * base_macs,
+              "macs": base_macs, "accuracy": accuracy(model, x_test, y_test),
+              "seconds": time.time() - began,
+              "torch": torch.__version__, "torch_pruning": TP_VERSION})
+    return state
+
+
+def run_seed(seed, data):
+    x_train, y_train, x_test, y_test = data
+    example = x_train[:1]
     fine_tune = FLAGS.epochs - FLAGS.pretrain_epochs - FLAGS.steps
-    for ratio in (float(r) for r in FLAGS.ratios):
-        began = time.time()
-        model = copy.deepcopy(snapshot)
-        rng = copy.deepcopy(snapshot_rng)
-        channel_ratio = ratio_for(model, example, base_params / ratio)
-        search_seconds = time.time() - began
-        pruner = make_pruner(model, example, channel_ratio)
-        for _ in range(FLAGS.steps):
-            pruner.step()
-            optimizer = torch.optim.Adam(model.parameters(), lr=FLAGS.learning_rate)
-            train_epoch(model, optimizer, x_train, y_train, rng)
-        for _ in range(max(0, fine_tune)):
-            train_epoch(model, optimizer, x_train, y_train, rng)
-        flops, params = tp.utils.count_ops_and_params(model, example)
-        widths = [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
-                  for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-        rows.append({
-            "tool": "torch_pruning",
-            "method": "group_magnitude_" + ("global" if FLAGS.global_pruning else "uniform"),
-            "network": FLAGS.network, "seed": seed, "ratio": ratio, "params": int(params),
-            "flops": int(flops), "accuracy": accuracy(model, x_test, y_test),
-            "seconds": pretrain_seconds + time.time() - began - search_seconds,
-            "search_seconds": search_seconds, "channel_ratio": channel_ratio, "widths": widths,
-        })
-        print(json.dumps(rows[-1]), flush=True)
-    return rows
+    state = None
+    for variant in FLAGS.variants:
+        global_pruning = variant == "global"
+        method = "group_magnitude_" + variant
+        for ratio in (float(r) for r in FLAGS.ratios):
+            if os.path.exists(run_path(seed, method, ratio)):
+                continue
+            state = state or pretrained(seed, data)
+            began = time.time()
+            model = copy.deepcopy(state["model"])
+            rng = copy.deepcopy(state["rng"])
+            goal = state["base_params"] / ratio
+            channel_ratio = ratio_for(model, example, goal, global_pruning)
+            search_seconds = time.time() - began
+            pruner = make_pruner(model, example, channel_ratio, global_pruning)
+            for _ in range(FLAGS.steps):
+                pruner.step()
+                optimizer = torch.optim.Adam(model.parameters(), lr=FLAGS.learning_rate)
+                train_epoch(model, optimizer, x_train, y_train, rng)
+            for _ in range(max(0, fine_tune)):
+                train_epoch(model, optimizer, x_train, y_train, rng)
+            macs = int(tp.utils.count_ops_and_params(model, example)[0])
+            params = count_params(model)
+            widths = [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+                      for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+            save_run({
+                "tool": "torch_pruning", "method": method, "network": FLAGS.network,
+                "seed": seed, "ratio": ratio, "params": params, "flops": 2 * macs, "macs": macs,
+                "target_params": int(goal), "accuracy": accuracy(model, x_test, y_test),
+                "seconds": state["pretrain_seconds"] + time.time() - began - search_seconds,
+                "search_seconds": search_seconds, "channel_ratio": channel_ratio,
+                "widths": widths, "torch": torch.__version__, "torch_pruning": TP_VERSION,
+            })
+    if not os.path.exists(run_path(seed, "unpruned", 1)):
+        pretrained(seed, data)  # the unpruned baseline alone
 
 
 def main(argv):
@@ -213,11 +275,9 @@ def main(argv):
     to_nchw = lambda a: torch.tensor(np.transpose(a, (0, 3, 1, 2)).copy())  # noqa: E731
     arrays = (to_nchw(data["x_train"]), torch.tensor(data["y_train"], dtype=torch.long),
               to_nchw(data["x_test"]), torch.tensor(data["y_test"], dtype=torch.long))
-    rows = []
+    os.makedirs(FLAGS.run_dir, exist_ok=True)
     for seed in (int(s) for s in FLAGS.seeds):
-        rows += run_seed(seed, arrays)
-    with open(FLAGS.output, "w") as f:
-        json.dump({"torch": torch.__version__, "rows": rows}, f, indent=1)
+        run_seed(seed, arrays)
 
 
 if __name__ == "__main__":
