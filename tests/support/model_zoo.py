@@ -243,7 +243,9 @@ UNSUPPORTED_MARKERS = ("has no unit handler", "Lambda layer", "keeps fixed")
 
 def application(name, floatx="float32", seed=0):
     """A `keras.applications` model (weights=None, 10 classes, logits) with
-    random normalization statistics, scales and biases, built in `floatx`."""
+    random normalization statistics, scales and biases, built in `floatx`.
+    The same `seed` gives the same weights in every run."""
+    keras.utils.set_random_seed(seed)
     previous, previous_policy = keras.config.floatx(), keras.config.dtype_policy()
     # Both: the global dtype policy, once created, no longer follows floatx.
     keras.config.set_floatx(floatx)
@@ -285,6 +287,33 @@ def relative_diff(actual, expected):
     """Largest absolute difference relative to the largest expected value."""
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     return float(np.abs(actual - expected).max()) / max(float(np.abs(expected).max()), 1e-30)
+
+
+def rounding_floor(model, x, seed=0):
+    """How far rounding alone moves `model`'s output on `x`.
+
+    Every kernel (weights of two or more axes) is multiplied by `1 + u`, `u`
+    drawn uniformly within one unit in the last place of the model's float
+    type, and the relative difference of the output is returned; the weights
+    are then put back bit for bit. A function-preserving rebuild changes the
+    output by rounding of the same order (a different summation order), so a
+    deep untrained net that amplifies rounding has a high floor, and a real
+    error stands far above it.
+    """
+    before = model(x, training=False).numpy()
+    saved = model.get_weights()
+    rng = np.random.default_rng(seed)
+    perturbed = []
+    for value in saved:
+        if value.ndim > 1 and np.issubdtype(value.dtype, np.floating):
+            ulp = np.finfo(value.dtype).eps
+            value = value * (1 + ulp * rng.uniform(-1, 1, value.shape)).astype(value.dtype)
+        perturbed.append(value)
+    model.set_weights(perturbed)
+    try:
+        return relative_diff(model(x, training=False).numpy(), before)
+    finally:
+        model.set_weights(saved)
 
 
 def inexact_growth_groups(model, groups):

@@ -63,7 +63,8 @@ class CriterionPruning(ResumableCallback):
         layers: names of layers whose groups are pruned. Defaults to
             `None` (every group made of prunable layers).
         verbose: 1 prints each event. Defaults to `0`.
-        global_pruning: one ranking over all groups. Defaults to `True`.
+        global_pruning: one ranking over all groups. Defaults to `False`
+            (the same fraction of every group).
         round_to: every pruned width stays a multiple of this (rounded
             up). Defaults to `1`.
         max_ratio: the largest fraction of a group's width that may go: a
@@ -94,7 +95,7 @@ class CriterionPruning(ResumableCallback):
     """
 
     def __init__(self, criterion, x=None, y=None, target=None, schedule=None, layers=None,
-                 verbose=0, global_pruning=True, round_to=1, max_ratio=None):
+                 verbose=0, global_pruning=False, round_to=1, max_ratio=None):
         super().__init__()
         self.criterion = criteria_base.get(criterion)
         self.target = Target.get(target) if target is not None else Target(fraction=0.5)

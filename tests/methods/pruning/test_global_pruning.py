@@ -84,7 +84,7 @@ def test_global_ranking_removes_the_lowest_normalized_scores_of_all_groups():
     # Normalized by the group mean (h1: 1, h2: 10) the six lowest are
     # h1[0, 1, 2] (0.1 .. 0.3) and h2[0, 1, 2] (0.2, 0.25, 0.5).
     scores = {"h1": [0.1, 0.2, 0.3, 1.4, 1.5, 2.5], "h2": [2, 2.5, 5, 11, 12, 13, 14, 20.5]}
-    result = darn.resize(model, _method(scores), Target(fraction=6 / 14), epochs=0)
+    result = darn.resize(model, _method(scores, global_pruning=True), Target(fraction=6 / 14), epochs=0)
     removed = {}
     for event in result.events:
         removed[event["layer"]] = event["units"]
