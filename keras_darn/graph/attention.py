@@ -49,6 +49,17 @@ def _dense(layer, role):
     return getattr(layer, f"_{role}_dense")
 
 
+
+def _consume_query_and_value(layer, inputs, trace):
+    """Records that an attention layer reads its query (and a separate value
+    input, if any) on their channels; returns the query."""
+    query = inputs[0]
+    value = inputs[1] if len(inputs) > 1 else query
+    trace.consume(layer, query)
+    if value is not query:
+        trace.consume(part_of(layer, "value_input"), value)
+    return query
+
 class MultiHeadAttentionHandler(LayerHandler):
     """`MultiHeadAttention` heads, key/value features and outputs (see module)."""
 
@@ -68,11 +79,7 @@ class MultiHeadAttentionHandler(LayerHandler):
         reason = self._fixed_reason(layer, inputs, output_shapes)
         if reason:
             return self.fix_all(inputs, output_shapes, trace, reason)
-        query = inputs[0]
-        value = inputs[1] if len(inputs) > 1 else query
-        trace.consume(layer, query)
-        if value is not query:
-            trace.consume(part_of(layer, "value_input"), value)
+        query = _consume_query_and_value(layer, inputs, trace)
         trace.space(part_of(layer, "heads"), layer.num_heads)
         trace.space(part_of(layer, "key_dim"), layer.key_dim)
         trace.space(part_of(layer, "value_dim"), layer.value_dim)
@@ -141,11 +148,7 @@ class GroupedQueryAttentionHandler(LayerHandler):
             reason = f"layer '{layer.name}' uses a gate"
         if reason:
             return self.fix_all(inputs, output_shapes, trace, reason)
-        query = inputs[0]
-        value = inputs[1] if len(inputs) > 1 else query
-        trace.consume(layer, query)
-        if value is not query:
-            trace.consume(part_of(layer, "value_input"), value)
+        query = _consume_query_and_value(layer, inputs, trace)
         trace.space(part_of(layer, "heads"), layer.num_key_value_heads)
         return [query]
 
