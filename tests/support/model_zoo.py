@@ -337,3 +337,93 @@ def inexact_growth_groups(model, groups):
         if inexact_roots.intersection(int(r) for r in roots):
             found.append(group)
     return found
+
+
+def growth_diff_by_layer(original, grown, added, x, seed=0):
+    """How far the old units of a grown model stray from the original, layer by layer.
+
+    Every node of `grown` is fed the inputs the same node of `original` gets
+    on `x` (its old units) and random values on the units growth added, so
+    rounding is not carried from layer to layer and a non-zero outgoing
+    weight of an added unit shows; its old units' output is compared with
+    the original node's output. Works on flat functional models (no nested
+    models), channels last.
+
+    Args:
+        original: the model before growth.
+        grown: the grown model (same layer names).
+        added: `{layer_name: (width_before, count)}`, the first layer of every
+            grown group, whose units `width_before ... width_before + count - 1`
+            are the added ones.
+        x: input of `original`.
+
+    Returns:
+        `(largest relative difference, name of the node where it is, nodes compared)`.
+    """
+    from keras import tree
+
+    from keras_darn.graph import UnitGraph
+
+    class _NodeChannels(UnitGraph):
+        def __init__(self, model):
+            self.nodes = {}
+            super().__init__(model)
+
+        def visit(self, layer, node, arguments, prefix):
+            outputs = super().visit(layer, node, arguments, prefix)
+            self.nodes[id(node)] = ([c for c, _ in arguments], [c for c, _ in outputs])
+            return outputs
+
+    graph = _NodeChannels(grown)
+    new_roots = set()
+    for name, (width, count) in added.items():
+        space = graph.spaces[id(graph.layers[name])]
+        new_roots.update(int(r) for r in graph.roots(space)[width:width + count])
+
+    def old_units(channels):
+        return ~np.isin(graph.roots(channels), list(new_roots))
+
+    def nodes(model):
+        found = []
+        for depth in sorted(model._nodes_by_depth, reverse=True):
+            for node in model._nodes_by_depth[depth]:
+                if node.operation is not None and not node.is_input:
+                    assert not isinstance(node.operation, keras.Model), "nested models are not covered"
+                    found.append(node)
+        return found
+
+    def call(node, feed):
+        args, kwargs = node.arguments.fill_in(feed)
+        return [keras.ops.convert_to_numpy(v) for v in tree.flatten(node.operation(*args, **kwargs))]
+
+    # Op nodes get new automatic names in the grown model: nodes are paired
+    # by their place in the graph, which the Rebuilder keeps.
+    pairs = list(zip(nodes(original), nodes(grown)))
+    assert len(pairs) == len(nodes(original)) == len(nodes(grown))
+    values = {id(t): v for t, v in zip(original.inputs, [x])}
+    twin = {id(g): o for g, o in zip(grown.inputs, original.inputs)}
+    for node, grown_node in pairs:
+        assert type(node.operation) is type(grown_node.operation), (node.operation, grown_node.operation)
+        outputs = call(node, {id(t): values[id(t)] for t in node.input_tensors})
+        values.update({id(t): v for t, v in zip(node.outputs, outputs)})
+        twin.update({id(g): o for g, o in zip(grown_node.outputs, node.outputs)})
+
+    rng = np.random.default_rng(seed)
+    worst, where, compared = 0.0, None, 0
+    for _, node in pairs:
+        in_channels, out_channels = graph.nodes[id(node)]
+        feed = {}
+        for tensor, channels in zip(node.input_tensors, in_channels):
+            value, keep = values[id(twin[id(tensor)])], old_units(channels)
+            assert keep.sum() == value.shape[-1], (node.operation.name, keep.sum(), value.shape)
+            wide = rng.normal(size=value.shape[:-1] + (len(keep),)).astype(value.dtype)
+            wide[..., keep] = value
+            feed[id(tensor)] = wide
+        for tensor, channels, value in zip(node.outputs, out_channels, call(node, feed)):
+            expected, keep = values[id(twin[id(tensor)])], old_units(channels)
+            assert keep.sum() == expected.shape[-1], (node.operation.name, keep.sum(), expected.shape)
+            diff = relative_diff(value[..., keep], expected)
+            compared += 1
+            if diff >= worst:
+                worst, where = diff, node.operation.name
+    return worst, where, compared
