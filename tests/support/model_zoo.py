@@ -346,8 +346,8 @@ def growth_diff_by_layer(original, grown, added, x, seed=0):
     on `x` (its old units) and random values on the units growth added, so
     rounding is not carried from layer to layer and a non-zero outgoing
     weight of an added unit shows; its old units' output is compared with
-    the original node's output. Works on flat functional models (no nested
-    models), channels last.
+    the original node's output. Nested models are walked in place; channels
+    last.
 
     Args:
         original: the model before growth.
@@ -363,6 +363,8 @@ def growth_diff_by_layer(original, grown, added, x, seed=0):
     from keras import tree
 
     from keras_darn.graph import UnitGraph
+    from keras_darn.graph.nodes import functional_of
+    from keras_darn.graph.nodes import is_model
 
     class _NodeChannels(UnitGraph):
         def __init__(self, model):
@@ -383,47 +385,56 @@ def growth_diff_by_layer(original, grown, added, x, seed=0):
     def old_units(channels):
         return ~np.isin(graph.roots(channels), list(new_roots))
 
-    def nodes(model):
-        found = []
-        for depth in sorted(model._nodes_by_depth, reverse=True):
-            for node in model._nodes_by_depth[depth]:
-                if node.operation is not None and not node.is_input:
-                    assert not isinstance(node.operation, keras.Model), "nested models are not covered"
-                    found.append(node)
-        return found
+    def nodes(functional):
+        return [node for depth in sorted(functional._nodes_by_depth, reverse=True)
+                for node in functional._nodes_by_depth[depth]
+                if node.operation is not None and not node.is_input]
 
     def call(node, feed):
         args, kwargs = node.arguments.fill_in(feed)
         return [keras.ops.convert_to_numpy(v) for v in tree.flatten(node.operation(*args, **kwargs))]
 
-    # Op nodes get new automatic names in the grown model: nodes are paired
-    # by their place in the graph, which the Rebuilder keeps.
-    pairs = list(zip(nodes(original), nodes(grown)))
-    assert len(pairs) == len(nodes(original)) == len(nodes(grown))
-    values = {id(t): v for t, v in zip(original.inputs, [x])}
-    twin = {id(g): o for g, o in zip(grown.inputs, original.inputs)}
-    for node, grown_node in pairs:
-        assert type(node.operation) is type(grown_node.operation), (node.operation, grown_node.operation)
-        outputs = call(node, {id(t): values[id(t)] for t in node.input_tensors})
-        values.update({id(t): v for t, v in zip(node.outputs, outputs)})
-        twin.update({id(g): o for g, o in zip(grown_node.outputs, node.outputs)})
-
     rng = np.random.default_rng(seed)
-    worst, where, compared = 0.0, None, 0
-    for _, node in pairs:
+    found = {"worst": 0.0, "where": None, "compared": 0}
+
+    def compare(node, arguments):
+        """The grown node on the original's arguments, widened; its old units checked."""
         in_channels, out_channels = graph.nodes[id(node)]
         feed = {}
-        for tensor, channels in zip(node.input_tensors, in_channels):
-            value, keep = values[id(twin[id(tensor)])], old_units(channels)
+        for tensor, channels, value in zip(node.input_tensors, in_channels, arguments):
+            keep = old_units(channels)
             assert keep.sum() == value.shape[-1], (node.operation.name, keep.sum(), value.shape)
             wide = rng.normal(size=value.shape[:-1] + (len(keep),)).astype(value.dtype)
             wide[..., keep] = value
             feed[id(tensor)] = wide
-        for tensor, channels, value in zip(node.outputs, out_channels, call(node, feed)):
-            expected, keep = values[id(twin[id(tensor)])], old_units(channels)
-            assert keep.sum() == expected.shape[-1], (node.operation.name, keep.sum(), expected.shape)
-            diff = relative_diff(value[..., keep], expected)
-            compared += 1
-            if diff >= worst:
-                worst, where = diff, node.operation.name
+        return zip(out_channels, call(node, feed))
+
+    def lockstep(original, grown, inputs):
+        """Runs `original` on `inputs` node by node, checking the grown twin
+        of every node (nested models are walked in place); op nodes get new
+        automatic names in the grown model, so nodes are paired by their
+        place in the graph, which the Rebuilder keeps."""
+        original, grown = functional_of(original), functional_of(grown)
+        values = {id(t): v for t, v in zip(original.inputs, inputs)}
+        pairs = list(zip(nodes(original), nodes(grown)))
+        assert len(pairs) == len(nodes(original)) == len(nodes(grown))
+        for node, twin in pairs:
+            assert type(node.operation) is type(twin.operation), (node.operation, twin.operation)
+            arguments = [values[id(t)] for t in node.input_tensors]
+            if is_model(node.operation):
+                outputs = lockstep(node.operation, twin.operation, arguments)
+            else:
+                outputs = call(node, dict(zip(map(id, node.input_tensors), arguments)))
+                for (channels, value), expected in zip(compare(twin, arguments), outputs):
+                    keep = old_units(channels)
+                    assert keep.sum() == expected.shape[-1], (twin.operation.name, keep.sum())
+                    diff = relative_diff(value[..., keep], expected)
+                    found["compared"] += 1
+                    if diff >= found["worst"]:
+                        found.update(worst=diff, where=twin.operation.name)
+            values.update(zip(map(id, node.outputs), outputs))
+        return [values[id(t)] for t in original.outputs]
+
+    lockstep(original, grown, [x])
+    worst, where, compared = found["worst"], found["where"], found["compared"]
     return worst, where, compared
