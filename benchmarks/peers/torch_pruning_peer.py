@@ -85,7 +85,9 @@ def conv_bn(cin, cout):
 
 
 def separable(cin, cout):
-    return [nn.Conv2d(cin, cin, 3, padding=1, groups=cin), nn.Conv2d(cin, cout, 1), nn.ReLU()]
+    return [nn.Conv2d(cin, cin, 3, padding=1, groups=cin),
+            nn.BatchNorm2d(cin, eps=1e-3, momentum=0.1), nn.ReLU(), nn.Conv2d(cin, cout, 1),
+            nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1), nn.ReLU()]
 
 
 def build(network):
