@@ -397,17 +397,24 @@ def growth_diff_by_layer(original, grown, added, x, seed=0):
     rng = np.random.default_rng(seed)
     found = {"worst": 0.0, "where": None, "compared": 0}
 
-    def compare(node, arguments):
-        """The grown node on the original's arguments, widened; its old units checked."""
-        in_channels, out_channels = graph.nodes[id(node)]
+    def check(twin, arguments, expected_outputs):
+        """`twin` (a grown node) on the original node's arguments, widened with
+        random added units; its old units' outputs against the original's."""
+        in_channels, out_channels = graph.nodes[id(twin)]
         feed = {}
-        for tensor, channels, value in zip(node.input_tensors, in_channels, arguments):
+        for tensor, channels, value in zip(twin.input_tensors, in_channels, arguments):
             keep = old_units(channels)
-            assert keep.sum() == value.shape[-1], (node.operation.name, keep.sum(), value.shape)
+            assert keep.sum() == value.shape[-1], (twin.operation.name, keep.sum(), value.shape)
             wide = rng.normal(size=value.shape[:-1] + (len(keep),)).astype(value.dtype)
             wide[..., keep] = value
             feed[id(tensor)] = wide
-        return zip(out_channels, call(node, feed))
+        for channels, value, expected in zip(out_channels, call(twin, feed), expected_outputs):
+            keep = old_units(channels)
+            assert keep.sum() == expected.shape[-1], (twin.operation.name, keep.sum())
+            diff = relative_diff(value[..., keep], expected)
+            found["compared"] += 1
+            if diff >= found["worst"]:
+                found.update(worst=diff, where=twin.operation.name)
 
     def lockstep(original, grown, inputs):
         """Runs `original` on `inputs` node by node, checking the grown twin
@@ -416,25 +423,18 @@ def growth_diff_by_layer(original, grown, added, x, seed=0):
         place in the graph, which the Rebuilder keeps."""
         original, grown = functional_of(original), functional_of(grown)
         values = {id(t): v for t, v in zip(original.inputs, inputs)}
-        pairs = list(zip(nodes(original), nodes(grown)))
-        assert len(pairs) == len(nodes(original)) == len(nodes(grown))
-        for node, twin in pairs:
+        original_nodes, grown_nodes = nodes(original), nodes(grown)
+        assert len(original_nodes) == len(grown_nodes)
+        for node, twin in zip(original_nodes, grown_nodes):
             assert type(node.operation) is type(twin.operation), (node.operation, twin.operation)
             arguments = [values[id(t)] for t in node.input_tensors]
             if is_model(node.operation):
                 outputs = lockstep(node.operation, twin.operation, arguments)
             else:
                 outputs = call(node, dict(zip(map(id, node.input_tensors), arguments)))
-                for (channels, value), expected in zip(compare(twin, arguments), outputs):
-                    keep = old_units(channels)
-                    assert keep.sum() == expected.shape[-1], (twin.operation.name, keep.sum())
-                    diff = relative_diff(value[..., keep], expected)
-                    found["compared"] += 1
-                    if diff >= found["worst"]:
-                        found.update(worst=diff, where=twin.operation.name)
+                check(twin, arguments, outputs)
             values.update(zip(map(id, node.outputs), outputs))
         return [values[id(t)] for t in original.outputs]
 
     lockstep(original, grown, [x])
-    worst, where, compared = found["worst"], found["where"], found["compared"]
-    return worst, where, compared
+    return found["worst"], found["where"], found["compared"]
