@@ -15,6 +15,9 @@ times `pruner.step()` followed by one epoch of fine-tuning with a new Adam
 (pruning replaces the parameters). `--global_pruning` switches on its global
 ranking.
 
+Before testing, every BatchNorm's running statistics are set to those of the
+first `--recalibrate_bn` training images, as on the keras_darn side.
+
 FLOPs are twice the multiply-adds `tp.utils.count_ops_and_params` counts
 (`keras_darn.count_flops` counts a multiply-add as 2). Parameters are
 counted the way Keras counts them (BatchNorm running mean
@@ -62,6 +65,9 @@ flags.DEFINE_integer("batch_size", 256, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_list("variants", ["uniform"], "'uniform' (per-layer, the default of BasePruner) "
                   "and/or 'global' (global_pruning=True).")
+flags.DEFINE_integer("recalibrate_bn", 0,
+                     "Before testing, set every BatchNorm's running statistics to those of "
+                     "this many training images (0: keep the running averages).")
 flags.DEFINE_integer("threads", 0, "torch threads (0: torch's default).")
 flags.mark_flags_as_required(["data", "run_dir"])
 
@@ -136,7 +142,23 @@ def train_epoch(model, optimizer, x, y, rng):
         optimizer.step()
 
 
-def accuracy(model, x, y):
+def recalibrate_batch_norm(model, x):
+    """Sets every BatchNorm's running mean and variance to those of `x`, in one batch."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.momentum = 1.0  # PyTorch's momentum weighs the new batch
+    if norms and len(x):
+        model.train()
+        with torch.no_grad():
+            model(x)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+
+
+def accuracy(model, data):
+    x_train, _, x, y = data
+    recalibrate_batch_norm(model, x_train[:FLAGS.recalibrate_bn])
     model.eval()
     with torch.no_grad():
         correct = sum(
@@ -200,7 +222,7 @@ def save_run(row):
 
 def pretrained(seed, data):
     """The network after `--pretrain_epochs` and the unpruned baseline, each made once."""
-    x_train, y_train, x_test, y_test = data
+    x_train, y_train, _, _ = data
     snapshot = os.path.join(FLAGS.run_dir, f"{FLAGS.network}_s{seed}_pretrained.pt")
     if os.path.exists(snapshot) and os.path.exists(run_path(seed, "unpruned", 1)):
         return torch.load(snapshot, weights_only=False)
@@ -222,14 +244,14 @@ def pretrained(seed, data):
         train_epoch(model, optimizer, x_train, y_train, rng)
     save_run({"tool": "torch_pruning", "method": "unpruned", "network": FLAGS.network,
               "seed": seed, "ratio": 1, "params": base_params, "flops": 2 * base_macs,
-              "macs": base_macs, "accuracy": accuracy(model, x_test, y_test),
+              "macs": base_macs, "accuracy": accuracy(model, data),
               "seconds": time.time() - began,
               "torch": torch.__version__, "torch_pruning": TP_VERSION})
     return state
 
 
 def run_seed(seed, data):
-    x_train, y_train, x_test, y_test = data
+    x_train, y_train, _, _ = data
     example = x_train[:1]
     fine_tune = FLAGS.epochs - FLAGS.pretrain_epochs - FLAGS.steps
     state = None
@@ -260,7 +282,7 @@ def run_seed(seed, data):
             save_run({
                 "tool": "torch_pruning", "method": method, "network": FLAGS.network,
                 "seed": seed, "ratio": ratio, "params": params, "flops": 2 * macs, "macs": macs,
-                "target_params": int(goal), "accuracy": accuracy(model, x_test, y_test),
+                "target_params": int(goal), "accuracy": accuracy(model, data),
                 "seconds": state["pretrain_seconds"] + time.time() - began - search_seconds,
                 "search_seconds": search_seconds, "channel_ratio": channel_ratio,
                 "widths": widths, "torch": torch.__version__, "torch_pruning": TP_VERSION,
