@@ -454,7 +454,9 @@ def main(argv):
         "recipe": (f"{FLAGS.epochs} epochs in all, Adam {FLAGS.learning_rate:g}, batch "
                    f"{FLAGS.batch_size}, {FLAGS.pretrain_epochs} epochs then {FLAGS.steps} "
                    f"pruning steps each followed by 1 epoch; {len(data[0][0]):,} training / "
-                   f"{len(data[1][0]):,} test images"),
+                   f"{len(data[1][0]):,} test images"
+                   + (f"; BatchNorm statistics re-estimated on {FLAGS.recalibrate_bn:,} training "
+                      "images before testing" if FLAGS.recalibrate_bn else "")),
         "machine": harness.describe_machine(),
         "command": " ".join(sys.argv),
         "runs": os.path.relpath(work, harness.BENCHMARKS_DIR),
