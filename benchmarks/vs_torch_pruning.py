@@ -134,28 +134,10 @@ def compiled(model):
     return model
 
 
-def recalibrate_batch_norm(model, x):
-    """Sets every BatchNorm's moving mean and variance to those of `x`, in one batch.
-
-    The moving averages lag the weights: with the few hundred steps of this
-    recipe, a network with BatchNorm tested on them swings by tens of points
-    from one epoch to the next, while its accuracy on batch statistics climbs
-    steadily. Both tools' networks (and the unpruned baselines) are therefore
-    tested on statistics re-estimated from the same training images.
-    """
-    norms = [l for l in model._flatten_layers() if isinstance(l, L.BatchNormalization)]
-    momenta = [l.momentum for l in norms]
-    for layer in norms:
-        layer.momentum = 0.0
-    if norms and len(x):
-        model(x, training=True)
-    for layer, momentum in zip(norms, momenta):
-        layer.momentum = momentum
-
-
 def accuracy(model, data):
     (x, _), (x_test, y_test) = data
-    recalibrate_batch_norm(model, x[:FLAGS.recalibrate_bn])
+    if FLAGS.recalibrate_bn:  # the moving averages lag the weights in a recipe this short
+        model = darn.rebuild.recalibrate_batch_norm(model, x[:FLAGS.recalibrate_bn], compile=False)
     return float(np.mean(model.predict(x_test, batch_size=1000, verbose=0).argmax(-1) == y_test))
 
 

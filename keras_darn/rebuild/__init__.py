@@ -1,5 +1,6 @@
 """Rebuilding models with removed, added or inserted units (re-exports only)."""
 
+from keras_darn.rebuild.batch_norm import recalibrate_batch_norm
 from keras_darn.rebuild.operations import add_units
 from keras_darn.rebuild.operations import insert_layer
 from keras_darn.rebuild.operations import remove_units
