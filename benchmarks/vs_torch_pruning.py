@@ -22,7 +22,11 @@ network after `--pretrain_epochs`; a rerun of the same recipe skips finished
 runs (`--resume`, the default), a changed recipe gets a directory of its
 own, and the summary is built from every finished run of the recipe. The
 summary keeps every run as a row, and a fresh clone (no `runs/`) gets the
-run files of its recipe back from it.
+run files of its recipe back from it (not the snapshots: a seed with runs
+still to do from its snapshot runs again from a new one).
+
+Methods that find their own size (`--own_size_methods`: NodeDrop, Standout,
+DARN) run once per setting and go on the same plot, one line per method.
 
 Examples:
 
@@ -63,6 +67,12 @@ flags.DEFINE_list("methods", ["magnitude_uniform", "magnitude_global", "magnitud
                               "taylor1", "activation_variance", "weight_l1", "random"],
                   "keras_darn pruning methods (registered names; a '_uniform' or '_global' suffix "
                   "runs it with global_pruning=False or True, no suffix at the method's default).")
+flags.DEFINE_list("own_size_methods", [],
+                  "keras_darn methods that find their own size, one run per 'name:key=value' "
+                  "setting: 'nodedrop_bn:lam=1e-4' and 'standout:units=16' train from scratch "
+                  "for --epochs with their callback; 'darn:max_accuracy_drop=0.015' starts "
+                  "from the snapshot after --pretrain_epochs, at most --steps thresholds with "
+                  "one epoch of retraining each.")
 flags.DEFINE_integer("pretrain_epochs", 3, "Epochs before the first pruning step.")
 flags.DEFINE_integer("steps", 5, "Pruning steps, each followed by one epoch.")
 flags.DEFINE_integer("batch_size", 256, "Batch size.")
@@ -229,8 +239,60 @@ def run_keras(network, seed, data, work):
                            for l in small.layers if hasattr(l, "kernel")
                            and not isinstance(l, L.DepthwiseConv2D)],
             })
-    if snapshot is None:
-        pretrained(network, seed, data, work)  # the unpruned baseline, where it is missing
+    if snapshot is None and not done(run_path(work, network, "keras_darn", "unpruned", 1, seed)):
+        pretrained(network, seed, data, work)  # the unpruned baseline alone
+
+
+TARGET_AMOUNTS = ("units", "fraction", "max_accuracy_drop")
+FROM_SNAPSHOT = ("darn",)  # the other methods that find their own size train from scratch
+
+
+def own_size_label(spec):
+    """`'nodedrop_bn:lam=1e-4'` -> `('nodedrop_bn', 'nodedrop_bn(lam=0.0001)', {...}, {...})`."""
+    name, _, setting = spec.partition(":")
+    key, _, value = setting.partition("=")
+    if not key or not value:
+        raise ValueError(f"Expected --own_size_methods entries as 'name:key=value'. "
+                         f"Received: {spec!r}")
+    number = int(value) if key == "units" else float(value)
+    target = {key: number} if key in TARGET_AMOUNTS else {}
+    options = {} if target else {key: number}
+    return name, f"{name}({key}={number:g})", target, options
+
+
+def run_own_size(network, seed, data, work):
+    """keras_darn's methods that find their own size (NodeDrop, Standout, DARN), per setting."""
+    (x, y), _ = data
+    score = (x[-FLAGS.num_score:], y[-FLAGS.num_score:])
+    for spec in FLAGS.own_size_methods:
+        name, label, target, options = own_size_label(spec)
+        path = run_path(work, network, "keras_darn", label, 0, seed)
+        if done(path):
+            continue
+        if name in FROM_SNAPSHOT:
+            snapshot, pretrain_seconds = pretrained(network, seed, data, work)
+            keras.utils.set_random_seed(seed)
+            began = time.time()
+            small = darn.resize(
+                keras.saving.load_model(snapshot), "darn", darn.Target(**target), x=x, y=y,
+                validation_data=score, epochs=1, max_retrains=1, batch_size=FLAGS.batch_size,
+                schedule=darn.schedules.LogSpaced(0.05, 0.6, FLAGS.steps), **options).model
+            seconds = (pretrain_seconds or 0) + time.time() - began
+        else:
+            keras.utils.set_random_seed(seed)
+            began = time.time()
+            if name.startswith("nodedrop"):
+                options = {"input_range": (0, 1), "batch_size": FLAGS.batch_size, **options}
+            model, callback = darn.prepare(build_keras(network), name, darn.Target(**target),
+                                           **options)
+            compiled(model).fit(x, y, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+                                verbose=0, callbacks=[callback])
+            small = callback.finish().model
+            seconds = time.time() - began
+        save_run(work, {
+            "tool": "keras_darn", "method": label, "network": network, "seed": seed, "ratio": 0,
+            "params": darn.count_params(small), "flops": darn.count_flops(small),
+            "accuracy": accuracy(small, data), "seconds": seconds})
 
 
 def run_peer(network, seeds, data_path, work):
@@ -252,6 +314,40 @@ def run_peer(network, seeds, data_path, work):
                f"--learning_rate={FLAGS.learning_rate}", f"--variants={','.join(variants)}",
                f"--threads={FLAGS.peer_threads}", f"--recalibrate_bn={FLAGS.recalibrate_bn}"]
     subprocess.run(command, check=True)
+
+
+def snapshot_runs(work, network, tool, seed):
+    """The run files this command asks for that start from one network, tool and seed's snapshot."""
+    if tool == "torch_pruning":
+        variants = ["uniform"] + (["global"] if FLAGS.peer_global else [])
+        methods = [(f"group_magnitude_{v}", r) for v in variants for r in FLAGS.ratios]
+    else:
+        methods = ([(m, r) for m in FLAGS.methods for r in FLAGS.ratios]
+                   + [(label, 0) for name, label, _, _ in map(own_size_label, FLAGS.own_size_methods)
+                      if name in FROM_SNAPSHOT])
+    return [run_path(work, network, tool, m, r, seed) for m, r in [("unpruned", 1), *methods]]
+
+
+def discard_runs_of_lost_snapshots(work, network, seeds, tools):
+    """Removes the runs of a seed whose snapshot is gone, when runs from it are still to do.
+
+    A fresh clone gets the run files back from the summary but not the
+    snapshots they were pruned from; a run still to do would train a new
+    snapshot (and a new unpruned baseline), so the restored runs of that
+    network, tool and seed are run again from it rather than mixed with it.
+    """
+    for tool, suffix in (("keras_darn", ".keras"), ("torch_pruning", ".pt")):
+        for seed in seeds if tool in tools else []:
+            if os.path.exists(os.path.join(work, f"{network}_s{seed}_pretrained{suffix}")):
+                continue
+            if all(os.path.exists(p) for p in snapshot_runs(work, network, tool, seed)):
+                continue
+            stale = glob.glob(os.path.join(work, f"{network}__{tool}__*__s{seed}.json"))
+            for path in stale:
+                os.remove(path)
+            if stale:
+                print(f"{len(stale)} {tool} runs of {network} seed {seed} came from a snapshot "
+                      "that is gone; they run again from a new one", flush=True)
 
 
 def restore_runs(work):
@@ -370,7 +466,7 @@ def write(rows, meta):
     table = harness.markdown_table(
         ["network", "fewer params", "tool", "method", "params", "MFLOPs", "accuracy % (sd)",
          "vs own unpruned", "seeds", "train s"],
-        [[s["network"], f"{s['ratio']:g}x", s["tool"], s["method"],
+        [[s["network"], f"{s['ratio']:g}x" if s["ratio"] else "own size", s["tool"], s["method"],
           f"{s['params']:,.0f}" + ("" if s["within_target"] else " (over target)"),
           f"{s['flops'] / 1e6:.2f}",
           f"{100 * s['accuracy_mean']:.2f} ({100 * s['accuracy_sd']:.2f})",
@@ -393,7 +489,8 @@ def write(rows, meta):
         lines = {}
         for s in summary:
             if s["network"] == network and s["method"] != "unpruned":
-                lines.setdefault(f"{s['tool']} {s['method']}", []).append(s)
+                # The settings of a method that finds its own size make one line.
+                lines.setdefault(f"{s['tool']} {s['method'].split('(')[0]}", []).append(s)
         for label, points in sorted(lines.items()):
             points.sort(key=lambda s: s["params"])
             ax.errorbar([p["params"] for p in points], [100 * p["accuracy_mean"] for p in points],
@@ -427,10 +524,15 @@ def main(argv):
         np.savez(data_path, x_train=x, y_train=y.astype("int64"), x_test=x_test,
                  y_test=y_test.astype("int64"))
     for network in FLAGS.networks:
+        if FLAGS.resume:
+            discard_runs_of_lost_snapshots(
+                work, network, seeds,
+                [t for t in FLAGS.tools if t == "keras_darn" or (t == "torch_pruning" and run_torch)])
         if run_torch:
             run_peer(network, seeds, data_path, work)
         for seed in seeds if "keras_darn" in FLAGS.tools else []:
             run_keras(network, seed, data, work)
+            run_own_size(network, seed, data, work)
     rows = finished_runs(work)
     meta = {
         "recipe": (f"{FLAGS.epochs} epochs in all, Adam {FLAGS.learning_rate:g}, batch "
