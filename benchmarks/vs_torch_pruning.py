@@ -283,8 +283,12 @@ def run_own_size(network, seed, data, work):
             began = time.time()
             if name.startswith("nodedrop"):
                 options = {"input_range": (0, 1), "batch_size": FLAGS.batch_size, **options}
-            model, callback = darn.prepare(build_keras(network), name, darn.Target(**target),
-                                           **options)
+            try:
+                model, callback = darn.prepare(build_keras(network), name, darn.Target(**target),
+                                               **options)
+            except ValueError as error:  # e.g. NodeDrop-BN on a network without BatchNorm
+                print(f"{label} does not apply to the {network} CNN: {error}", flush=True)
+                continue
             compiled(model).fit(x, y, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
                                 verbose=0, callbacks=[callback])
             small = callback.finish().model
