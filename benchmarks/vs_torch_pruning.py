@@ -489,7 +489,7 @@ def write(rows, meta):
         "FLOPs count a multiply-add as 2 on both sides. Gaps: keras_darn's default, `magnitude` "
         "with the same fraction of every group (`magnitude_uniform` in the table), minus Torch-Pruning, in points, on the seeds both have.", "", *table, "", *verdicts])
     for network in sorted({s["network"] for s in summary}):
-        fig, (ax,) = harness.figure()
+        fig, (ax,) = harness.figure(width=9.0)
         lines = {}
         for s in summary:
             if s["network"] == network and s["method"] != "unpruned":
@@ -506,7 +506,9 @@ def write(rows, meta):
                            color="C0" if s["tool"] == "keras_darn" else "C1",
                            label=f"{s['tool']} unpruned")
         ax.set_xscale("log")
-        harness.label_axes(ax, "parameters", "test accuracy (%)", f"{network} CNN, Fashion-MNIST")
+        harness.label_axes(ax, "parameters", "test accuracy (%)", f"{network} CNN, Fashion-MNIST",
+                           loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+        fig.subplots_adjust(left=0.08, right=0.66)  # the legend beside the axes
         harness.save_figure(fig, f"{prefix}_{network}.png")
     print("\n".join(table + [""] + verdicts))
 
