@@ -24,11 +24,10 @@ def recalibrate_batch_norm(model, x, batch_size=None, compile=True):
     BatchNormalization layer's momentum set so that its moving mean and
     variance become the average of the batches' means and variances, weighted
     by their sizes (the mean of `x` exactly, and its variance too when `x`
-    fits in one batch). Every other variable of
-    the copy, a dropout layer's seed included, is put back afterwards, so the
-    copy differs from `model` in the BatchNorm statistics only. Layers set to
-    `trainable=False` keep their statistics, as they do in `fit`. `model`
-    is not modified.
+    fits in one batch). Every other variable of the copy, a dropout layer's
+    seed included, is put back afterwards, so the copy differs from `model`
+    in the BatchNorm statistics only. Layers set to `trainable=False` keep
+    their statistics, as they do in `fit`. `model` is not modified.
 
     Args:
         model: a functional or Sequential Keras model; BatchNormalization
