@@ -174,10 +174,18 @@ def save_run(work, row):
     print({k: v for k, v in row.items() if k != "widths"}, flush=True)
 
 
+SNAPSHOT_SUFFIXES = {"keras_darn": ".keras", "torch_pruning": ".pt"}  # the peer writes the .pt
+
+
+def snapshot_path(work, network, seed, tool):
+    """Where `tool` keeps the network of one seed after `--pretrain_epochs`."""
+    return os.path.join(work, f"{network}_s{seed}_pretrained{SNAPSHOT_SUFFIXES[tool]}")
+
+
 def pretrained(network, seed, data, work):
     """The network after `--pretrain_epochs` (saved) and its unpruned baseline, each made once."""
     (x, y), _ = data
-    snapshot = os.path.join(work, f"{network}_s{seed}_pretrained.keras")
+    snapshot = snapshot_path(work, network, seed, "keras_darn")
     info = snapshot[:-len(".keras")] + ".json"
     unpruned = run_path(work, network, "keras_darn", "unpruned", 1, seed)
     if done(snapshot) and done(info) and done(unpruned):
@@ -277,7 +285,7 @@ def run_own_size(network, seed, data, work):
                 keras.saving.load_model(snapshot), "darn", darn.Target(**target), x=x, y=y,
                 validation_data=score, epochs=1, max_retrains=1, batch_size=FLAGS.batch_size,
                 schedule=darn.schedules.LogSpaced(0.05, 0.6, FLAGS.steps), **options).model
-            seconds = (pretrain_seconds or 0) + time.time() - began
+            seconds = pretrain_seconds + time.time() - began
         else:
             keras.utils.set_random_seed(seed)
             began = time.time()
@@ -299,12 +307,15 @@ def run_own_size(network, seed, data, work):
             "accuracy": accuracy(small, data), "seconds": seconds})
 
 
+def peer_variants():
+    return ["uniform"] + (["global"] if FLAGS.peer_global else [])
+
+
 def run_peer(network, seeds, data_path, work):
     """Torch-Pruning's unfinished runs, in its own environment and process."""
-    variants = ["uniform"] + (["global"] if FLAGS.peer_global else [])
-    methods = ["unpruned"] + [f"group_magnitude_{v}" for v in variants]
-    if all(done(run_path(work, network, "torch_pruning", m, 1 if m == "unpruned" else r, seed))
-           for m in methods for r in FLAGS.ratios for seed in seeds):
+    variants = peer_variants()
+    if all(done(path) for seed in seeds
+           for path in snapshot_runs(work, network, "torch_pruning", seed)):
         return
     if not FLAGS.resume:
         for path in glob.glob(os.path.join(work, f"{network}__torch_pruning__*")):
@@ -323,8 +334,7 @@ def run_peer(network, seeds, data_path, work):
 def snapshot_runs(work, network, tool, seed):
     """The run files this command asks for that start from one network, tool and seed's snapshot."""
     if tool == "torch_pruning":
-        variants = ["uniform"] + (["global"] if FLAGS.peer_global else [])
-        methods = [(f"group_magnitude_{v}", r) for v in variants for r in FLAGS.ratios]
+        methods = [(f"group_magnitude_{v}", r) for v in peer_variants() for r in FLAGS.ratios]
     else:
         methods = ([(m, r) for m in FLAGS.methods for r in FLAGS.ratios]
                    + [(label, 0) for name, label, _, _ in map(own_size_label, FLAGS.own_size_methods)
@@ -340,9 +350,9 @@ def discard_runs_of_lost_snapshots(work, network, seeds, tools):
     snapshot (and a new unpruned baseline), so the restored runs of that
     network, tool and seed are run again from it rather than mixed with it.
     """
-    for tool, suffix in (("keras_darn", ".keras"), ("torch_pruning", ".pt")):
-        for seed in seeds if tool in tools else []:
-            if os.path.exists(os.path.join(work, f"{network}_s{seed}_pretrained{suffix}")):
+    for tool in tools:
+        for seed in seeds:
+            if os.path.exists(snapshot_path(work, network, seed, tool)):
                 continue
             if all(os.path.exists(p) for p in snapshot_runs(work, network, tool, seed)):
                 continue
