@@ -18,7 +18,9 @@ class PrunableConv2D(UnitMaskMixin, keras.layers.Conv2D):
     gives an all-zero output channel whatever its activation, and its kernel
     slice and bias get exactly zero gradient. With all-ones masks the layer
     computes the same function as `keras.layers.Conv2D`. Both
-    `"channels_last"` and `"channels_first"` data formats are supported.
+    `"channels_last"` and `"channels_first"` data formats are supported; a
+    `"channels_first"` layer transposes its input to channels_last, where
+    TensorFlow's CPU convolution can run it, and its output back.
 
     Args:
         filters: Positive integer, the number of output channels.
@@ -70,24 +72,28 @@ class PrunableConv2D(UnitMaskMixin, keras.layers.Conv2D):
         self._build_masks()
 
     def call(self, inputs):
-        outputs = self.convolution_op(inputs, self._masked_kernel())
-        if self.data_format == "channels_last":
-            channel_shape = (1, 1, 1, self.filters)
-        else:
-            channel_shape = (1, self.filters, 1, 1)
+        # TensorFlow's CPU convolution only takes NHWC, and Keras' own
+        # channels_first Conv2D fails there: a channels_first layer computes
+        # in channels_last order (the kernel layout is the same for both) and
+        # transposes its input in and its output back.
+        channels_first = self.data_format == "channels_first"
+        if channels_first:
+            inputs = ops.transpose(inputs, (0, 2, 3, 1))
+        outputs = ops.conv(
+            inputs,
+            self._masked_kernel(),
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            data_format="channels_last",
+        )
         if self.use_bias:
-            bias = ops.reshape(self._masked_bias(), channel_shape)
-            if self.data_format == "channels_last":
-                outputs = ops.add(outputs, bias)
-            else:
-                # Bias first: keras.ops.add (TF backend) turns `x + bias` into
-                # an NHWC BiasAdd whenever x's last axis has the bias' length,
-                # which adds a channels_first bias along the width axis.
-                outputs = ops.add(bias, outputs)
+            outputs = ops.add(outputs, self._masked_bias())
         if self.activation is not None:
             outputs = self.activation(outputs)
-        unit_mask = ops.reshape(self._unit_mask_as(outputs.dtype), channel_shape)
-        return ops.multiply(outputs, unit_mask)
-
+        outputs = ops.multiply(outputs, self._unit_mask_as(outputs.dtype))
+        if channels_first:
+            outputs = ops.transpose(outputs, (0, 3, 1, 2))
+        return outputs
 
 register_masked_layer(PrunableConv2D, keras.layers.Conv2D, GroupedConvHandler, "filters")

@@ -22,16 +22,32 @@ def make_layer(kind, **kwargs):
     else:
         data_format = "channels_first" if kind == "conv_channels_first" else None
         layer = PrunableConv2D(UNITS, 3, data_format=data_format, **kwargs)
-        plain = keras.layers.Conv2D(
-            UNITS, 3, data_format=data_format, **plain_kwargs
-        )
-        # 7x7 -> 5x5 outputs: Keras' own Conv2D mis-adds a channels_first bias
-        # when the output width equals `filters` (see the regression test).
+        plain = keras.layers.Conv2D(UNITS, 3, **plain_kwargs)
+        # 7x7 -> 5x5 outputs: the output width differs from `filters` (the
+        # case where it equals them has a regression test of its own).
         shape = (2, 3, 7, 7) if data_format else (2, 6, 6, 3)
         x = np.random.uniform(-1, 1, size=shape).astype("float32")
     layer.build(x.shape)
+    if kind == "conv_channels_first":
+        # TensorFlow's CPU convolution runs no NCHW: the reference is the
+        # channels_last Conv2D on the transposed input, transposed back.
+        plain.build((2, 7, 7, 3))
+        return layer, ChannelsFirstReference(plain), x
     plain.build(x.shape)
     return layer, plain, x
+
+
+class ChannelsFirstReference:
+    """A channels_last Conv2D applied to channels_first tensors."""
+
+    def __init__(self, conv):
+        self.conv = conv
+        self.kernel = conv.kernel
+        self.bias = conv.bias
+
+    def __call__(self, x):
+        y = self.conv(np.transpose(x, (0, 2, 3, 1)))
+        return np.transpose(np.asarray(y), (0, 3, 1, 2))
 
 
 def unit_slice(kind, array, unit):
@@ -82,8 +98,9 @@ def test_channels_first_bias_when_width_equals_filters():
     x = np.random.uniform(-1, 1, size=(2, 3, UNITS + 2, UNITS + 2)).astype("float32")
     layer.build(x.shape)
     layer.set_unit_mask([1, 1, 0, 1])
-    conv = keras.ops.conv(x, layer.kernel, data_format="channels_first")
-    expected = np.asarray(conv) + np.asarray(layer.bias)[None, :, None, None]
+    conv = keras.ops.conv(np.transpose(x, (0, 2, 3, 1)), layer.kernel)
+    conv = np.transpose(np.asarray(conv), (0, 3, 1, 2))
+    expected = conv + np.asarray(layer.bias)[None, :, None, None]
     expected[:, 2] = 0.0
     np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-6)
 
