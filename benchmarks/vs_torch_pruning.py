@@ -66,7 +66,8 @@ flags.DEFINE_list("ratios", ["2", "4", "8", "16"], "Parameter reduction factors.
 flags.DEFINE_list("methods", ["magnitude_uniform", "magnitude_global", "magnitude_l1", "bn_scale",
                               "taylor1", "activation_variance", "weight_l1", "random"],
                   "keras_darn pruning methods (registered names; a '_uniform' or '_global' suffix "
-                  "runs it with global_pruning=False or True, no suffix at the method's default).")
+                  "runs it with global_pruning=False or True, no suffix at the method's default; "
+                  "a further '_reset' suffix, with reset_optimizer=True).")
 flags.DEFINE_list("own_size_methods", [],
                   "keras_darn methods that find their own size, one run per 'name:key=value' "
                   "setting: 'nodedrop_bn:lam=1e-4' and 'standout:units=16' train from scratch "
@@ -94,6 +95,17 @@ flags.DEFINE_bool("resume", True, "Skip the runs of this recipe whose result fil
 
 L = keras.layers
 SUFFIXES = {"_uniform": False, "_global": True}
+
+
+def method_options(name):
+    """`'magnitude_global_reset'` -> `('magnitude', {'global_pruning': True, 'reset_optimizer': True})`."""
+    options = {}
+    if name.endswith("_reset"):
+        name, options["reset_optimizer"] = name[:-len("_reset")], True
+    for suffix, global_pruning in SUFFIXES.items():
+        if name.endswith(suffix):
+            name, options["global_pruning"] = name[:-len(suffix)], global_pruning
+    return name, options
 
 
 def build_keras(network):
@@ -218,9 +230,7 @@ def run_keras(network, seed, data, work):
     score = (x[-FLAGS.num_score:], y[-FLAGS.num_score:])
     snapshot = None
     for name in FLAGS.methods:
-        method, global_pruning = next(
-            ((name[:-len(suffix)], value) for suffix, value in SUFFIXES.items()
-             if name.endswith(suffix)), (name, None))
+        method, options = method_options(name)
         for ratio in (float(r) for r in FLAGS.ratios):
             if done(run_path(work, network, "keras_darn", name, ratio, seed)):
                 continue
@@ -234,7 +244,7 @@ def run_keras(network, seed, data, work):
                 start, method, darn.Target(params=target), x=x, y=y,
                 validation_data=score, epochs=FLAGS.epochs, schedule=schedule,
                 batch_size=FLAGS.batch_size, initial_epoch=FLAGS.pretrain_epochs,
-                **({} if global_pruning is None else {"global_pruning": global_pruning}))
+                **options)
             small = result.model
             save_run(work, {
                 "tool": "keras_darn", "method": name, "network": network, "seed": seed,

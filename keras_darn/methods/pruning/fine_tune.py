@@ -19,6 +19,7 @@ from keras_darn.methods.pruning import budget
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units
 from keras_darn.rebuild import shrink as shrink_model
+from keras_darn.rebuild.training_state import compile_fresh
 from keras_darn.rebuild.training_state import compile_like
 
 
@@ -52,7 +53,7 @@ class _Run:
 
 def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, score_data=None,
                         epochs=0, schedule=None, shrink=True, batch_size=None, layers=None,
-                        initial_epoch=0, verbose=0):
+                        initial_epoch=0, reset_optimizer=False, verbose=0):
     """Trains `epochs` epochs and prunes at the epochs of `schedule`.
 
     Args:
@@ -76,6 +77,9 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
             `fit`'s `initial_epoch`): training runs epochs `initial_epoch`
             to `epochs - 1`, and the event of epoch `initial_epoch - 1` is
             applied first. Defaults to `0`.
+        reset_optimizer: a fresh optimizer after every step (zero slots
+            and step counter, see `compile_fresh`) instead of the carried
+            state. Defaults to `False`.
         verbose: `fit` verbosity; 1 also prints every step. Defaults to `0`.
 
     Returns:
@@ -115,6 +119,8 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
             continue
         _step(run, criterion, score_data, min(1.0, float(amount)), shrink, events,
               0 if epoch is None else max(epoch, 0), verbose)
+        if reset_optimizer and run.model.compiled:
+            compile_fresh(run.model, run.model)
     final = run.model
     if not shrink:
         final = shrink_model(final, compile=model.compiled)

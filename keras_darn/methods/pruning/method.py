@@ -127,6 +127,12 @@ class CriterionMethod(Method):
             epochs, `epochs=8`, `Linear(2, 6)`: prune at once, then four times
             one epoch of fine-tuning and a step, and a last epoch of
             fine-tuning). Defaults to `0`.
+        reset_optimizer: between fits, a fresh optimizer after every
+            pruning step (zero slots and step counter, so Adam's bias
+            correction starts over; a learning-rate schedule goes on from
+            the current step), as Torch-Pruning's examples build a new
+            optimizer after `pruner.step()`. Defaults to `False` (the
+            optimizer state of the kept units is carried).
         algorithm: between fits, `"fine_tune"` (prune and fine-tune),
             `"iterative"` (ranking, re-rank after every removal) or
             `"single"` (one ranking). Defaults to `None`: `"iterative"` when
@@ -157,8 +163,9 @@ class CriterionMethod(Method):
     resize_amounts = ("fraction", "params", "flops", "max_accuracy_drop")
 
     def __init__(self, criterion="magnitude", global_pruning=False, round_to=1, max_ratio=None,
-                 shrink=True, batch_size=None, initial_epoch=0, algorithm=None, eval_data=None,
-                 error_surface_every=None, alphas=None, verbose=0):
+                 shrink=True, batch_size=None, initial_epoch=0, reset_optimizer=False,
+                 algorithm=None, eval_data=None, error_surface_every=None, alphas=None,
+                 verbose=0):
         self.criterion = criteria_base.get(criterion)
         if algorithm is not None:
             check_one_of(algorithm, "algorithm", ("fine_tune", "iterative", "single"))
@@ -178,6 +185,7 @@ class CriterionMethod(Method):
             )
         self.batch_size = batch_size
         self.initial_epoch = int(initial_epoch)
+        self.reset_optimizer = bool(reset_optimizer)
         self.algorithm = algorithm
         self.eval_data = eval_data
         self.error_surface_every = error_surface_every
@@ -288,7 +296,8 @@ class CriterionMethod(Method):
         small, events, logs = prune_and_fine_tune(
             model, self.criterion, target, allocation, x=x, y=y, score_data=score_data,
             epochs=epochs, schedule=schedule, shrink=self.shrink, batch_size=self.batch_size,
-            initial_epoch=self.initial_epoch, verbose=verbose or self.verbose,
+            initial_epoch=self.initial_epoch, reset_optimizer=self.reset_optimizer,
+            verbose=verbose or self.verbose,
         )
         return Result(small, events, figures(model), method=self.name, history=logs)
 
@@ -301,6 +310,7 @@ class CriterionMethod(Method):
             "shrink": self.shrink,
             "batch_size": self.batch_size,
             "initial_epoch": self.initial_epoch,
+            "reset_optimizer": self.reset_optimizer,
             "algorithm": self.algorithm,
             "error_surface_every": self.error_surface_every,
             "verbose": self.verbose,

@@ -254,3 +254,24 @@ def test_fine_tuning_goes_on_from_initial_epoch_with_the_event_before_it_first()
     assert sorted({e["step"] for e in result.events}) == [0, 1]
     assert len(result.history["loss"]) == 2  # epochs 1 and 2
     assert _width(result.model, "h1") + _width(result.model, "h2") == 7
+
+
+@pytest.mark.parametrize("shrink", [True, False])
+def test_reset_optimizer_starts_a_fresh_optimizer_after_every_step(shrink):
+    x = np.random.default_rng(0).normal(size=(32, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    model = _mlp()
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    runs = {}
+    for reset in (False, True):
+        result = darn.resize(model, "magnitude", Target(fraction=0.5), x=x, y=y, epochs=4,
+                             schedule=schedules.Linear(start=0, end=2), initial_epoch=1,
+                             batch_size=16, shrink=shrink, reset_optimizer=reset)
+        runs[reset] = result.model
+    # 2 batches an epoch: 1 epoch before resize, 3 during it; a reset
+    # optimizer has only the steps since the last pruning step (epoch 2).
+    assert int(runs[False].optimizer.iterations.numpy()) == 8
+    assert int(runs[True].optimizer.iterations.numpy()) == 2
+    assert runs[True].optimizer.get_config()["learning_rate"] == pytest.approx(1e-3)
+    assert int(model.optimizer.iterations.numpy()) == 2  # the user's model is untouched
