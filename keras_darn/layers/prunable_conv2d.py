@@ -96,4 +96,5 @@ class PrunableConv2D(UnitMaskMixin, keras.layers.Conv2D):
             outputs = ops.transpose(outputs, (0, 3, 1, 2))
         return outputs
 
+
 register_masked_layer(PrunableConv2D, keras.layers.Conv2D, GroupedConvHandler, "filters")
