@@ -117,17 +117,18 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
                 logs.setdefault(key, []).extend(values)
         if amount is None:
             continue
+        before = run.model
         _step(run, criterion, score_data, min(1.0, float(amount)), shrink, events,
-              0 if epoch is None else max(epoch, 0), verbose)
-        if reset_optimizer and run.model.compiled:
-            compile_fresh(run.model, run.model)
+              0 if epoch is None else max(epoch, 0), verbose, carry_state=not reset_optimizer)
+        if reset_optimizer and before.compiled:
+            compile_fresh(run.model, before)
     final = run.model
     if not shrink:
         final = shrink_model(final, compile=model.compiled)
     return final, events, logs
 
 
-def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose):
+def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose, carry_state=True):
     probed = run.probed()
     if criterion.needs_data:
         x_score, y_score = score_data
@@ -145,7 +146,7 @@ def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose):
                 k: probed.group(k).layer_indices(v).tolist() for k, v in plan.items()
             }
             old = run.model
-            run.model = remove_units(old, layer_plan, compile=old.compiled)
+            run.model = remove_units(old, layer_plan, compile=old.compiled and carry_state)
         widths = {g.key: g.size - len(plan.get(g.key, ())) for g in probed.groups}
     else:
         budget.mask_units(probed, plan)
