@@ -120,7 +120,7 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
         before = run.model
         _step(run, criterion, score_data, min(1.0, float(amount)), shrink, events,
               0 if epoch is None else max(epoch, 0), verbose, carry_state=not reset_optimizer)
-        if reset_optimizer and before.compiled:
+        if reset_optimizer:  # compile_fresh leaves an uncompiled model as it is
             compile_fresh(run.model, before)
     final = run.model
     if not shrink:
