@@ -1,7 +1,8 @@
 """`benchmarks/nodedrop.py`: --checkpoint_dir saves runs and resumes them; --finetune_epochs.
 
 The benchmark runs in its own process, as a user runs it, on tiny
-Fashion-MNIST-shaped IDX files written here.
+Fashion-MNIST-shaped IDX files written here. Each test starts the benchmark
+two or three times, so the module is marked slow; CI runs it (`.ci/run`).
 """
 
 import json
@@ -16,6 +17,7 @@ from keras_darn.datasets import write_idx
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_TRAIN, NUM_TEST = 64, 20
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

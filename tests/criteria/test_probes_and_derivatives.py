@@ -135,6 +135,7 @@ def test_second_derivative_equals_finite_differences(net, float64):
         )
 
 
+@pytest.mark.slow  # three criteria, each run twice; CI runs it (`.ci/run`)
 def test_statistics_are_gathered_across_replicas(two_cpu_strategy):
     model, x, y = _residual_cnn()
     with two_cpu_strategy.scope():
