@@ -30,6 +30,9 @@ Writes `<output_dir>/<name>.json` (config, every epoch time) and
         --num_train=4096 --rounds=20                   # callback_overhead.{json,md} (~8 min)
     nice python benchmarks/callback_overhead.py --name=callback_overhead_nodedrop
                                                        # every variant (~20 min on 2 busy CPU cores)
+    nice python benchmarks/callback_overhead.py --network=mobilenet_v2 --variants=magnitude \
+        --num_train=1024 --num_val=0 --rounds=6 --batch_size=64 \
+        --name=callback_overhead_mobilenet_v2          # MobileNetV2 at 96x96 (~15 min)
     python benchmarks/callback_overhead.py --render_only [--name=...]   # the table again
 """
 
@@ -59,6 +62,10 @@ flags.DEFINE_integer("rounds", 10, "Timed rounds (one epoch of every variant eac
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
 flags.DEFINE_list("variants", list(VARIANTS_ALL),
                   "Variants to time (plain is always timed: the ratios are to it).")
+flags.DEFINE_enum("network", "cnn", ["cnn", "mobilenet_v2"],
+                  "cnn: the small CNN on 28x28 images; mobilenet_v2: keras.applications' "
+                  "MobileNetV2 (random start) on the images resized to 96x96x3 (only the "
+                  "plain, magnitude and weight_l1 variants).")
 flags.DEFINE_bool("render_only", False, "Only rewrite the markdown table from the JSON results.")
 FLAGS = flags.FLAGS
 
@@ -74,10 +81,25 @@ def cnn(input_shape, activation):
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="out")(x))
 
 
+MOBILENET_SIZE = 96
+MOBILENET_VARIANTS = ("plain", "magnitude", "weight_l1")
+
+
+def mobilenet_v2(input_shape):
+    keras.utils.set_random_seed(FLAGS.seed)
+    return keras.applications.MobileNetV2(weights=None, input_shape=input_shape, classes=10)
+
+
 def build(variant, input_shape, x_val, y_val, epochs):
     """`(model, callbacks)` of one variant, compiled."""
     schedule = darn.schedules.Linear(start=1, end=max(1, epochs - 2), frequency=2)
-    if variant == "plain":
+    if FLAGS.network == "mobilenet_v2":
+        model, callbacks = mobilenet_v2(input_shape), []
+        if variant != "plain":
+            model, callback = darn.prepare(model, variant, darn.Target(fraction=0.5),
+                                           schedule=schedule)
+            callbacks = [callback]
+    elif variant == "plain":
         model, callbacks = cnn(input_shape, "relu"), []
     elif variant == "plain_scr":
         model, callbacks = cnn(input_shape, darn.layers.soft_clamped_relu), []
@@ -108,8 +130,13 @@ def main(argv):
         raise ValueError(f"Unknown variants {unknown}; known: {list(VARIANTS_ALL)}. "
                          f"Received: --variants={FLAGS.variants}")
     variants = ["plain", *[v for v in VARIANTS_ALL[1:] if v in FLAGS.variants]]
+    if FLAGS.network == "mobilenet_v2" and not set(variants) <= set(MOBILENET_VARIANTS):
+        raise ValueError(f"--network=mobilenet_v2 times the variants {list(MOBILENET_VARIANTS)}. "
+                         f"Received: --variants={FLAGS.variants}")
     dataset, (x, y), _ = harness.load_images(FLAGS.num_train + FLAGS.num_val, 10,
                                              seed=FLAGS.seed, data_dir=FLAGS.data_dir)
+    if FLAGS.network == "mobilenet_v2":
+        x = harness.as_rgb(x, MOBILENET_SIZE)
     x, y, x_val, y_val = x[: FLAGS.num_train], y[: FLAGS.num_train], x[FLAGS.num_train:], y[FLAGS.num_train:]
     epochs = FLAGS.rounds + 1
     runs = {v: build(v, x.shape[1:], x_val, y_val, epochs) for v in variants}
@@ -134,14 +161,18 @@ def main(argv):
     for variant in variants:
         ratios = [t / p for t, p in zip(seconds[variant], seconds["plain"])]
         model, callbacks = runs[variant]
-        live = sum(l.active_units for l in model.layers if hasattr(l, "active_units"))
+        # Criterion pruning logs its live units; NodeDrop's layers count theirs.
+        logged = callbacks[0].history.get("live_units") if callbacks else None
+        live = logged[-1] if logged else sum(
+            l.active_units for l in model.layers if hasattr(l, "active_units"))
         summary[variant] = {"ratio": statistics.median(ratios), "ratios": ratios,
                             "epoch_s": seconds[variant], "events": events[variant],
                             "live_units": live if callbacks else None}
     result = {
         "config": {"dataset": dataset, "num_train": FLAGS.num_train, "num_val": FLAGS.num_val,
                    "batch_size": FLAGS.batch_size, "rounds": FLAGS.rounds, "seed": FLAGS.seed,
-                   "model": "conv16-conv32-maxpool-dense64-dense10",
+                   "model": ("conv16-conv32-maxpool-dense64-dense10" if FLAGS.network == "cnn"
+                             else f"MobileNetV2 at {MOBILENET_SIZE}x{MOBILENET_SIZE}x3"),
                    "machine": harness.describe_machine()},
         "variants": summary,
         "seconds_total": time.perf_counter() - started,
@@ -171,7 +202,8 @@ def render(result, path):
     lines = [
         "# Per-epoch time of the front door's callbacks",
         "",
-        f"{config['dataset']}, {config['num_train']} training examples, batch {config['batch_size']}, "
+        f"{config['model']}; {config['dataset']}, {config['num_train']} training examples, "
+        f"batch {config['batch_size']}, "
         f"{config['rounds']} timed epochs per variant, interleaved in one process "
         f"({config['machine']}). Ratio: median over rounds of the variant's epoch time "
         "over the plain model's in the same round. Pruning events at every other epoch "

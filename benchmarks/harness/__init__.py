@@ -7,7 +7,8 @@ TensorFlow is loaded.
 
 - **Data**: `load_fashion` / `load_fashion_split` (Fashion-MNIST from
   `keras_darn.datasets`, stratified subsets), `load_digits`, and
-  `load_images`, which falls back from Fashion-MNIST to digits.
+  `load_images`, which falls back from Fashion-MNIST to digits; `as_rgb`
+  (gray images resized to three channels, for `keras.applications`).
 - **Flags**: `define_output_flags` (`--output_dir`, default
   `benchmarks/results` of this checkout, and `--name`), `define_data_flag`,
   `define_seed_flag` / `define_seeds_flag`, `define_epochs_flag`,
@@ -39,6 +40,7 @@ from harness.options import define_quick_flag  # noqa: E402,F401
 from harness.options import define_seed_flag  # noqa: E402,F401
 from harness.options import define_seeds_flag  # noqa: E402,F401
 from harness.options import seeds  # noqa: E402,F401
+from harness.data import as_rgb  # noqa: E402,F401
 from harness.data import load_digits  # noqa: E402,F401
 from harness.data import load_fashion  # noqa: E402,F401
 from harness.data import load_fashion_split  # noqa: E402,F401

@@ -112,3 +112,16 @@ def _subset(x, y, count, seed):
     if count is None or count >= len(x):
         return x, y
     return datasets.subset(x, y, count, seed=seed)
+
+
+def as_rgb(x, size):
+    """Gray images `(n, h, w, 1)` as `(n, size, size, 3)` (bilinear resize, the channel thrice).
+
+    For `keras.applications` networks, which take three channels and larger
+    inputs than Fashion-MNIST's 28x28.
+    """
+    import keras  # after `harness` has quieted TensorFlow
+    import numpy as np
+
+    resized = keras.ops.convert_to_numpy(keras.ops.image.resize(x, (size, size)))
+    return np.repeat(resized, 3, axis=-1)

@@ -33,7 +33,9 @@ class Criterion(abc.ABC):
     """Base class of unit importance criteria.
 
     Subclasses implement `score(probed, x, y, strategy)` and set
-    `needs_data` / `needs_labels`.
+    `needs_data` / `needs_labels`, and `reads_weights_only = True` when they
+    score every group from the weights alone, groups whose outputs cannot
+    be observed included (attention heads, layers of nested models).
 
     Args:
         batch_size: examples per batch when the criterion runs over data.
@@ -50,6 +52,7 @@ class Criterion(abc.ABC):
     name = "criterion"
     needs_data = True
     needs_labels = False
+    reads_weights_only = False
 
     def __init__(self, batch_size=256):
         check_positive_int(batch_size, "batch_size")

@@ -24,28 +24,11 @@ import numpy as np
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
-from keras_darn.graph import handlers as handlers_lib
 from keras_darn.graph import registry
 from keras_darn.graph.unit_graph import UnitGraph
 
 _BOOKKEEPING = ("unit_mask", "kernel_mask")
 _SCALES = ("gamma",)
-
-
-def _axis_ids(graph, layer, kind, length):
-    """The unit id of every position along a weight axis of `layer`."""
-    if kind == handlers_lib.OUT:
-        channels = graph.spaces.get(id(layer))
-        return None if channels is None else channels.ids
-    channels = graph.inputs.get(id(layer))
-    if channels is None or len(channels) == 0:
-        return None
-    ids = channels.ids
-    if kind == handlers_lib.IN_X_M:
-        if length % len(ids):
-            return None
-        return np.repeat(ids, length // len(ids))
-    return ids if len(ids) == length else None
 
 
 def member_slices(model, keys_by_root, p=2.0, scales_only=False):
@@ -68,17 +51,17 @@ def member_slices(model, keys_by_root, p=2.0, scales_only=False):
     contributions = collections.defaultdict(dict)
     sizes = collections.Counter(key for key, _ in keys_by_root.values())
     for layer in {id(v): v for v in graph.layers.values()}.values():
+        if not getattr(layer, "weights", None):  # op nodes have none
+            continue
         try:
-            axes_by_weight = registry.get_handler(layer).weight_axes(layer)
+            pairs = registry.get_handler(layer).variable_axes(layer)
         except (ValueError, KeyError):
             continue
-        weights = {w.name: w for w in layer.weights}
-        kernel_mask = weights.get("kernel_mask")
-        for name, axes in (axes_by_weight or {}).items():
-            variable = weights.get(name)
-            if variable is None or name in _BOOKKEEPING or not variable.trainable:
+        kernel_mask = next((w for w in layer.weights if w.name == "kernel_mask"), None)
+        for variable, axes in pairs:
+            if variable.name in _BOOKKEEPING or not variable.trainable:
                 continue
-            is_scale = name in _SCALES
+            is_scale = variable.name in _SCALES
             if (scales_only and not is_scale) or (len(variable.shape) < 2 and not is_scale):
                 continue
             value = np.abs(keras.ops.convert_to_numpy(variable).astype(np.float64)) ** p
@@ -86,7 +69,7 @@ def member_slices(model, keys_by_root, p=2.0, scales_only=False):
                 value = value * keras.ops.convert_to_numpy(kernel_mask)
             for axis, kind in axes.items():
                 axis = axis % value.ndim
-                ids = _axis_ids(graph, layer, kind, value.shape[axis])
+                ids = graph.axis_ids(layer, kind, value.shape[axis])
                 if ids is None:
                     continue
                 per_position = np.moveaxis(value, axis, 0).reshape(value.shape[axis], -1).sum(1)
@@ -96,7 +79,7 @@ def member_slices(model, keys_by_root, p=2.0, scales_only=False):
                         continue
                     key, unit = found
                     row = contributions[key].setdefault(
-                        f"{layer.name}/{name}:{axis}", np.zeros(sizes[key])
+                        f"{variable.path}:{axis}", np.zeros(sizes[key])
                     )
                     row[unit] += per_position[position]
     return contributions
@@ -148,6 +131,7 @@ class GroupMagnitude(Criterion):
 
     name = "magnitude"
     needs_data = False
+    reads_weights_only = True
     default_p = 2.0
 
     def __init__(self, p=None, batch_size=256):
@@ -202,6 +186,7 @@ class BatchNormScale(Criterion):
 
     name = "bn_scale"
     needs_data = False
+    reads_weights_only = True
 
     def score(self, probed, x, y, strategy):
         scores = _summed(probed, 1.0, scales_only=True)

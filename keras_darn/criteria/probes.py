@@ -28,10 +28,11 @@ from keras_darn.criteria.gates import make_gates
 from keras_darn.criteria.gates import tile
 from keras_darn.criteria.per_example import per_example_correct
 from keras_darn.criteria.per_example import per_example_loss
-from keras_darn.criteria.probe_group import ProbeGroup
-from keras_darn.graph import unit_groups
+from keras_darn.criteria.probe_group import select_groups
 from keras_darn.graph.nodes import functional_of
 from keras_darn.graph.nodes import nodes_in_order
+from keras_darn.rebuild.operations import remove_units
+from keras_darn.rebuild.unit_masks import masked_plan
 
 
 class ProbedModel:
@@ -45,6 +46,11 @@ class ProbedModel:
             resizable group whose layers are in the top-level graph).
         loss: Keras loss identifier used by loss-based criteria. Defaults to
             `None` (the model's compiled loss, when there is one).
+        parts: also take the groups outside the top-level graph: units
+            inside layers (attention heads, a `Bidirectional` layer's
+            backward direction) and layers of nested models, which only
+            criteria that read weights can score (their outputs cannot be
+            gated). Defaults to `False`.
 
     Attributes:
         groups: list of `ProbeGroup`, in trace order.
@@ -68,23 +74,26 @@ class ProbedModel:
     ```
     """
 
-    def __init__(self, model, layers=None, loss=None):
+    def __init__(self, model, layers=None, loss=None, parts=False):
         if not isinstance(model, keras.Model):
             raise ValueError(
                 f"Expected a keras.Model. Received: model of type {type(model).__name__}"
             )
         self.model = model
         self._function = functional_of(model)
-        if len(self._function.outputs) != 1:
+        # Only the forward pass needs one output: a weights-only probe
+        # (`parts=True`) takes any model.
+        if not parts and len(self._function.outputs) != 1:
             raise ValueError(
-                "Criteria support models with one output. Received: model "
+                "Criteria that read outputs support models with one output. Received: model "
                 f"'{model.name}' with {len(self._function.outputs)} outputs"
             )
         self._loss = loss if loss is not None else getattr(model, "loss", None)
         self._loss_fn = None
         self._order = nodes_in_order(self._function)
-        self.groups = self._select_groups(layers)
-        self._gates = make_gates(self._order, self._function, self.groups)
+        self.groups, self._inner = select_groups(model, self._order, layers, parts)
+        self._gates = make_gates(self._order, self._function,
+                                 [g for g in self.groups if g.observable])
         self._gate_edges = {}
         for member in self._gates.values():
             for gate in member:
@@ -95,41 +104,15 @@ class ProbedModel:
         self._compiled = {}
         self.refresh_from_masks()
 
-    # ---- Set-up -----------------------------------------------------------
-    def _select_groups(self, layers):
-        groups = unit_groups(self.model, resizable_only=True)
-        top = {node.operation.name for node in self._order}
-        if layers is None:
-            chosen = [g for g in groups if all(name in top for name in g.layers)]
-        else:
-            if isinstance(layers, str):
-                layers = [layers]
-            chosen = []
-            for name in layers:
-                match = [g for g in groups if name in g.layers]
-                if not match:
-                    names = [n for g in groups for n in g.layers]
-                    raise ValueError(
-                        f"Received an invalid value for `layers`: '{name}' is not a layer "
-                        f"with resizable units. Resizable layers: {names}. "
-                        f"Received: layers={list(layers)}"
-                    )
-                if match[0] not in chosen:
-                    chosen.append(match[0])
-        if not chosen:
-            raise ValueError(
-                f"Model '{self.model.name}' has no resizable unit group in its "
-                "top-level graph to score."
-            )
-        return [ProbeGroup(g) for g in chosen]
-
     def gates_of(self, key):
         """The gates of a group's member layers (one or more per layer)."""
         group = self.group(key)
         return [gate for name in group.layers for gate in self._gates[name]]
 
     def member_layer(self, name):
-        """The member layer object called `name`."""
+        """The member layer object called `name` (a `UnitPart` for a layer's part)."""
+        if name in self._inner:
+            return self._inner[name]
         return self._gates[name][0].layer
 
     # ---- State ------------------------------------------------------------
@@ -156,13 +139,19 @@ class ProbedModel:
         return self._loss_fn
 
     def refresh_from_masks(self):
-        """Marks units masked off in `PrunableDense`/`PrunableConv2D` as not live.
+        """Marks masked units as not live.
 
-        Masked units keep gain 1: the mask already decides what they output.
+        Masked units are those of the model's unit masks
+        (`keras_darn.rebuild.unit_masks`, set during `fit`) and those
+        switched off in `PrunableDense`/`PrunableConv2D`. They keep gain 1:
+        the mask already decides what they output.
         """
+        masked = masked_plan(self.model)
         for group in self.groups:
             live = np.ones(group.size, dtype=bool)
             for name in group.layers:
+                if name in masked:
+                    live[np.isin(group.unit_group.indices(name), masked[name])] = False
                 layer = self.member_layer(name)
                 if hasattr(layer, "get_unit_mask"):
                     mask = layer.get_unit_mask()
@@ -204,8 +193,6 @@ class ProbedModel:
 
         Returns `model` itself when nothing was removed.
         """
-        from keras_darn.rebuild import remove_units
-
         plan = self.removal_plan()
         if not plan:
             return self.model

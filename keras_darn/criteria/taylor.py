@@ -22,12 +22,14 @@ a sigmoid network with squared error; for earlier layers it drops the
 off-diagonal terms of the layers above, which this computation keeps.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
 from keras_darn.criteria.gates import tile
+from keras_darn.graph.nodes import leaf_layers
 from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
@@ -200,6 +202,15 @@ class TaylorSecondOrder(Criterion):
         self.clip_sigma = float(clip_sigma)
 
     def score(self, probed, x, y, strategy):
+        recurrent = [layer for layer in leaf_layers(probed.model)
+                     if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))]
+        if recurrent:
+            raise ValueError(
+                f"Criterion 'taylor2' takes second derivatives through the model, which "
+                f"TensorFlow cannot take through the loop of recurrent layer "
+                f"'{recurrent[0].name}' ({type(recurrent[0]).__name__}). Use 'taylor1', "
+                "'activation_variance' or the data-free 'magnitude' on this model."
+            )
         terms = taylor_terms(
             probed, x, y, second_order=True, batch_size=self.batch_size,
             max_rows=self.max_rows, strategy=strategy,

@@ -21,6 +21,9 @@ from keras_darn.graph.channels import Channels
 from keras_darn.graph.nodes import GraphError  # noqa: F401  (raised here, part of this module's API)
 from keras_darn.graph.nodes import functional_of
 from keras_darn.graph.nodes import is_model
+from keras_darn.graph.unit_axes import OWN
+from keras_darn.graph.unit_axes import as_unit_axis
+from keras_darn.graph.unit_axes import parts_of
 
 
 class _UnionFind:
@@ -97,6 +100,7 @@ class UnitGraph:
         self.consumers = []
         self.layers = {}
         self.inputs = {}
+        self.input_lists = {}
         self._layer_by_id = {}
         self._current_constants = None
         self.output_channels = []
@@ -153,6 +157,32 @@ class UnitGraph:
         """Why a unit cannot change, or None if it can."""
         return self._uf.fixed.get(self._uf.find(int(unit)))
 
+    def axis_ids(self, layer, kind, length):
+        """The unit id at each position of a weight axis of `layer`, or `None` where unknown.
+
+        Args:
+            layer: a traced layer.
+            kind: the axis' kind in the layer handler's axis map (`"in"`,
+                `"out"`, `"in_x_m"` or a `UnitAxis`, parts included).
+            length: the axis' length; ids that do not fill it exactly are
+                not returned.
+        """
+        kind = as_unit_axis(kind, layer)
+        if kind.space == OWN:
+            channels = self.spaces.get(id(layer))
+        elif kind.space.startswith("part:"):
+            part = parts_of(layer).get(kind.space[len("part:"):])
+            channels = None if part is None else self.spaces.get(id(part))
+        else:
+            index = 0 if kind.space == "in" else int(kind.space[len("in:"):])
+            inputs = self.input_lists.get(id(layer)) or []
+            channels = inputs[index] if index < len(inputs) else None
+        if channels is None:
+            return None
+        ids = np.repeat(channels.ids, kind.repeat)
+        ids = np.tile(ids, kind.blocks)
+        return ids if len(ids) == length else None
+
     def layer_of_space(self, key):
         return self._layer_by_id[key]
 
@@ -167,6 +197,7 @@ class UnitGraph:
         self.layers.setdefault(layer.name, layer)
         if arguments:
             self.inputs.setdefault(id(layer), arguments[0][0])
+            self.input_lists.setdefault(id(layer), [channels for channels, _ in arguments])
         return self._propagate(layer, node, arguments)
 
     def _propagate(self, layer, node, arguments):

@@ -10,3 +10,4 @@ from keras_darn.metrics.flops import flops_by_layer
 from keras_darn.metrics.latency import measure_latency
 from keras_darn.metrics.params import count_params
 from keras_darn.metrics.params import params_by_layer
+from keras_darn.metrics import sequence_flops  # noqa: F401 (registers its counters)

@@ -307,6 +307,11 @@ def _register_builtins():
                 _COUNTERS.setdefault(layer_class, counter)
 
 
+def add_counter(counter, layer_class):
+    """Adds a built-in counter for `layer_class` (and its subclasses)."""
+    _COUNTERS[layer_class] = counter
+
+
 _warned = None
 
 

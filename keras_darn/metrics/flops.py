@@ -25,6 +25,9 @@ Conventions (every count is per example, i.e. without the batch dimension):
 - Layer types registered with a FLOP counter
   (`keras_darn.graph.register_layer(..., flops=...)`) count what their
   counter says; keras_darn's own layers are registered next to their code.
+- `MultiHeadAttention`, `GroupQueryAttention`, `SimpleRNN`, `LSTM`, `GRU`
+  and `Bidirectional`: projections, attention scores, gates and state
+  updates, see `keras_darn.metrics.sequence_flops`.
 - `BatchNormalization`: 2 per element (inference: folded scale and shift).
   `LayerNormalization` and `GroupNormalization`: 5 per element for the
   statistics and the normalisation (accumulate the mean, subtract it,

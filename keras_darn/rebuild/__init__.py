@@ -9,3 +9,5 @@ from keras_darn.rebuild.rebuilder import Rebuilder
 from keras_darn.rebuild.training_state import StepOffsetSchedule
 from keras_darn.rebuild.training_state import compile_fresh
 from keras_darn.rebuild.training_state import compile_like
+from keras_darn.rebuild.unit_masks import UnitMasks
+from keras_darn.rebuild.unit_masks import masks_of

@@ -100,6 +100,27 @@ class LayerPlan:
             )
         return array
 
+    def kept_positions(self, position, shape):
+        """`{axis: bool array}`: which positions of `layer.weights[position]` survive.
+
+        Found by resizing an array of position codes with `transform`, the
+        very slicing the weights go through, so the two cannot disagree.
+        """
+        kept = {}
+        unit_axes = sorted({a % len(shape) for a in self.axes[position]})
+        # Only the unit axes are sliced: the others can have length 1.
+        code_shape = [n if a in unit_axes else 1 for a, n in enumerate(shape)]
+        for axis in unit_axes:
+            view = [-1 if a == axis else 1 for a in range(len(shape))]
+            codes = np.broadcast_to(
+                np.arange(shape[axis], dtype=np.int64).reshape(view), code_shape)
+            moved = np.moveaxis(self.transform(position, codes), axis, 0)
+            survivors = moved.reshape(len(moved), -1)[:, 0] if moved.size else []
+            keep = np.zeros(shape[axis], dtype=bool)
+            keep[np.asarray(survivors, dtype=np.int64)] = True
+            kept[axis] = keep
+        return kept
+
     def absorbed_constants(self, weights):
         """Bias change from removed input channels that held a constant."""
         fold = getattr(self.handler, "fold_weight", None)

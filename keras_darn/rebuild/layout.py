@@ -5,6 +5,8 @@ analysis, it records the channel layout every layer of the new model reads,
 and checks that coupled layers still agree.
 """
 
+import warnings
+
 import numpy as np
 
 from keras_darn.graph import registry
@@ -56,3 +58,18 @@ class LayoutTrace:
 
     def fixed_channels(self, width, reason):
         return Channels(np.full(width, -1))
+
+
+def warn_inexact_growth(layout):
+    """Warns where new units enter a layer whose function they change."""
+    for key, layer in layout.layers.items():
+        if registry.get_handler(layer).exact_growth:
+            continue
+        inputs = layout.inputs.get(key) or []
+        if any((channels.origin < 0).any() for channels in inputs):
+            warnings.warn(
+                f"Units added before layer '{layer.name}' ({type(layer).__name__}) change its "
+                "output: it normalizes over its channels, so new channels shift its statistics. "
+                "The grown model does not compute the same function.",
+                stacklevel=3,
+            )

@@ -9,6 +9,7 @@ from keras_darn.graph.nodes import leaf_layers
 from keras_darn.graph.unit_graph import functional_of
 from keras_darn.rebuild.rebuilder import Rebuilder
 from keras_darn.rebuild.training_state import compile_like
+from keras_darn.rebuild.unit_masks import masked_plan
 
 
 def remove_units(model, plan, compile=True):
@@ -78,8 +79,10 @@ def add_units(model, plan, init="zeros_out", sources=None, noise=0.0, seed=None,
 def shrink(model, keep_masks=False, compile=True):
     """Removes masked-off and provably dead units; outputs stay the same.
 
-    Units switched off by a layer's unit mask (and units whose incoming
-    weights are all zero) hold a constant; every such unit is removed when
+    Units masked during `fit` (their weights zeroed on every member of their
+    group, see `keras_darn.rebuild.unit_masks`) are removed. Units switched
+    off by a layer's unit mask (and units whose incoming weights are all
+    zero) hold a constant; every such unit is removed when
     each layer that consumes it can take the constant into its bias
     exactly. Masked layers come out as the plain Keras layer they register
     (`keras_darn.graph.register_layer(..., plain_layer=...)`) unless
@@ -101,7 +104,11 @@ def shrink(model, keep_masks=False, compile=True):
     small = darn.shrink(model)  # plain Dense layers, masked units gone
     ```
     """
-    rebuilder = Rebuilder(model).remove_dead()
+    rebuilder = Rebuilder(model)
+    plan = masked_plan(model)
+    if plan:
+        rebuilder.remove(plan)
+    rebuilder.remove_dead()
     return _finish(rebuilder, rebuilder.build(keep_masks=keep_masks), compile)
 
 

@@ -7,7 +7,6 @@ model is never modified; a failing plan raises before anything is built.
 """
 
 import difflib
-import warnings
 
 import keras
 import numpy as np
@@ -26,6 +25,7 @@ from keras_darn.rebuild.layer_plan import clone_resized
 from keras_darn.rebuild.layer_plan import copy_weights
 from keras_darn.rebuild.layer_plan import make_plan
 from keras_darn.rebuild.layout import LayoutTrace
+from keras_darn.rebuild.layout import warn_inexact_growth
 from keras_darn.validation import check_one_of
 
 
@@ -194,12 +194,8 @@ class Rebuilder:
             ValueError: if the plan leaves a layer without units or joins
                 different units at a merge.
         """
-        new_spaces = self._plan_spaces()
-        layout = LayoutTrace(new_spaces)
-        functional = functional_of(self.model)
-        walk(functional, layout, [Channels(np.full(channel_width(t), -1)) for t in functional.inputs])
-        transfers = self._weight_plans(layout, new_spaces)
-        _warn_inexact_growth(layout)
+        layout, transfers = self.layer_plans()
+        warn_inexact_growth(layout)
         clones = {}
 
         def clone_layer(layer):
@@ -225,6 +221,30 @@ class Rebuilder:
                 continue
             self.variable_map.extend(copy_weights(layer, clone, transfers.get(id(layer))))
         return new_model
+
+    def roots_of(self, name, indices=None):
+        """The roots (coupled-unit ids) of units `indices` of layer `name` (all by default)."""
+        _, space = self._resizable(name)
+        roots = self.graph.roots(space)
+        return roots if indices is None else roots[np.asarray(indices, dtype=np.int64)]
+
+    def layer_plans(self):
+        """The queued changes, traced: `(LayoutTrace, {id(layer): LayerPlan})`.
+
+        What `build()` builds from; nothing is built. The layout records the
+        channels every layer reads (`layout.inputs`), a plan how each
+        layer's weights are sliced (`LayerPlan.transform`).
+        """
+        new_spaces = self._plan_spaces()
+        layout = LayoutTrace(new_spaces)
+        functional = functional_of(self.model)
+        walk(functional, layout, [Channels(np.full(channel_width(t), -1)) for t in functional.inputs])
+        return layout, self._weight_plans(layout, new_spaces)
+
+    @property
+    def adds_units(self):
+        """Whether units were queued for addition."""
+        return bool(self._additions)
 
     def _plan_spaces(self):
         # New units follow the last surviving unit of the layer they were
@@ -373,18 +393,3 @@ def _check_indices(indices, width, name):
 def _can_absorb_constant(layer):
     handler = registry.get_handler(layer)
     return bool(getattr(handler, "fold_weight", None)) and getattr(layer, "padding", "valid") == "valid"
-
-
-def _warn_inexact_growth(layout):
-    """Warns where new units enter a layer whose function they change."""
-    for key, layer in layout.layers.items():
-        if registry.get_handler(layer).exact_growth:
-            continue
-        inputs = layout.inputs.get(key) or []
-        if any((channels.origin < 0).any() for channels in inputs):
-            warnings.warn(
-                f"Units added before layer '{layer.name}' ({type(layer).__name__}) change its "
-                "output: it normalizes over its channels, so new channels shift its statistics. "
-                "The grown model does not compute the same function.",
-                stacklevel=3,
-            )

@@ -175,4 +175,5 @@ def resize(
             "a Method's resize must return a keras_darn.Result."
         )
     result.method = result.method or method.name
+    result.target = result.target or target
     return result

@@ -231,7 +231,8 @@ class MethodCallback(ResumableCallback):
         trained = getattr(self, "_model", None) or self.prepared_model
         small = shrink(trained, compile=compile)
         return Result(small, self.events, self.before, figures(small), history=self.history,
-                      method=self.method.name)
+                      method=self.method.name, target=getattr(self.callback, "target", None),
+                      notes=getattr(self.callback, "skipped", None))
 
 
 def _plain(value):

@@ -38,6 +38,10 @@ class Result:
             are the method's; the Keras `History.history` for methods that
             train).
         method: the name of the method.
+        target: the `Target` the method aimed at, or `None`.
+        notes: `{what: why}` the method could not do as asked (e.g. unit
+            groups left out of pruning during fit, and why); shown by
+            `summary()`.
 
     Example:
 
@@ -47,13 +51,35 @@ class Result:
     ```
     """
 
-    def __init__(self, model, events, before, after=None, history=None, method=None):
+    def __init__(self, model, events, before, after=None, history=None, method=None,
+                 target=None, notes=None):
         self.model = model
         self.events = list(events)
         self.before = before
         self.after = after if after is not None else figures(model)
         self.history = dict(history or {})
         self.method = method
+        self.target = target
+        self.notes = dict(notes or {})
+
+    def target_check(self):
+        """How the model compares with a `params` or `flops` target.
+
+        Returns:
+            `None` without such a target, else a dict `{"amount", "goal",
+            "reached", "met"}`: `met` is true when the count is at or below
+            the goal and within 2 % of it.
+        """
+        target = self.target
+        for amount in ("params", "flops"):
+            goal = getattr(target, amount, None) if target is not None else None
+            if goal is None or self.before.get(amount) is None or self.after.get(amount) is None:
+                continue
+            goal = goal * self.before[amount] if isinstance(goal, float) else goal
+            reached = self.after[amount]
+            return {"amount": amount, "goal": goal, "reached": reached,
+                    "met": 0.98 * goal <= reached <= goal}
+        return None
 
     def summary(self):
         """A markdown table of the figures before and after, one row each."""
@@ -74,6 +100,17 @@ class Result:
         for label, before, after in rows:
             ratio = f"{before / after:.2f}x" if _positive(before) and _positive(after) else ""
             lines.append(f"| {label} | {_format(before)} | {_format(after)} | {ratio} |")
+        check = self.target_check()
+        if check is not None:
+            share = check["reached"] / self.before[check["amount"]]
+            verdict = "met" if check["met"] else (
+                "MISSED: above the target" if check["reached"] > check["goal"]
+                else "MISSED: more than 2 % below the target")
+            lines += ["", f"Target {check['amount']} <= {round(check['goal']):,}: reached "
+                          f"{check['reached']:,} ({share:.4f} of before), {verdict}."]
+        if self.notes:
+            lines += ["", "Not done as asked:"]
+            lines += [f"- '{what}': {why}" for what, why in self.notes.items()]
         return "\n".join(lines)
 
     def __repr__(self):

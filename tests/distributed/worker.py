@@ -39,6 +39,7 @@ import keras  # noqa: E402
 keras.config.disable_traceback_filtering()
 
 import keras_darn as darn  # noqa: E402
+from keras_darn.rebuild.unit_masks import masked_plan  # noqa: E402
 from keras_darn.methods.growth import fit_with_growth  # noqa: E402
 
 GLOBAL_BATCH = 32
@@ -98,9 +99,16 @@ class MaskRecorder(keras.callbacks.Callback):
             self.first_epoch = epoch  # > 0 when BackupAndRestore resumed the run
 
     def on_epoch_end(self, epoch, logs=None):
+        # Criterion pruning masks every member of a group (`masked_plan`);
+        # NodeDrop and Standout mask in their own layers.
+        masked = masked_plan(self.model)
         for layer in self.model.layers:
             if hasattr(layer, "get_unit_mask"):
                 self.masks.setdefault(layer.name, []).append(layer.get_unit_mask())
+            elif isinstance(layer, keras.layers.Dense):
+                mask = np.ones(layer.units, "float32")
+                mask[masked.get(layer.name, [])] = 0
+                self.masks.setdefault(layer.name, []).append(mask)
 
 
 class SlowDown(keras.callbacks.Callback):

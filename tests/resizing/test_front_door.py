@@ -120,6 +120,25 @@ def test_result_summary_is_a_table_of_before_and_after():
     assert table.startswith("manual: 1 events")
 
 
+@pytest.mark.parametrize("params, verdict", [
+    (43, "met"), (42, "MISSED: above the target"),
+    (60, "MISSED: more than 2 % below the target"),
+])
+def test_result_summary_says_whether_a_count_target_was_met(params, verdict):
+    model = _model()
+    small = darn.remove_units(model, {"h": [0, 1, 2, 3]}, compile=False)  # 43 parameters
+    result = darn.Result(small, [], darn.resizing.figures(model), method="manual",
+                         target=darn.Target(params=params),
+                         notes={"h2": "not pruned during fit: a reason"})
+    check = result.target_check()
+    assert (check["goal"], check["reached"]) == (params, 43)
+    assert check["met"] == (verdict == "met")
+    table = result.summary()
+    assert f"reached 43 (0.5181 of before), {verdict}." in table
+    assert "- 'h2': not pruned during fit: a reason" in table
+    assert darn.Result(small, [], darn.resizing.figures(model)).target_check() is None
+
+
 def test_finish_returns_the_logs_of_every_epoch_and_one_instance_serves_two_fits():
     x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")

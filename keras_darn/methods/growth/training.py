@@ -315,8 +315,18 @@ def _grow(
 
 
 def default_layers(model):
-    """The first layer of every resizable unit group of `model`, by name."""
-    return [g.layers[0] for g in unit_groups(model, resizable_only=True)]
+    """The first layer of every resizable unit group growth can measure, by name.
+
+    Growth reads a layer's width (`units` or `filters`) and its output, so
+    the groups of units inside a layer (attention heads, the backward
+    direction of a `Bidirectional` layer) are left out.
+    """
+    top = {layer.name: layer for layer in model.layers}
+    return [
+        g.layers[0] for g in unit_groups(model, resizable_only=True)
+        if g.layers[0] in top
+        and any(isinstance(getattr(top[g.layers[0]], a, None), int) for a in ("units", "filters"))
+    ]
 
 
 def default_criterion(init, criterion):

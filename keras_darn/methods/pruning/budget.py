@@ -17,6 +17,7 @@ largest model along the ranking whose count is at or below the goal.
 import math
 import numbers
 
+import keras
 import numpy as np
 
 from keras_darn.metrics import count_flops
@@ -162,6 +163,20 @@ def lowest_units(scores, live, counts):
     return plan
 
 
+def one_direction(probed, group):
+    """Whether a group holds one direction of a `Bidirectional` layer.
+
+    Both directions must keep equal widths: the same fraction of every group
+    keeps them equal, one global ranking does not.
+    """
+    for name in group.layers:
+        layer = probed.member_layer(name)
+        owner = getattr(layer, "owner", layer)  # a part names its layer
+        if isinstance(owner, keras.layers.Bidirectional):
+            return True
+    return False
+
+
 def counter_of(target):
     """`(name, goal, counting function)` of a parameter or FLOP target, else `None`."""
     if target.params is not None:
@@ -203,7 +218,7 @@ def check_reachable(probed, allocation, target, sizes, original):
     if reached > goal:
         raise ValueError(
             f"The target {name}={goal if isinstance(goal, int) else round(goal)!r} cannot be "
-            "reached by removing units of the prunable layers: with every group at its "
+            "reached by removing units of the resizable groups: with every group at its "
             f"minimum width (min_units, max_ratio, round_to) the model still has {reached:,} "
             f"{name} (now {original:,})."
         )
@@ -246,43 +261,44 @@ def select(probed, scores, allocation, target, amount, sizes, original):
     _, goal, counter = counting
     goal = goal * original if isinstance(goal, float) else goal
     goal = original * (goal / original) ** amount if amount < 1 else goal
-    if count_after(probed, {}, counter) <= goal:
+    counts = {}
+
+    def count_at(value):
+        plan = plan_at(int(value) if allocation.global_pruning else value)
+        signature = tuple(sorted((key, len(units)) for key, units in plan.items()))
+        if signature not in counts:
+            counts[signature] = count_after(probed, plan, counter)
+        return counts[signature]
+
+    if count_at(0) <= goal:
         return {}
-    if allocation.global_pruning:
-        low, high = 0, len(order)
-        while low < high:
-            middle = (low + high) // 2
-            if count_after(probed, plan_at(middle), counter) <= goal:
-                high = middle
-            else:
-                low = middle + 1
-        return plan_at(high)
-    low, high = 0.0, 1.0
-    for _ in range(40):
-        if high - low < 1e-6:
+    high = len(order) if allocation.global_pruning else 1.0
+    value = _smallest_reaching(count_at, high, goal, allocation.global_pruning)
+    return plan_at(int(value) if allocation.global_pruning else value)
+
+
+def _smallest_reaching(count_at, high, goal, integer):
+    """The smallest amount in `(0, high]` whose count is at or below `goal`.
+
+    The count falls as the amount grows. Secant guesses between the
+    bracket's counts alternate with halvings, so the bracket at least halves
+    every two steps while a smooth count is found in a few; each distinct
+    plan is counted once (counting rebuilds the model).
+    """
+    low, low_count = 0, count_at(0)
+    high_count = count_at(high)
+    for step in range(200):
+        if (high - low <= 1) if integer else (high - low < 1e-6):
             break
         middle = (low + high) / 2
-        if count_after(probed, plan_at(middle), counter) <= goal:
-            high = middle
+        if step % 2 == 0 and low_count != high_count:
+            guess = low + (low_count - goal) / (low_count - high_count) * (high - low)
+            middle = min(max(guess, low + (high - low) / 64), high - (high - low) / 64)
+        if integer:
+            middle = min(max(int(round(middle)), low + 1), high - 1)
+        count = count_at(middle)
+        if count <= goal:
+            high, high_count = middle, count
         else:
-            low = middle
-    return plan_at(high)
-
-
-def mask_units(probed, plan):
-    """Switches off the planned units through every member layer's unit mask.
-
-    Args:
-        probed: the `ProbedModel` whose groups the plan names.
-        plan: `{group key: unit positions}`, as `select` returns it.
-    """
-    for group in probed.groups:
-        units = plan.get(group.key)
-        if units is None or not len(units):
-            continue
-        for name in group.layers:
-            layer = probed.member_layer(name)
-            mask = layer.get_unit_mask()
-            mask[group.unit_group.indices(name)[units]] = 0.0
-            layer.set_unit_mask(mask)
-    probed.refresh_from_masks()
+            low, low_count = middle, count
+    return high

@@ -1,27 +1,30 @@
 """Scheduled pruning by any criterion during `fit`, through unit masks.
 
 At the end of the epochs a `Schedule` picks, the callback scores the live
-units of the model's prunable layers with a `keras_darn.criteria` criterion
-(on held-out data, or on the weights alone for data-free criteria) and masks
-the lowest-scored ones (`set_unit_mask`): in one ranking over all coupled
-groups (global pruning) or the same fraction of every group, until the
-`Target` is reached. Masked units stay off for the rest of training;
-`keras_darn.shrink(model)` then returns the plain smaller model. Under a
+units of the model's coupled unit groups with a `keras_darn.criteria`
+criterion (on held-out data, or on the weights alone for data-free
+criteria) and masks the lowest-scored ones: in one ranking over all groups
+(global pruning) or the same fraction of every group, until the `Target` is
+reached. A masked unit's weights are zeroed on every member of its group
+(`keras_darn.rebuild.unit_masks`) and kept zero for the rest of training, so
+`keras_darn.shrink(model)` returns the plain smaller model with the same
+outputs. Groups that cannot be masked exactly (units normalized together by
+`LayerNormalization`) are left out, and `skipped` says why. Under a
 `tf.distribute` strategy the criterion's statistics are computed by all
 replicas and summed (`ProbedModel.accumulate`).
 
-What has been pruned lives in the model's unit masks, and every step's goal
-follows from the target, the schedule and the full-width model alone, so a
-training restarted from a checkpoint (`keras.callbacks.BackupAndRestore`)
-goes on exactly where it stopped.
+What has been pruned follows from the events, saved with the model's
+weights, and every step's goal follows from the target, the schedule and
+the full-width model alone, so a training restarted from a checkpoint
+(`keras.callbacks.BackupAndRestore`) goes on exactly where it stopped.
 """
 
 
-import keras
-
 from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.probes import ProbedModel
+from keras_darn.graph import unit_groups
 from keras_darn.methods.pruning import budget
+from keras_darn.rebuild.unit_masks import masks_of
 from keras_darn.resizing.callback_state import ResumableCallback
 from keras_darn.resizing.callback_state import schedule_epochs
 from keras_darn.resizing.schedules import Linear
@@ -30,7 +33,7 @@ from keras_darn.resizing.targets import Target
 
 
 class CriterionPruning(ResumableCallback):
-    """Masks the lowest-scored units of prunable layers on a schedule.
+    """Masks the lowest-scored units of coupled unit groups on a schedule.
 
     Pruning events happen at the end of the epochs where `schedule(epoch)`
     is not `None`, `epoch` being Keras' absolute epoch index (the one `fit`
@@ -43,10 +46,10 @@ class CriterionPruning(ResumableCallback):
     fractions by hand). With `global_pruning` all live units of all groups
     compete in one ranking of scores normalized by their group's mean;
     otherwise every group loses the same fraction of its width, its
-    lowest-scored units first. The model must use
-    `PrunableDense`/`PrunableConv2D` (`darn.prepare` converts it). After
-    every epoch `logs["live_units"]` holds the number of live units of the
-    probed groups. A schedule with no event within the epochs of a `fit`
+    lowest-scored units first. Any functional or Sequential model the
+    Rebuilder supports works as it is (masks act on its weights, in place).
+    After every epoch `logs["live_units"]` holds the number of live units of
+    the probed groups. A schedule with no event within the epochs of a `fit`
     warns once at its first epoch.
 
     Args:
@@ -61,7 +64,7 @@ class CriterionPruning(ResumableCallback):
         schedule: a `keras_darn.Schedule`. Defaults to `Linear(start=0)`
             (one event, at the end of epoch 0).
         layers: names of layers whose groups are pruned. Defaults to
-            `None` (every group made of prunable layers).
+            `None` (every resizable group of the top-level graph).
         verbose: 1 prints each event. Defaults to `0`.
         global_pruning: one ranking over all groups. Defaults to `False`
             (the same fraction of every group).
@@ -77,10 +80,12 @@ class CriterionPruning(ResumableCallback):
             the unit indices of the group's first layer switched off;
             `fraction`: the share of the group's width now off). Reset when
             training begins.
+        skipped: `{group key: reason}` of the groups left out (units a mask
+            cannot remove exactly, or the criterion cannot score).
 
     Raises:
         ValueError: for invalid arguments, or at the start of training when
-            no probed layer has a unit mask or the target cannot be reached.
+            no unit group can be pruned or the target cannot be reached.
 
     Example:
 
@@ -121,6 +126,7 @@ class CriterionPruning(ResumableCallback):
         self.layer_names = layers
         self.verbose = verbose
         self.events = []
+        self.skipped = {}
         self._probed = None
         self._sizes = None
         self._original = None
@@ -134,26 +140,34 @@ class CriterionPruning(ResumableCallback):
 
     def set_state(self, state, epoch):
         self.events = [e for e in state.get("events", []) if e["step"] < epoch]
+        # The masks follow from the events: the weights file holds the
+        # zeroed weights, the constraints that keep them zero live here.
+        plan = {}
+        for event in self.events:
+            plan.setdefault(event["layer"], set()).update(event["units"])
+        self._masks.set({name: sorted(units) for name, units in plan.items()})
+        self._probed.refresh_from_masks()
 
     def schedule_summary(self, first_epoch, last_epoch):
         return repr(self.schedule), schedule_epochs(self.schedule, first_epoch, last_epoch)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        probed = ProbedModel(self.model, layers=self.layer_names)
-        maskable = [
-            g for g in probed.groups
-            if all(hasattr(probed.member_layer(n), "set_unit_mask") for n in g.layers)
-            and not set(g.layers) & set(self.target.exclude)
-        ]
+        probed = ProbedModel(self.model, layers=self.layer_names,
+                             parts=self.criterion.reads_weights_only)
+        masks = masks_of(self.model)
+        maskable = self._maskable_groups(probed, masks)
         if not maskable:
+            skipped = "".join(f"\n- '{k}': {r}" for k, r in self.skipped.items())
             raise ValueError(
-                "CriterionPruning found no prunable layer to mask: convert the model "
-                "with `keras_darn.layers.to_prunable(model)` before compiling it."
+                f"CriterionPruning found no unit group of model '{self.model.name}' to prune "
+                f"during fit.{skipped}"
             )
+        masks.install()
         probed.groups = maskable
         probed.refresh_from_masks()
         self._probed = probed
+        self._masks = masks
         # Masks do not change the graph: the counts of the full-width model
         # are the original ones, also after a restart.
         self._sizes = {g.key: g.size for g in maskable}
@@ -162,18 +176,46 @@ class CriterionPruning(ResumableCallback):
         budget.check_reachable(probed, self.allocation, self.target, self._sizes,
                                self._original)
 
+    def _maskable_groups(self, probed, masks):
+        """The probed groups to prune; says in `skipped` why the others are left out."""
+        self.skipped = {}
+        probed_keys = {g.key for g in probed.groups}
+        if self.layer_names is None:
+            for group in unit_groups(self.model, resizable_only=True):
+                if group.layers[0] not in probed_keys:
+                    self.skipped[group.layers[0]] = (
+                        f"criterion '{self.criterion.name}' scores units by their outputs or "
+                        "their producer's kernel, and these units are not in the top-level "
+                        "graph (units inside a layer, such as attention heads, or layers of "
+                        "a nested model); 'magnitude', 'magnitude_l1' and 'bn_scale' prune them")
+        maskable = []
+        for group in probed.groups:
+            if set(group.layers) & set(self.target.exclude):
+                continue
+            reason = masks.inexact_reason(group.key)
+            if reason is not None:
+                self.skipped[group.key] = (
+                    f"not pruned during fit: {reason}; darn.resize removes its units "
+                    "between fits")
+            elif self.allocation.global_pruning and budget.one_direction(probed, group):
+                self.skipped[group.key] = (
+                    "not pruned with global_pruning=True: the two directions of a "
+                    "Bidirectional layer keep equal widths, which one global ranking "
+                    "does not ensure")
+            else:
+                maskable.append(group)
+        return maskable
+
     def on_epoch_end(self, epoch, logs=None):
         amount = self.schedule(epoch)
         if amount is not None:
             self._prune(epoch, min(1.0, float(amount)))
         if logs is not None and self._probed is not None:
-            self._probed.refresh_from_masks()
             logs["live_units"] = int(sum(self._probed.live[k].sum() for k in self._probed.keys))
         super().on_epoch_end(epoch, logs)
 
     def _prune(self, epoch, amount):
         probed = self._probed
-        probed.refresh_from_masks()
         if self.criterion.needs_data:
             scores = self.criterion(
                 probed, self.x, self.y, strategy=self.model.distribute_strategy
@@ -182,7 +224,9 @@ class CriterionPruning(ResumableCallback):
             scores = self.criterion(probed)
         plan = budget.select(probed, scores, self.allocation, self.target, amount,
                              self._sizes, self._original)
-        budget.mask_units(probed, plan)
+        self._masks.add({key: probed.group(key).layer_indices(units).tolist()
+                         for key, units in plan.items() if len(units)})
+        probed.refresh_from_masks()
         for group in probed.groups:
             units = plan.get(group.key)
             if units is None or not len(units):
@@ -203,3 +247,4 @@ class CriterionPruning(ResumableCallback):
                     f"CriterionPruning: epoch {epoch}, masked {len(units)} units of "
                     f"'{group.key}' by {self.criterion.name}; {live} live"
                 )
+

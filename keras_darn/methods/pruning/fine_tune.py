@@ -14,21 +14,22 @@ data-free criteria).
 
 
 from keras_darn.criteria.probes import ProbedModel
-from keras_darn.layers import to_prunable
 from keras_darn.methods.pruning import budget
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units
 from keras_darn.rebuild import shrink as shrink_model
 from keras_darn.rebuild.training_state import compile_fresh
 from keras_darn.rebuild.training_state import compile_like
+from keras_darn.rebuild.unit_masks import masks_of
 
 
 class _Run:
     """The model being pruned and what stays fixed across its rebuilds."""
 
-    def __init__(self, model, layers, target, allocation, counting):
+    def __init__(self, model, layers, target, allocation, counting, weights_only):
         self.model = model
         self.layers = layers
+        self.weights_only = weights_only
         self.target = target
         self.allocation = allocation
         self.counting = counting
@@ -36,9 +37,10 @@ class _Run:
         self.original = counting[2](model) if counting else None
 
     def probed(self):
-        probed = ProbedModel(self.model, layers=self.layers)
+        probed = ProbedModel(self.model, layers=self.layers, parts=self.weights_only)
         probed.groups = [
             g for g in probed.groups if not set(g.layers) & set(self.target.exclude)
+            and not (self.allocation.global_pruning and budget.one_direction(probed, g))
         ]
         if not probed.groups:
             raise ValueError(
@@ -93,12 +95,11 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
             "optimizer and metrics are used). Received: an uncompiled model"
         )
     # A copy to work on, compiled like the original with its optimizer state.
-    if shrink:
-        rebuilder = Rebuilder(model)
-        work = compile_like(rebuilder.build(), model, rebuilder.variable_map)
-    else:
-        work = compile_like(to_prunable(model), model)
-    run = _Run(work, layers, target, allocation, counting)
+    rebuilder = Rebuilder(model)
+    work = compile_like(rebuilder.build(), model, rebuilder.variable_map)
+    if not shrink:
+        masks_of(work).install()  # before the training step is traced
+    run = _Run(work, layers, target, allocation, counting, criterion.reads_weights_only)
     first = run.probed()
     budget.check_reachable(first, allocation, target, run.sizes, run.original)
     events, logs = [], {}
@@ -149,7 +150,9 @@ def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose, ca
             run.model = remove_units(old, layer_plan, compile=old.compiled and carry_state)
         widths = {g.key: g.size - len(plan.get(g.key, ())) for g in probed.groups}
     else:
-        budget.mask_units(probed, plan)
+        masks_of(run.model).add({k: probed.group(k).layer_indices(v).tolist()
+                                 for k, v in plan.items() if len(v)})
+        probed.refresh_from_masks()
         widths = {g.key: int(probed.live[g.key].sum()) for g in probed.groups}
     for key, units in plan.items():
         if not len(units):

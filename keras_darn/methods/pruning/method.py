@@ -4,11 +4,11 @@ import numbers
 
 from keras_darn.criteria import base as criteria_base
 from keras_darn.graph import unit_groups
-from keras_darn.layers import to_prunable
 from keras_darn.methods.pruning import budget
 from keras_darn.methods.pruning.callback import CriterionPruning
 from keras_darn.methods.pruning.fine_tune import prune_and_fine_tune
 from keras_darn.methods.pruning.ranking import prune_by_ranking
+from keras_darn.rebuild import Rebuilder
 from keras_darn.resizing.method import Method
 from keras_darn.resizing.method import register_method
 from keras_darn.resizing.results import Result
@@ -72,9 +72,10 @@ class CriterionMethod(Method):
     Targets in parameters or FLOPs are reached exactly, as far as units
     allow: the largest model along the ranking at or below the count.
 
-    During `fit` (`darn.prepare`) the model's Dense/Conv2D layers become
-    prunable and a `CriterionPruning` callback masks the lowest-scored
-    units at the epochs of the schedule (default: one event, at the end of
+    During `fit` (`darn.prepare`) a `CriterionPruning` callback masks the
+    lowest-scored units of every coupled group at the epochs of the schedule
+    (a masked unit's weights are zeroed on every member of its group and
+    kept zero), and `finish()` removes them (default: one event, at the end of
     epoch 0; epochs are Keras' absolute epoch indices). Between fits
     (`darn.resize`), with a `params`/`flops` target, training data `x` or
     no data at all (`algorithm="fine_tune"`), it trains `epochs` epochs and prunes at the
@@ -215,13 +216,13 @@ class CriterionMethod(Method):
                 f"{list(self.prepare_amounts)}, e.g. darn.Target(fraction=0.5). Received: "
                 f"target={target!r}"
             )
-        prunable = to_prunable(model)
         callback = CriterionPruning(
             self.criterion, x, y, target=target, schedule=schedule, verbose=self.verbose,
             global_pruning=self.global_pruning, round_to=self.round_to,
             max_ratio=self.max_ratio,
         )
-        return prunable, callback
+        # A copy by structure: the model given is never modified.
+        return Rebuilder(model).build(), callback
 
     def resize(self, model, target, x=None, y=None, validation_data=None, epochs=1,
                schedule=None, verbose=0):

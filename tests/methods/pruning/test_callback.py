@@ -91,8 +91,29 @@ def test_invalid_arguments():
         CriterionPruning("l1", x, target=Target(max_accuracy_drop=0.01))
     with pytest.raises(ValueError, match="pass `y`"):
         CriterionPruning("brute_force", x)
-    plain = keras.Sequential([keras.Input((6,)), L.Dense(4, name="d"), L.Dense(2)])
+    # A model of only the output layer has no unit group to prune.
+    single = keras.Sequential([keras.Input((6,)), L.Dense(2)])
+    single.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="no resizable unit group"):
+        single.fit(x, np.zeros((16, 2)), epochs=1, verbose=0,
+                   callbacks=[CriterionPruning("l1", x)])
+
+
+def test_plain_layers_are_masked_in_place_and_shrink_to_plain_layers():
+    x, _ = _data(16)
+    plain = keras.Sequential([keras.Input((6,)), L.Dense(4, name="d"), L.Dense(2, name="out")])
     plain.compile("sgd", "mse")
-    with pytest.raises(ValueError, match="to_prunable"):
-        plain.fit(x, np.zeros((16, 2)), epochs=1, verbose=0,
-                  callbacks=[CriterionPruning("l1", x)])
+    callback = CriterionPruning("l1", x, target=Target(fraction=0.5))
+    plain.fit(x, np.zeros((16, 2)), epochs=2, verbose=0, callbacks=[callback])
+    off = callback.events[0]["units"]
+    assert len(off) == 2
+    # The masked units own their kernel columns, biases and the next kernel's
+    # rows, and these stay zero through the second epoch's updates.
+    kernel, bias = plain.get_layer("d").get_weights()
+    assert not kernel[:, off].any() and not bias[off].any()
+    assert not plain.get_layer("out").get_weights()[0][off].any()
+    small = shrink(plain)
+    assert [type(layer).__name__ for layer in small.layers] == ["Dense", "Dense"]
+    assert small.get_layer("d").units == 2
+    np.testing.assert_allclose(small.predict(x, verbose=0), plain.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
