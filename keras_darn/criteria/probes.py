@@ -113,7 +113,10 @@ class ProbedModel:
         """The member layer object called `name` (a `UnitPart` for a layer's part)."""
         if name in self._inner:
             return self._inner[name]
-        return self._gates[name][0].layer
+        if name in self._gates:
+            return self._gates[name][0].layer
+        # A top-level member of a group that also has members inside a layer.
+        return next(node.operation for node in self._order if node.operation.name == name)
 
     # ---- State ------------------------------------------------------------
     @property

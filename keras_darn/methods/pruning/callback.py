@@ -173,8 +173,15 @@ class CriterionPruning(ResumableCallback):
         self._sizes = {g.key: g.size for g in maskable}
         counting = budget.counter_of(self.target)
         self._original = counting[2](self.model) if counting else None
-        budget.check_reachable(probed, self.allocation, self.target, self._sizes,
-                               self._original)
+        try:
+            budget.check_reachable(probed, self.allocation, self.target, self._sizes,
+                                   self._original)
+        except ValueError as error:
+            if not self.skipped:
+                raise
+            left_out = "".join(f"\n- '{k}': {r}" for k, r in self.skipped.items())
+            raise ValueError(f"{error} These groups are left out of pruning during fit:"
+                             f"{left_out}") from None
 
     def _maskable_groups(self, probed, masks):
         """The probed groups to prune; says in `skipped` why the others are left out."""

@@ -88,6 +88,12 @@ def _bidirectional_gru():
     return keras.Model(inputs, L.Dense(5, name="out")(x))
 
 
+def _sequences(count):
+    """`count` random sequences of 10 steps of 12 features, and labels of 5 classes."""
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(count, 10, 12)).astype("float32"), rng.integers(0, 5, count)
+
+
 def _widths(model):
     widths = {}
     for layer in model.layers:
@@ -106,12 +112,10 @@ def _widths(model):
     (_bidirectional_gru, {"bigru": (8, 8), "rnn": 10, "hidden": 16, "out": 5}, []),
 ])
 def test_every_group_kind_is_pruned_during_fit(make, expected, left_out, tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 10, 12)).astype("float32")
-    model = make()
-    pruned, callback = darn.prepare(model, "magnitude", darn.Target(fraction=0.5))
+    x, y = _sequences(64)
+    pruned, callback = darn.prepare(make(), "magnitude", darn.Target(fraction=0.5))
     pruned.compile("adam", "sparse_categorical_crossentropy")
-    pruned.fit(x, rng.integers(0, 5, 64), epochs=1, verbose=0, callbacks=[callback])
+    pruned.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
     result = callback.finish()
     small = result.model
     # Heads and head sizes, recurrent units (both directions) and Dense units.
@@ -127,9 +131,7 @@ def test_every_group_kind_is_pruned_during_fit(make, expected, left_out, tmp_pat
 
 
 def test_criteria_that_read_outputs_leave_heads_and_say_so():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 10, 12)).astype("float32")
-    y = rng.integers(0, 5, 64)
+    x, y = _sequences(64)
     pruned, callback = darn.prepare(_attention_lstm(), "activation_variance",
                                     darn.Target(fraction=0.5), validation_data=(x, y))
     pruned.compile("adam", "sparse_categorical_crossentropy")
@@ -192,6 +194,15 @@ def test_keras_hub_backbone_heads_and_feedforward_units_are_pruned_during_fit(na
     for key in heads + feedforward:
         assert after[key] < before[key], key
     assert not result.notes  # the residual stream is not resizable at all
+    # keras-hub's encoder and decoder blocks derive the head size from the
+    # width and the head count, so with fewer heads they come out as
+    # keras_darn's head-sized subclasses (registered: a `.keras` file loads
+    # with keras_darn imported); Gemma's block takes a head size and stays.
+    ours = {type(layer).__name__ for layer in result.model._flatten_layers()
+            if type(layer).__module__.startswith("keras_darn")}
+    expected = {"bert": {"HeadSizedTransformerEncoder"},
+                "gpt2": {"HeadSizedTransformerDecoder"}, "gemma": set()}[name]
+    assert ours == expected
     masked = keras.tree.flatten(pruned(x))
     finished = keras.tree.flatten(result.model(x))
     for a, b in zip(masked, finished):
@@ -200,9 +211,7 @@ def test_keras_hub_backbone_heads_and_feedforward_units_are_pruned_during_fit(na
 
 
 def test_net2net_grows_the_layers_of_an_attention_and_recurrent_model():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 10, 12)).astype("float32")
-    y = rng.integers(0, 5, 64)
+    x, y = _sequences(64)
     model = _attention_lstm()
     model.compile("adam", "sparse_categorical_crossentropy")
     result = darn.resize(model, "net2net", darn.Target(units=96), x=x, y=y, epochs=2,
@@ -215,10 +224,21 @@ def test_net2net_grows_the_layers_of_an_attention_and_recurrent_model():
 
 
 def test_taylor2_refuses_a_recurrent_model_before_scoring():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(32, 10, 12)).astype("float32")
-    y = rng.integers(0, 5, 32)
+    x, y = _sequences(32)
     model = _attention_lstm()
     model.compile("adam", "sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="recurrent layer 'lstm'"):
         darn.resize(model, "taylor2", darn.Target(fraction=0.3), validation_data=(x, y))
+
+
+def test_a_target_out_of_reach_names_the_groups_left_out_before_training():
+    inputs = keras.Input((6,))
+    x = L.LayerNormalization(name="ln")(L.Dense(32, name="a")(inputs))
+    x = L.Dense(16, activation="relu", name="b")(x)
+    model = keras.Model(inputs, L.Dense(2, name="out")(x))
+    pruned, callback = darn.prepare(model, "magnitude", darn.Target(flops=0.2))
+    pruned.compile("adam", "mse")
+    x = np.zeros((8, 6), "float32")
+    with pytest.raises(ValueError, match=r"cannot be reached(.|\n)*'a': not pruned during fit"):
+        pruned.fit(x, np.zeros((8, 2)), epochs=1, verbose=0, callbacks=[callback])
+    assert pruned.optimizer.iterations.numpy() == 0
