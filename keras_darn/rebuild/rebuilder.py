@@ -25,6 +25,8 @@ from keras_darn.rebuild.layer_plan import clone_resized
 from keras_darn.rebuild.layer_plan import copy_weights
 from keras_darn.rebuild.layer_plan import make_plan
 from keras_darn.rebuild.layout import LayoutTrace
+from keras_darn.rebuild.plan_checks import check_indices
+from keras_darn.rebuild.plan_checks import check_plan
 from keras_darn.rebuild.layout import warn_inexact_growth
 from keras_darn.validation import check_one_of
 
@@ -68,9 +70,9 @@ class Rebuilder:
         Raises:
             ValueError: unknown layer, fixed units, bad or repeated indices.
         """
-        for name, indices in _check_plan(plan, "plan").items():
+        for name, indices in check_plan(plan, "plan").items():
             layer, space = self._resizable(name)
-            indices = _check_indices(indices, len(space), name)
+            indices = check_indices(indices, len(space), name)
             for root in self.graph.roots(space)[indices]:
                 self._check_not_fixed(root, name)
                 self._removed.add(int(root))
@@ -149,7 +151,7 @@ class Rebuilder:
         if noise < 0:
             raise ValueError(f"Expected `noise` >= 0. Received: noise={noise}")
         sources = sources or {}
-        for name, count in _check_plan(plan, "plan").items():
+        for name, count in check_plan(plan, "plan").items():
             layer, space = self._resizable(name)
             if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
                 raise ValueError(
@@ -196,6 +198,17 @@ class Rebuilder:
         """
         layout, transfers = self.layer_plans()
         warn_inexact_growth(layout)
+        new_model, clones = self._clone(layout, transfers, keep_masks)
+        self.variable_map = []
+        for layer in leaf_layers(self.model):
+            clone = clones.get(id(layer))
+            if clone is None or not layer.weights:
+                continue
+            self.variable_map.extend(copy_weights(layer, clone, transfers.get(id(layer))))
+        return new_model
+
+    def _clone(self, layout, transfers, keep_masks):
+        """`(new model, {id(old layer): new layer})` at the planned widths, weights not copied."""
         clones = {}
 
         def clone_layer(layer):
@@ -213,14 +226,7 @@ class Rebuilder:
             clones[id(layer)] = clone
             return clone
 
-        new_model = keras.models.clone_model(self.model, clone_function=clone_layer)
-        self.variable_map = []
-        for layer in leaf_layers(self.model):
-            clone = clones.get(id(layer))
-            if clone is None or not layer.weights:
-                continue
-            self.variable_map.extend(copy_weights(layer, clone, transfers.get(id(layer))))
-        return new_model
+        return keras.models.clone_model(self.model, clone_function=clone_layer), clones
 
     def roots_of(self, name, indices=None):
         """The roots (coupled-unit ids) of units `indices` of layer `name` (all by default)."""
@@ -362,32 +368,6 @@ class Rebuilder:
         reason = self.graph.fixed_reason(root)
         if reason is not None:
             raise ValueError(f"Units of layer '{name}' cannot change: {reason}.")
-
-
-def _check_plan(plan, argument):
-    if not isinstance(plan, dict) or not plan:
-        raise ValueError(
-            f"Expected `{argument}` to be a non-empty dict keyed by layer name. "
-            f"Received: {argument}={plan!r}"
-        )
-    return plan
-
-
-def _check_indices(indices, width, name):
-    array = np.asarray(list(indices) if not np.isscalar(indices) else [indices])
-    if array.size == 0:
-        raise ValueError(f"Received no unit indices for layer '{name}'.")
-    if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"Unit indices of layer '{name}' must be integers. Received: {indices!r}")
-    bad = array[(array < 0) | (array >= width)]
-    if bad.size:
-        raise ValueError(
-            f"Unit index value(s) {sorted(set(bad.tolist()))} out of range for layer "
-            f"'{name}' with {width} units."
-        )
-    if len(set(array.tolist())) != array.size:
-        raise ValueError(f"Repeated unit indices for layer '{name}'. Received: {indices!r}")
-    return array
 
 
 def _can_absorb_constant(layer):

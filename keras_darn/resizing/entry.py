@@ -86,6 +86,7 @@ def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, 
         )
     target = Target.get(target)
     target.check_supported(method.name, method.prepare_amounts)
+    target.check_model(model)
     if schedule is not None:
         schedule = Schedule.get(schedule)
     before = figures(model)
@@ -158,6 +159,7 @@ def resize(
         )
     target = Target.get(target)
     target.check_supported(method.name, method.resize_amounts, method.resize_requires_amount)
+    target.check_model(model)
     if schedule is not None:
         schedule = Schedule.get(schedule)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:

@@ -1,6 +1,9 @@
 """`Method`: the base class of what `prepare` and `resize` run, and its registry."""
 
+import difflib
+import inspect
 import numbers
+import warnings
 
 from keras_darn.resizing.callback_state import ResumableCallback
 from keras_darn.resizing.results import Result
@@ -70,12 +73,31 @@ def get_method(identifier, **options):
                 f"Method '{identifier}' fixes {clash} itself. Received: "
                 + ", ".join(f"{k}={options[k]!r}" for k in clash)
             )
+        _check_options(identifier, cls, bound, options)
         method = cls(**bound, **options)
         method.name = identifier
         return method
+    close = difflib.get_close_matches(str(identifier), method_names(), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
     raise ValueError(
-        f"Unknown method. Known names: {method_names()}. Received: method={identifier!r}"
+        f"Unknown method.{hint} Known names: {method_names()}. Received: method={identifier!r}"
     )
+
+
+def _check_options(identifier, cls, bound, options):
+    """Refuses options the method's constructor does not take, naming the valid ones."""
+    parameters = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = sorted(name for name in parameters if name != "self" and name not in bound)
+    for name in sorted(options):
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise ValueError(
+                f"Method '{identifier}' has no option `{name}`.{hint} Its options: {valid}. "
+                f"Received: {name}={options[name]!r}"
+            )
 
 
 class Method:
@@ -229,10 +251,15 @@ class MethodCallback(ResumableCallback):
             model: masked units gone, the same outputs, plain layers.
         """
         trained = getattr(self, "_model", None) or self.prepared_model
+        notes = dict(getattr(self.callback, "skipped", None) or {})
+        if not self._history_epochs:
+            notes["fit"] = ("finish() was called before any epoch of `fit` ran with this "
+                            "callback: the model comes back as it was prepared")
+            warnings.warn(f"{type(self).__name__}: {notes['fit']}.", stacklevel=2)
         small = shrink(trained, compile=compile)
         return Result(small, self.events, self.before, figures(small), history=self.history,
                       method=self.method.name, target=getattr(self.callback, "target", None),
-                      notes=getattr(self.callback, "skipped", None))
+                      notes=notes)
 
 
 def _plain(value):

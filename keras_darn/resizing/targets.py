@@ -1,10 +1,14 @@
 """`Target`: what a method aims for, and the layers it must leave alone."""
 
+import difflib
 import math
 import numbers
+import warnings
 
 import keras
 
+from keras_darn.graph import unit_groups
+from keras_darn.graph.nodes import leaf_layers
 from keras_darn.validation import check_layer_names
 
 AMOUNTS = ("fraction", "units", "params", "flops", "max_accuracy_drop")
@@ -147,6 +151,47 @@ class Target:
             raise ValueError(
                 f"Method '{method_name}' needs a target amount, one of {list(supported)}. "
                 f"Received: target={self!r}"
+            )
+
+    def check_model(self, model):
+        """Checks the layer names and limits against `model`, before anything trains.
+
+        Raises:
+            ValueError: for a name in `exclude`, or a key of a `units` or
+                `min_units` dict, that is not a layer with units in `model`
+                (the closest names are suggested).
+
+        Warns:
+            When `min_units` keeps every unit of a group, so that nothing
+            of it can be pruned.
+        """
+        groups = unit_groups(model, resizable_only=True)
+        names = {name for group in groups for name in group.layers}
+        known = names | {layer.name for layer in leaf_layers(model)}
+        given = [("exclude", list(self.exclude))]
+        for argument in ("units", "min_units"):
+            value = getattr(self, argument)
+            if isinstance(value, dict):
+                given.append((argument, list(value)))
+        for argument, layer_names in given:
+            for name in layer_names:
+                if name in known:
+                    continue
+                close = difflib.get_close_matches(name, sorted(known), n=3)
+                hint = f" Did you mean {close}?" if close else ""
+                raise ValueError(
+                    f"Received an invalid value for `{argument}`: model '{model.name}' has no "
+                    f"layer named '{name}'.{hint} Layers with resizable units: "
+                    f"{sorted(names)}. Received: {argument}={getattr(self, argument)!r}"
+                )
+        kept_whole = [f"'{g.layers[0]}' ({g.size} units)" for g in groups
+                      if g.layers[0] not in self.exclude
+                      and self.min_units_of(g.layers[0]) >= g.size]
+        if kept_whole:
+            warnings.warn(
+                f"min_units={self.min_units!r} keeps every unit of {', '.join(kept_whole)}: "
+                "nothing of these groups can be pruned.",
+                stacklevel=3,
             )
 
     def min_units_of(self, name):

@@ -154,3 +154,44 @@ def test_finish_returns_the_logs_of_every_epoch_and_one_instance_serves_two_fits
         steps.append([e["step"] for e in result.events])
     # Events are per fit; in the second fit the 4 units were already off.
     assert steps == [[1], []]
+
+
+@pytest.mark.parametrize("method, options, message", [
+    ("magnitude", {"roundto": 8}, r"no option `roundto`. Did you mean `round_to`\?"),
+    ("nodedrop", {"lamda": 1e-4}, r"no option `lamda`. Did you mean `lam`\?"),
+    ("magnitude", {"foo": 1}, r"no option `foo`. Its options: \[.*'round_to'"),
+    ("magnitud", {}, r"Unknown method. Did you mean 'magnitude'\?"),
+])
+def test_a_misspelled_method_or_option_names_the_valid_ones(method, options, message):
+    target = darn.Target(fraction=0.5) if method.startswith("magnitud") else None
+    with pytest.raises(ValueError, match=message):
+        darn.prepare(_model(), method, target, **options)
+    with pytest.raises(ValueError, match=message.replace("Unknown", "Unknown")):
+        darn.resize(_model(), method, target, **options)
+
+
+@pytest.mark.parametrize("target, argument", [
+    (darn.Target(fraction=0.5, exclude=["nope"]), "exclude"),
+    (darn.Target(fraction=0.5, min_units={"hh": 2}), "min_units"),
+])
+def test_layer_names_in_a_target_are_checked_against_the_model(target, argument):
+    message = rf"`{argument}`: model '.*' has no layer named .*Layers with resizable units: \['h'\]"
+    with pytest.raises(ValueError, match=message):
+        darn.prepare(_model(), "magnitude", target)
+    with pytest.raises(ValueError, match=r"`units`: model '.*' has no layer named 'H'"):
+        darn.resize(_model(), "zeros_out", darn.Target(units={"H": 16}))
+
+
+def test_limits_that_keep_every_unit_and_a_finish_before_fit_warn():
+    with pytest.warns(UserWarning, match=r"min_units=64 keeps every unit of 'h' \(8 units\)"):
+        darn.prepare(_model(), "magnitude", darn.Target(fraction=0.5, min_units=64))
+    model, callback = darn.prepare(_model(), "magnitude", darn.Target(fraction=0.5))
+    with pytest.warns(UserWarning, match="before any epoch of `fit` ran"):
+        result = callback.finish()
+    assert "fit" in result.notes and result.model.get_layer("h").units == 8
+
+
+def test_two_target_amounts_during_fit_are_refused_in_plain_words():
+    with pytest.raises(ValueError, match=r"one of `fraction`, `params` or `flops`.*'fraction', "
+                                         r"'params'"):
+        darn.prepare(_model(), "magnitude", darn.Target(fraction=0.5, params=0.5))

@@ -107,7 +107,8 @@ class CriterionPruning(ResumableCallback):
         self.target.check_supported("CriterionPruning", ("fraction", "params", "flops"), True)
         if len(self.target.amounts) > 1:
             raise ValueError(
-                "CriterionPruning takes one target amount. Received: "
+                "Pruning during fit aims at one amount: give one of `fraction`, `params` or "
+                f"`flops` in the Target. Received: {sorted(self.target.amounts)} in "
                 f"target={self.target!r}"
             )
         self.schedule = Schedule.get(schedule) if schedule is not None else Linear(start=0)
