@@ -42,7 +42,8 @@ def select_groups(model, order, layers=None, parts=False):
         model: the model.
         order: its top-level nodes in call order.
         layers: names of layers whose groups are chosen; `None` chooses
-            every group of the top-level graph.
+            every group of the top-level graph (and, with `parts`, the
+            others too).
         parts: also choose the groups that are not in the top-level graph:
             the parts of layers (attention heads) and the layers of nested
             models. Only criteria that read weights can score them.

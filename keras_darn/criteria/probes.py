@@ -92,8 +92,9 @@ class ProbedModel:
         self._loss_fn = None
         self._order = nodes_in_order(self._function)
         self.groups, self._inner = select_groups(model, self._order, layers, parts)
+        # Without `parts`, a named group outside the top level is refused here.
         self._gates = make_gates(self._order, self._function,
-                                 [g for g in self.groups if g.observable])
+                                 [g for g in self.groups if g.observable or not parts])
         self._gate_edges = {}
         for member in self._gates.values():
             for gate in member:
