@@ -140,6 +140,9 @@ def test_units_dict_and_exclude_select_layers():
     new, _ = prepare(model, "standout", Target(fraction=0.5, exclude=["h0"]))
     assert type(new.get_layer("h0")) is keras.layers.Dense
     with pytest.raises(ValueError, match="are not layers Standout prunes"):
+        prepare(model, "standout", Target(units={"out": 3}))
+    # A name that is no layer at all is refused by the Target's own check.
+    with pytest.raises(ValueError, match=r"`units`: model '.*' has no layer named 'nope'"):
         prepare(model, "standout", Target(units={"nope": 3}))
 
 
