@@ -163,6 +163,12 @@ def lowest_units(scores, live, counts):
     return plan
 
 
+def layer_plan(probed, plan):
+    """`{layer_name: [indices]}` for `Rebuilder.remove` / masks, from a plan in group order."""
+    return {key: probed.group(key).layer_indices(units).tolist()
+            for key, units in plan.items() if len(units)}
+
+
 def one_direction(probed, group):
     """Whether a group holds one direction of a `Bidirectional` layer.
 

@@ -159,10 +159,9 @@ class CriterionPruning(ResumableCallback):
         masks = masks_of(self.model)
         maskable = self._maskable_groups(probed, masks)
         if not maskable:
-            skipped = "".join(f"\n- '{k}': {r}" for k, r in self.skipped.items())
             raise ValueError(
                 f"CriterionPruning found no unit group of model '{self.model.name}' to prune "
-                f"during fit.{skipped}"
+                f"during fit.{self._left_out()}"
             )
         masks.install()
         probed.groups = maskable
@@ -180,9 +179,12 @@ class CriterionPruning(ResumableCallback):
         except ValueError as error:
             if not self.skipped:
                 raise
-            left_out = "".join(f"\n- '{k}': {r}" for k, r in self.skipped.items())
             raise ValueError(f"{error} These groups are left out of pruning during fit:"
-                             f"{left_out}") from None
+                             f"{self._left_out()}") from None
+
+    def _left_out(self):
+        """The groups in `skipped` and why, one line each."""
+        return "".join(f"\n- '{key}': {reason}" for key, reason in self.skipped.items())
 
     def _maskable_groups(self, probed, masks):
         """The probed groups to prune; says in `skipped` why the others are left out."""
@@ -232,8 +234,7 @@ class CriterionPruning(ResumableCallback):
             scores = self.criterion(probed)
         plan = budget.select(probed, scores, self.allocation, self.target, amount,
                              self._sizes, self._original)
-        self._masks.add({key: probed.group(key).layer_indices(units).tolist()
-                         for key, units in plan.items() if len(units)})
+        self._masks.add(budget.layer_plan(probed, plan))
         probed.refresh_from_masks()
         for group in probed.groups:
             units = plan.get(group.key)

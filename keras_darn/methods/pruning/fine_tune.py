@@ -143,15 +143,12 @@ def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose, ca
         # model's groups are as wide as what is left.
         plan = {k: v for k, v in plan.items() if len(v)}
         if plan:
-            layer_plan = {
-                k: probed.group(k).layer_indices(v).tolist() for k, v in plan.items()
-            }
             old = run.model
-            run.model = remove_units(old, layer_plan, compile=old.compiled and carry_state)
+            run.model = remove_units(old, budget.layer_plan(probed, plan),
+                                     compile=old.compiled and carry_state)
         widths = {g.key: g.size - len(plan.get(g.key, ())) for g in probed.groups}
     else:
-        masks_of(run.model).add({k: probed.group(k).layer_indices(v).tolist()
-                                 for k, v in plan.items() if len(v)})
+        masks_of(run.model).add(budget.layer_plan(probed, plan))
         probed.refresh_from_masks()
         widths = {g.key: int(probed.live[g.key].sum()) for g in probed.groups}
     for key, units in plan.items():
