@@ -49,9 +49,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$install_key" ]; then
   "$venv_python" -m pip install -qq --disable-pip-version-check -e ".[$extras]"
   # keras-hub, for the tests of the Rebuilder's keras-hub registrations (the `hub` extra). Its
   # dependency tensorflow-text would install the full `tensorflow` wheel beside tensorflow-cpu;
-  # keras-hub imports it only for tokenizers, which the tests do not use, so it is left out.
-  "$venv_python" -m pip install -qq --disable-pip-version-check --no-deps "keras-hub==0.32.*"
+  # keras-hub imports it only for tokenizers, which the tests do not use, so it is left out:
+  # its other dependencies first, then keras-hub itself without dependencies (pip then has no
+  # conflict with the missing tensorflow-text to report).
   "$venv_python" -m pip install -qq --disable-pip-version-check kagglehub regex rich sentencepiece tokenizers
+  "$venv_python" -m pip install -qq --disable-pip-version-check --no-deps "keras-hub==0.32.*"
   echo "$install_key" > "$stamp"
 else
   say "keras_darn already installed in .venv (setup.py unchanged)"
@@ -72,14 +74,18 @@ PY
 
 if [ "${KERAS_DARN_SKIP_DATA:-0}" != "1" ] && ! fashion_mnist_found; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    say "Fashion-MNIST not found; installing the Debian package dataset-fashion-mnist"
-    if DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall dataset-fashion-mnist >/dev/null \
+    say "Fashion-MNIST not found; running as root, so installing the Debian package dataset-fashion-mnist"
+    say "with 'apt-get install' (about 30 MB; set KERAS_DARN_SKIP_DATA=1 to skip this step)"
+    apt_log="$(mktemp)"
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$apt_log" 2>&1 \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall dataset-fashion-mnist >>"$apt_log" 2>&1 \
       && fashion_mnist_found; then
       say "installed dataset-fashion-mnist"
     else
+      tail -n 5 "$apt_log" >&2
       say "apt-get did not make Fashion-MNIST available; the demo will use scikit-learn's digits instead"
     fi
+    rm -f "$apt_log"
   else
     say "Fashion-MNIST not found and apt-get cannot be used as root here; the demo will use scikit-learn's digits instead."
     say "To get Fashion-MNIST: sudo apt-get install dataset-fashion-mnist, or set KERAS_DARN_DATA_DIR to a directory holding its IDX files."

@@ -15,6 +15,12 @@ and `keras_darn>HeadSizedTransformerDecoder`: a `.keras` file holding one
 loads with `keras.saving.load_model` once `keras_darn` is imported (keras-hub
 must be installed; it is imported when such a file is read).
 
+`unfold_head_sized_blocks(model)` writes each such block out as the plain
+Keras layers it is made of (its `MultiHeadAttention`, normalizations,
+dropouts, feed-forward `Dense` layers and the residual `Add`s), with the
+same weights and outputs: the methods hand back that model, which loads
+without keras_darn.
+
 This module imports keras-hub; keras_darn imports it only when a model holds
 keras-hub layers or a `.keras` file names one of these classes.
 """
@@ -102,6 +108,98 @@ class HeadSizedTransformerDecoder(_HeadSized, TransformerDecoder):
     outputs = block(np.zeros((2, 5, 8), "float32"))
     ```
     """
+
+
+_UNFOLDED = ("_self_attention_layer_norm", "_self_attention_dropout", "_feedforward_layer_norm",
+             "_feedforward_intermediate_dense", "_feedforward_output_dense", "_feedforward_dropout")
+
+
+def unfold_head_sized_blocks(model):
+    """`model` with every head-sized block written as plain Keras layers.
+
+    A `HeadSizedTransformerEncoder` or `HeadSizedTransformerDecoder` called
+    on the top-level graph becomes its attention layer (a
+    `keras.layers.MultiHeadAttention` with the block's name and its heads of
+    `head_dim`, its padding mask passed as `value_mask`, causal in a
+    decoder), its `LayerNormalization`, `Dropout` and `Dense` layers (named
+    `<block>_<part>`) and two `Add` layers for the residuals, in the order
+    the block computes them, with the block's weights. The other layers are
+    reused, not copied. A block called with what plain layers cannot take
+    (a custom attention mask, cross-attention, a cache) is kept.
+
+    Args:
+        model: a functional `keras.Model`, typically a rebuilt one.
+
+    Returns:
+        `model` itself when it holds no head-sized block, else a new
+        functional model with the same outputs.
+
+    Example:
+
+    ```python
+    small = unfold_head_sized_blocks(darn.remove_units(bert, {"transformer_layer_0/heads": [0]}))
+    ```
+    """
+    if isinstance(model, keras.Sequential) or not isinstance(model, keras.Function):
+        return model
+    if not any(isinstance(layer, _HeadSized) for layer in model.layers):
+        return model
+
+    def call(layer, *args, **kwargs):
+        if isinstance(layer, _HeadSized):
+            unfolded = _unfolded_call(layer, args, kwargs)
+            if unfolded is not None:
+                return unfolded
+        return layer(*args, **kwargs)
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer,
+                                    call_function=call)
+
+
+def _unfolded_call(block, args, kwargs):
+    """The block's computation on `args` with plain layers, or `None` where it cannot be."""
+    kwargs = dict(kwargs)
+    kwargs.pop("training", None)
+    decoder = isinstance(block, TransformerDecoder)
+    sequence = args[0] if args else kwargs.pop("decoder_sequence" if decoder else "inputs")
+    mask_name = "decoder_padding_mask" if decoder else "padding_mask"
+    padding_mask = kwargs.pop(mask_name, None)
+    causal = bool(kwargs.pop("use_causal_mask", True)) if decoder else False
+    if len(args) > 1 or any(value is not None and value is not False for value in kwargs.values()):
+        return None
+    if decoder and block._cross_attention_layer is not None:
+        return None
+
+    def copy(layer, name, cls=None):
+        config = {**layer.get_config(), "name": name}
+        return (cls or type(layer)).from_config(config)
+
+    attention = copy(block._self_attention_layer, block.name, keras.layers.MultiHeadAttention)
+    parts = {attribute: copy(getattr(block, attribute), f"{block.name}{attribute}")
+             for attribute in _UNFOLDED}
+    first = block.normalize_first
+    x = sequence
+    residual = x
+    if first:
+        x = parts["_self_attention_layer_norm"](x)
+    x = attention(query=x, value=x, value_mask=padding_mask, use_causal_mask=causal)
+    x = parts["_self_attention_dropout"](x)
+    x = keras.layers.Add(name=f"{block.name}_self_attention_residual")([x, residual])
+    if not first:
+        x = parts["_self_attention_layer_norm"](x)
+    residual = x
+    if first:
+        x = parts["_feedforward_layer_norm"](x)
+    x = parts["_feedforward_intermediate_dense"](x)
+    x = parts["_feedforward_output_dense"](x)
+    x = parts["_feedforward_dropout"](x)
+    x = keras.layers.Add(name=f"{block.name}_feedforward_residual")([x, residual])
+    if not first:
+        x = parts["_feedforward_layer_norm"](x)
+    attention.set_weights(block._self_attention_layer.get_weights())
+    for attribute, layer in parts.items():
+        layer.set_weights(getattr(block, attribute).get_weights())
+    return x
 
 
 HEAD_SIZED = {

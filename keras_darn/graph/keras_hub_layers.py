@@ -279,6 +279,7 @@ def register():
     register_layer(
         layers.PositionEmbedding,
         handler=PassThroughHandler({"position_embeddings": {1: IN}}, constant_rule="none"),
+        flops=lambda layer, inputs, outputs: 0,  # a slice of its table: no arithmetic
     )
     register_layer(layers.TokenAndPositionEmbedding, handler=TokenAndPositionEmbeddingHandler())
 

@@ -5,6 +5,7 @@ from keras_darn.rebuild.operations import add_units
 from keras_darn.rebuild.operations import insert_layer
 from keras_darn.rebuild.operations import remove_units
 from keras_darn.rebuild.operations import shrink
+from keras_darn.rebuild.operations import unfold_blocks
 from keras_darn.rebuild.rebuilder import Rebuilder
 from keras_darn.rebuild.training_state import StepOffsetSchedule
 from keras_darn.rebuild.training_state import compile_fresh

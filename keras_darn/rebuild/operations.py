@@ -1,5 +1,7 @@
 """The one-call forms of the Rebuilder: remove, add, shrink, insert."""
 
+import sys
+
 import keras
 import numpy as np
 
@@ -110,6 +112,39 @@ def shrink(model, keep_masks=False, compile=True):
         rebuilder.remove(plan)
     rebuilder.remove_dead()
     return _finish(rebuilder, rebuilder.build(keep_masks=keep_masks), compile)
+
+
+def unfold_blocks(model):
+    """`model` with the keras_darn blocks a rebuild may write replaced by plain Keras layers.
+
+    The Rebuilder keeps a keras-hub `TransformerEncoder` or
+    `TransformerDecoder` whose head count changed as keras_darn's
+    `HeadSizedTransformerEncoder` / `HeadSizedTransformerDecoder` (the
+    keras-hub blocks derive their head size from their width). Here each one
+    called on the top-level graph is written out as the Keras layers it is
+    made of (`MultiHeadAttention`, `LayerNormalization`, `Dropout`, `Dense`,
+    `Add`), with its weights: the model computes the same outputs and
+    loads without keras_darn. The methods' `Result.model` is this model.
+
+    Args:
+        model: a functional or Sequential Keras model; it is not modified.
+
+    Returns:
+        `model` itself when it holds no such block, else a new functional
+        model that reuses `model`'s other layers, compiled like `model` if
+        that is compiled.
+
+    Example:
+
+    ```python
+    smaller = darn.rebuild.unfold_blocks(darn.remove_units(model, {"dense": [0]}))
+    ```
+    """
+    blocks = sys.modules.get("keras_darn.graph.keras_hub_blocks")  # imported with such a block
+    plain = model if blocks is None else blocks.unfold_head_sized_blocks(model)
+    if plain is not model:
+        compile_like(plain, model)
+    return plain
 
 
 def insert_layer(model, after, layer, identity=False, compile=True):

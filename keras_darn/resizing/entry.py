@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_darn.rebuild import unfold_blocks
 from keras_darn.resizing.method import MethodCallback
 from keras_darn.resizing.method import get_method
 from keras_darn.resizing.method import method_names
@@ -178,4 +179,5 @@ def resize(
         )
     result.method = result.method or method.name
     result.target = result.target or target
+    result.model = unfold_blocks(result.model)
     return result

@@ -9,6 +9,7 @@ from keras_darn.resizing.callback_state import ResumableCallback
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.rebuild import shrink
+from keras_darn.rebuild import unfold_blocks
 
 _REGISTRY = {}
 
@@ -248,7 +249,8 @@ class MethodCallback(ResumableCallback):
 
         Returns:
             A `Result` whose `model` is `keras_darn.shrink` of the trained
-            model: masked units gone, the same outputs, plain layers.
+            model: masked units gone, the same outputs, plain Keras layers
+            (`keras_darn.rebuild.unfold_blocks`).
         """
         trained = getattr(self, "_model", None) or self.prepared_model
         notes = dict(getattr(self.callback, "skipped", None) or {})
@@ -257,7 +259,7 @@ class MethodCallback(ResumableCallback):
                             "callback: the model comes back as it was prepared")
             warnings.warn(f"{type(self).__name__}: {notes['fit']}.", stacklevel=2)
         small = shrink(trained, compile=compile)
-        return Result(small, self.events, self.before, figures(small), history=self.history,
+        return Result(unfold_blocks(small), self.events, self.before, figures(small), history=self.history,
                       method=self.method.name, target=getattr(self.callback, "target", None),
                       notes=notes)
 
