@@ -19,9 +19,10 @@
 query heads of its group; its output carries its query's channels.
 
 Their query and value (key) inputs are consumers like a `Dense` kernel's input.
-Layers called with a separate key or a mask tensor, with
-`return_attention_scores`, a gate or a multi-axis output shape keep their
-units fixed.
+A `query_mask` or `value_mask` (a tensor of a lower rank than the query,
+such as a padding mask) carries no channels. Layers called with a separate
+key or a full attention mask, with `return_attention_scores`, a gate or a
+multi-axis output shape keep their units fixed.
 
 `LayerNormalization` passes its channels through, and may be resized where
 it normalizes a residual stream that is pruned (its weights are sliced), but
@@ -65,7 +66,8 @@ class MultiHeadAttentionHandler(LayerHandler):
 
     def _fixed_reason(self, layer, inputs, output_shapes):
         if len(inputs) > 2:
-            return f"layer '{layer.name}' is called with a separate key or a mask tensor"
+            return (f"layer '{layer.name}' is called with a separate key or an attention "
+                    "mask tensor")
         if len(output_shapes) != 1:
             return f"layer '{layer.name}' returns its attention scores"
         if getattr(layer, "_use_gate", False) or getattr(layer, "use_gate", False):
@@ -76,6 +78,12 @@ class MultiHeadAttentionHandler(LayerHandler):
         return None
 
     def propagate(self, layer, inputs, input_shapes, output_shapes, trace):
+        # Padding masks ([batch, steps], below the query's rank) hold no channels.
+        rank = len(input_shapes[0])
+        for channels, shape in zip(inputs, input_shapes):
+            if len(shape) < rank:
+                trace.fix(channels, f"it is a mask read by layer '{layer.name}'")
+        inputs = [c for c, shape in zip(inputs, input_shapes) if len(shape) == rank]
         reason = self._fixed_reason(layer, inputs, output_shapes)
         if reason:
             return self.fix_all(inputs, output_shapes, trace, reason)

@@ -321,3 +321,23 @@ def test_a_backbone_with_removed_heads_converts_to_tflite():
     x = _inputs(extra)
     tflite = darn.export.to_tflite(smaller)
     np.testing.assert_allclose(darn.export.tflite_predict(tflite, x), _sequence(smaller(x)), atol=1e-4)
+
+
+@pytest.mark.parametrize("make", [_bert, _gpt2])
+def test_head_sized_blocks_unfold_into_plain_keras_layers(make, tmp_path):
+    backbone, extra = make()
+    smaller = darn.remove_units(backbone, {"transformer_layer_0/heads": [1]}, compile=False)
+    plain = darn.rebuild.unfold_blocks(smaller)
+    assert not [layer for layer in plain.layers if type(layer).__module__.startswith("keras_darn")]
+    attention = plain.get_layer("transformer_layer_0")
+    assert type(attention) is keras.layers.MultiHeadAttention
+    assert (attention.num_heads, attention.key_dim) == (1, 4)
+    # Padded positions are masked as the block masked them.
+    x = _inputs(extra)
+    x["padding_mask"] = np.array([[1] * 9 + [0] * 3, [1] * 5 + [0] * 7], "int32")
+    np.testing.assert_allclose(_sequence(plain(x)), _sequence(smaller(x)), rtol=1e-6, atol=1e-6)
+    # A model without such a block is handed back as it is.
+    assert darn.rebuild.unfold_blocks(backbone) is backbone
+    # The Rebuilder reads the unfolded model: its heads are a group again.
+    groups = {g.layers[0]: g.size for g in darn.unit_groups(plain) if g.resizable}
+    assert groups["transformer_layer_0/heads"] == 1
