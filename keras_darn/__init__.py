@@ -3,8 +3,7 @@
 Import as `import keras_darn as darn`. One way in for every method:
 
 ```python
-model, callback = darn.prepare(model, "taylor1", darn.Target(fraction=0.5),
-                               validation_data=(x_val, y_val))
+model, callback = darn.prepare(model, "magnitude", darn.Target(fraction=0.5))
 model.compile("adam", "sparse_categorical_crossentropy")
 model.fit(x, y, epochs=3, callbacks=[callback])
 small = callback.finish().model

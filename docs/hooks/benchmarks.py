@@ -3,7 +3,8 @@
 The measured results live beside the scripts that measure them, outside
 `docs/`; this hook adds them to the site under `benchmarks/`, so the docs
 link to them (`../benchmarks/results/nodedrop.md` from a method page) and
-the strict build checks those links. Per-run outputs (`results/runs/`,
+the strict build checks those links. The scripts are published too, so
+that the README's links to them resolve. Per-run outputs (`results/runs/`,
 `results/tmp/`) are left out.
 """
 
@@ -21,6 +22,7 @@ def on_files(files, config):
     sources += sorted(
         path for path in (benchmarks / "results").glob("*") if path.suffix in PUBLISHED
     )
+    sources += sorted(benchmarks.glob("*.py")) + sorted((benchmarks / "peers").glob("*.py"))
     for path in sources:
         if path.is_file():
             files.append(

@@ -3,6 +3,9 @@
 import keras
 
 from keras_darn.rebuild import unfold_blocks
+from keras_darn.resizing.data_checks import check_examples
+from keras_darn.resizing.data_checks import check_inputs
+from keras_darn.resizing.data_checks import check_validation_data
 from keras_darn.resizing.method import MethodCallback
 from keras_darn.resizing.method import get_method
 from keras_darn.resizing.method import method_names
@@ -65,13 +68,13 @@ def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, 
 
     Raises:
         ValueError: for an unknown method, a method that acts between fits
-            only, or a target or option the method does not support.
+            only, a target or option the method does not support, or
+            `validation_data` whose arrays do not fit the model's inputs.
 
     Example:
 
     ```python
-    model, callback = darn.prepare(model, "taylor1", darn.Target(fraction=0.5),
-                                   validation_data=(x_val, y_val))
+    model, callback = darn.prepare(model, "magnitude", darn.Target(fraction=0.5))
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=6, callbacks=[callback])
     result = callback.finish()
@@ -88,6 +91,7 @@ def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, 
     target = Target.get(target)
     target.check_supported(method.name, method.prepare_amounts)
     target.check_model(model)
+    check_validation_data(model, validation_data)
     if schedule is not None:
         schedule = Schedule.get(schedule)
     before = figures(model)
@@ -140,7 +144,9 @@ def resize(
 
     Raises:
         ValueError: for an unknown method, a method that acts during fit
-            only, or a target or option the method does not support.
+            only, a target or option the method does not support, or `x`,
+            `y` or `validation_data` whose arrays do not fit the model's
+            inputs or each other.
 
     Example:
 
@@ -161,6 +167,9 @@ def resize(
     target = Target.get(target)
     target.check_supported(method.name, method.resize_amounts, method.resize_requires_amount)
     target.check_model(model)
+    check_inputs(model, "x", x)
+    check_examples("x", x, y)
+    check_validation_data(model, validation_data)
     if schedule is not None:
         schedule = Schedule.get(schedule)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:

@@ -162,8 +162,8 @@ class Target:
                 (the closest names are suggested).
 
         Warns:
-            When `min_units` keeps every unit of a group, so that nothing
-            of it can be pruned.
+            UserWarning: when `min_units` keeps every unit of a group, so
+                that nothing of it can be pruned.
         """
         groups = unit_groups(model, resizable_only=True)
         names = {name for group in groups for name in group.layers}
