@@ -122,7 +122,12 @@ class LayerPlan:
         return kept
 
     def absorbed_constants(self, weights):
-        """Bias change from removed input channels that held a constant."""
+        """Bias change from removed input channels that held a constant.
+
+        `None` where there is none, or where it is zero everywhere (the
+        rows reading those channels are zero, as after unit masks): a layer
+        without a bias then keeps none.
+        """
         fold = getattr(self.handler, "fold_weight", None)
         if not fold or self.inputs is None or self.input_constants is None:
             return None
@@ -136,7 +141,8 @@ class LayerPlan:
             kernel = kernel * weights["kernel_mask"]
         rows = np.moveaxis(kernel, -2, 0)[removed[live]]
         rows = rows.reshape(len(rows), -1, kernel.shape[-1]).sum(axis=1)
-        return (values[live][:, None] * rows).sum(axis=0)
+        change = (values[live][:, None] * rows).sum(axis=0)
+        return change if np.any(change) else None
 
 
 def make_plan(layer, layout, new_spaces, constants, growth, rng):
