@@ -100,6 +100,16 @@ def nodes_in_order(model):
     ]
 
 
+def shared_layers(model):
+    """`{layer name: number of calls}` of the layers with weights that `model`'s
+    top-level graph calls more than once."""
+    counts = {}
+    for node in nodes_in_order(model):
+        if getattr(node.operation, "weights", None):
+            counts[node.operation.name] = counts.get(node.operation.name, 0) + 1
+    return {name: count for name, count in counts.items() if count > 1}
+
+
 def producer_of(tensor):
     """`(operation, node)` that computed a `KerasTensor` of a functional graph.
 

@@ -4,6 +4,7 @@ import numbers
 
 from keras_darn.criteria import base as criteria_base
 from keras_darn.graph import unit_groups
+from keras_darn.graph.nodes import shared_layers
 from keras_darn.methods.pruning import budget
 from keras_darn.methods.pruning.callback import CriterionPruning
 from keras_darn.methods.pruning.fine_tune import prune_and_fine_tune
@@ -215,6 +216,14 @@ class CriterionMethod(Method):
                 f"Method '{self.name}' needs a target amount: one of "
                 f"{list(self.prepare_amounts)}, e.g. darn.Target(fraction=0.5). Received: "
                 f"target={target!r}"
+            )
+        shared = shared_layers(model)
+        if shared:
+            name, count = next(iter(shared.items()))
+            raise ValueError(
+                f"Layer '{name}' is called {count} times in model '{model.name}'; pruning "
+                "during fit masks and scores the units of layers called once. Give each call "
+                f"a layer of its own. Layers called more than once: {sorted(shared)}."
             )
         callback = CriterionPruning(
             self.criterion, x, y, target=target, schedule=schedule, verbose=self.verbose,

@@ -244,3 +244,36 @@ def test_a_target_out_of_reach_names_the_groups_left_out_before_training():
     with pytest.raises(ValueError, match=r"cannot be reached(.|\n)*'a': not pruned during fit"):
         pruned.fit(x, np.zeros((8, 2)), epochs=1, verbose=0, callbacks=[callback])
     assert pruned.optimizer.iterations.numpy() == 0
+
+
+def test_a_layer_called_twice_is_refused_before_training():
+    inputs = keras.Input((8,))
+    shared = L.Dense(16, activation="relu", name="shared")
+    joined = L.Concatenate()([shared(inputs), shared(L.Dense(8, name="pre")(inputs))])
+    model = keras.Model(inputs, L.Dense(2, name="out")(joined))
+    with pytest.raises(ValueError, match=r"Layer 'shared' is called 2 times .* a layer of its own"):
+        darn.prepare(model, "magnitude", darn.Target(fraction=0.5))
+
+
+def test_a_masked_model_saved_during_fit_loads_without_keras_darn(tmp_path):
+    import subprocess
+    import sys
+
+    x, y = _sequences(32)
+    pruned, callback = darn.prepare(_bidirectional_gru(), "magnitude", darn.Target(fraction=0.5))
+    pruned.compile("adam", "sparse_categorical_crossentropy")
+    pruned.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    path = str(tmp_path / "masked.keras")
+    pruned.save(path)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "expected.npy", pruned.predict(x, verbose=0))
+    script = (
+        "import sys, numpy as np, keras\n"
+        f"model = keras.saving.load_model({path!r})\n"
+        "assert not any(m.startswith('keras_darn') for m in sys.modules)\n"
+        f"x, expected = np.load({str(tmp_path / 'x.npy')!r}), np.load({str(tmp_path / 'expected.npy')!r})\n"
+        "np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
