@@ -19,7 +19,7 @@ from keras_darn.validation import check_one_of
 QUANTIZATION_MODES = (None, "dynamic", "int8")
 
 
-def to_tflite(model, quantization=None, representative_data=None):
+def to_tflite(model, quantization=None, representative_data=None, allow_select_tf_ops=False):
     """Converts a Keras model to a TFLite flatbuffer.
 
     Args:
@@ -39,6 +39,14 @@ def to_tflite(model, quantization=None, representative_data=None):
             callable returning an iterable of input lists for one example
             each (the TFLite converter's `representative_dataset`). A
             hundred or so typical examples is enough. Defaults to `None`.
+        allow_select_tf_ops: also allow TensorFlow ops that TFLite has no
+            builtin for (TFLite's "Select TF ops"; tensor lists are then
+            kept rather than lowered). Recurrent layers (`LSTM`, `GRU`,
+            `SimpleRNN`) need it. The flatbuffer then runs only with an
+            interpreter linked with TensorFlow's Flex delegate (on Android,
+            the `tensorflow-lite-select-tf-ops` dependency); the pip LiteRT
+            interpreter that `tflite_predict` uses has none. Defaults to
+            `False`.
 
     Returns:
         The TFLite model, as `bytes`.
@@ -46,8 +54,9 @@ def to_tflite(model, quantization=None, representative_data=None):
     Raises:
         ValueError: If `quantization` is not one of `QUANTIZATION_MODES`, if
             `quantization="int8"` is given without `representative_data`, if
-            `representative_data` is given for another mode, or if `model`
-            is not a built `keras.Model`.
+            `representative_data` is given for another mode, if `model`
+            is not a built `keras.Model`, or if the model needs TensorFlow
+            ops and `allow_select_tf_ops` is `False` (the message says so).
 
     Example:
 
@@ -73,7 +82,10 @@ def to_tflite(model, quantization=None, representative_data=None):
     with tempfile.TemporaryDirectory() as saved_model_dir:
         export_saved_model(model, saved_model_dir)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        select = [tf.lite.OpsSet.SELECT_TF_OPS] if allow_select_tf_ops else []
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS] + select
+        if allow_select_tf_ops:
+            converter._experimental_lower_tensor_list_ops = False
         if quantization is not None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "int8":
@@ -82,7 +94,7 @@ def to_tflite(model, quantization=None, representative_data=None):
             )
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.TFLITE_BUILTINS_INT8
-            ]
+            ] + select
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         with warnings.catch_warnings():
@@ -90,7 +102,17 @@ def to_tflite(model, quantization=None, representative_data=None):
             warnings.filterwarnings(
                 "ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated"
             )
-            return bytes(converter.convert())
+            try:
+                return bytes(converter.convert())
+            except Exception as error:  # the converter raises its own ConverterError
+                if allow_select_tf_ops or "Select TF ops" not in str(error):
+                    raise
+                raise ValueError(
+                    f"Model '{model.name}' uses TensorFlow ops that TFLite has no builtin for "
+                    "(recurrent layers do). Pass allow_select_tf_ops=True to keep them as "
+                    "Select TF ops; the flatbuffer then needs an interpreter with TensorFlow's "
+                    "Flex delegate. Received: allow_select_tf_ops=False"
+                ) from None
 
 
 def _representative_dataset(model, representative_data):

@@ -160,3 +160,14 @@ def test_invalid_arguments(mlp):
         save_tflite("not bytes", "model.tflite")
     with pytest.raises(ValueError, match="bytes or a file path"):
         tflite_predict(12, np.zeros((1, 64), "float32"))
+
+
+def test_a_recurrent_model_needs_select_tf_ops_and_says_so():
+    inputs = keras.Input((10, 12))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.LSTM(8)(inputs)))
+    with pytest.raises(ValueError, match=r"Pass allow_select_tf_ops=True.*Received: "
+                                         r"allow_select_tf_ops=False"):
+        to_tflite(model)
+    flatbuffer = to_tflite(model, allow_select_tf_ops=True)
+    # The LSTM's loop is kept as TensorFlow ops, run by the Flex delegate.
+    assert b"FlexTensorList" in flatbuffer
