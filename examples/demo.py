@@ -8,8 +8,11 @@
    `--prune_end`) with the method keras_darn recommends.
 2. `callback.finish()` hands back the plain, smaller Keras model; it is
    exported to TFLite.
-3. Prints a table (parameters, FLOPs, test accuracy, TFLite size and latency)
-   of the baseline against the small model, and writes into `--output_dir`:
+3. As a control, trains the small architecture (the pruned model's widths)
+   from a random start for the same epochs on the same batches: does pruning
+   beat simply training the small net?
+4. Prints a table (parameters, FLOPs, test accuracy, TFLite size and latency)
+   of the baseline, the small model and the control, and writes into `--output_dir`:
    `results.md`, `results.json`, `small_model.tflite` and `training.png`
    (validation accuracy and live parameters after every epoch).
 
@@ -184,12 +187,14 @@ ROWS = [
 ]
 
 
-def markdown_table(baseline, small, method):
-    lines = [f"| | baseline, unpruned | pruned by '{method}' | pruned / baseline |",
-             "|---|---:|---:|---:|"]
+def markdown_table(baseline, small, scratch, method):
+    lines = [f"| | baseline, unpruned | pruned by '{method}' | same widths, trained from scratch "
+             "| pruned / baseline |",
+             "|---|---:|---:|---:|---:|"]
     for label, key, render in ROWS:
         ratio = small[key] / baseline[key] if baseline[key] else float("nan")
-        lines.append(f"| {label} | {render(baseline[key])} | {render(small[key])} | {ratio:.3f} |")
+        lines.append(f"| {label} | {render(baseline[key])} | {render(small[key])} | "
+                     f"{render(scratch[key])} | {ratio:.3f} |")
     return "\n".join(lines)
 
 
@@ -200,7 +205,8 @@ def plot(path, curves, method, name, num_validation):
     figure = Figure(figsize=(11, 4.6), layout="constrained")
     accuracy_axes, params_axes = figure.subplots(1, 2)
     styles = {"baseline": ("unpruned baseline", "tab:gray", "s"),
-              "pruned": (f"pruned by '{method}'", "tab:blue", "o")}
+              "pruned": (f"pruned by '{method}'", "tab:blue", "o"),
+              "scratch": ("same widths, from scratch", "tab:green", "^")}
     for key, (label, color, marker) in styles.items():
         curve = curves[key]
         epochs = np.arange(1, len(curve["val_accuracy"]) + 1)
@@ -267,13 +273,20 @@ def main(argv):
     result = callback.finish()
     small = result.model
 
+    # The control: the small architecture, from a random start, for as long.
+    keras.utils.set_random_seed(FLAGS.seed + 1)
+    scratch = keras.models.clone_model(small)
+    print(f"\nSame widths, trained from scratch ({darn.count_params(scratch):,} parameters):")
+    curves["scratch"] = train(scratch, (train_data, validation), [])
+
     baseline_tflite, small_tflite = export(baseline), export(small)
     before = describe(baseline, baseline_tflite, x_test, y_test)
     after = describe(small, small_tflite, x_test, y_test)
+    control = describe(scratch, export(scratch), x_test, y_test)
     shrink_difference = float(np.abs(small.predict(x_test[:512], verbose=0)
                                      - prepared.predict(x_test[:512], verbose=0)).max())
 
-    table = markdown_table(before, after, callback.method.name)
+    table = markdown_table(before, after, control, callback.method.name)
     print(f"\nOver-wide CNN on {DATASET_NAMES[name]}, {FLAGS.epochs} epochs each:\n")
     print(table)
     print(f"\nWidths {_widths(result.before)} -> {_widths(result.after)} "
@@ -302,6 +315,7 @@ def main(argv):
         "shrink_max_abs_output_difference": shrink_difference,
         "baseline": before,
         "pruned": after,
+        "from_scratch": control,
         "curves": curves,
         "seconds": time.time() - start,
     }
@@ -311,7 +325,8 @@ def main(argv):
         f.write(f"Over-wide CNN on {DATASET_NAMES[name]} ({len(train_data[0]):,} training images), "
                 f"baseline and pruned model trained {FLAGS.epochs} epochs each; '{callback.method.name}' removed "
                 f"{FLAGS.fraction:.0%} of the hidden units during training; widths "
-                f"{_widths(result.before)} -> {_widths(result.after)} (examples/demo.py)."
+                f"{_widths(result.before)} -> {_widths(result.after)}; the control trains those widths "
+                f"from a random start for as long (examples/demo.py)."
                 f"\n\n{table}\n")
     print("\nWrote " + ", ".join(paths.values()) + f" ({time.time() - start:.0f} s in all).")
 

@@ -23,12 +23,17 @@ def test_demo_writes_table_tflite_and_plot(tmp_path):
     # The baseline trained as many epochs as the pruned model: one curve point per epoch each.
     assert len(results["curves"]["baseline"]["val_accuracy"]) == 3
     assert len(results["curves"]["pruned"]["val_accuracy"]) == 3
+    # The control: the pruned widths, trained from scratch for as long.
+    assert len(results["curves"]["scratch"]["val_accuracy"]) == 3
+    assert results["from_scratch"]["params"] == results["pruned"]["params"]
+    assert results["from_scratch"]["flops"] == results["pruned"]["flops"]
     assert results["pruned"]["params"] < results["baseline"]["params"]
     live = results["curves"]["pruned"]["live_params"]
     assert live[0] == results["baseline"]["params"] and live[-1] == results["pruned"]["params"]
     assert results["shrink_max_abs_output_difference"] < 1e-5
     table = (tmp_path / "results.md").read_text()
     assert f"pruned by '{method}'" in table and "| Parameters |" in table
+    assert "same widths, trained from scratch" in table
     assert table.split("\n\n", 1)[1].strip() in result.stdout  # the printed table
     tflite = (tmp_path / "small_model.tflite").read_bytes()
     assert tflite[4:8] == b"TFL3" and len(tflite) == results["pruned"]["tflite_bytes"]
