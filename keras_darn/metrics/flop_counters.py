@@ -246,7 +246,9 @@ def _register_builtins():
             "PReLU",
             "LeakyReLU",
         ],
+        # Square, sum, scale by the root mean square; RMSNormalization then its own scale.
         per_output_element(3): ["UnitNormalization"],
+        per_output_element(4): ["RMSNormalization"],
         per_output_element(4): ["ELU"],
         per_output_element(5): ["Softmax"],
         _layer_normalization_flops: [

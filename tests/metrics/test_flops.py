@@ -78,6 +78,13 @@ def _single(input_shape, layer):
         ((8, 8, 4), keras.layers.BatchNormalization(), 2 * 256),
         # LayerNormalization: 5 (statistics and normalise) + scale + shift.
         ((5,), keras.layers.LayerNormalization(), 7 * 5),
+        # GroupNormalization as LayerNormalization; RMSNormalization: square,
+        # sum, scale by the root mean square, its own scale.
+        ((6, 4), keras.layers.GroupNormalization(2), 7 * 24),
+        ((6, 4), keras.layers.RMSNormalization(), 4 * 24),
+        ((6, 4), keras.layers.UnitNormalization(), 3 * 24),
+        # Conv3D valid: 2 * 2 * 2 * 3 = 24 outputs, each 2 * 27 * 2 + bias.
+        ((4, 4, 4, 2), keras.layers.Conv3D(3, 3), 24 * 2 * 27 * 2 + 24),
         # MaxPooling 2x2: 4 * 4 * 3 = 48 outputs, window of 4.
         ((8, 8, 3), keras.layers.MaxPooling2D(2), 48 * 4),
         # AveragePooling 3x3 stride 1 valid: 6 * 6 * 3 = 108 outputs.
