@@ -30,6 +30,24 @@ def check_positive_int(value, name):
         )
 
 
+def check_bool(value, name):
+    """Raises `ValueError` naming `name` unless `value` is `True` or `False` (NumPy's too).
+
+    Example:
+
+    >>> check_bool(True, "shrink")
+    >>> check_bool("yes", "shrink")
+    Traceback (most recent call last):
+    ...
+    ValueError: Received an invalid value for `shrink`, expected True or False. Received: shrink='yes'
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(
+            f"Received an invalid value for `{name}`, expected True or False. "
+            f"Received: {name}={value!r}"
+        )
+
+
 def check_one_of(value, name, allowed):
     """Raises `ValueError` naming `name` unless `value` is one of `allowed`.
 

@@ -172,6 +172,11 @@ def resize(
     check_validation_data(model, validation_data)
     if schedule is not None:
         schedule = Schedule.get(schedule)
+    if verbose not in (0, 1, 2, True, False):
+        raise ValueError(
+            "Received an invalid value for `verbose`, expected 0 (silent) or 1 (progress). "
+            f"Received: verbose={verbose!r}"
+        )
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(
             "Received an invalid value for `epochs`, expected a non-negative integer. "

@@ -78,6 +78,11 @@ def get_method(identifier, **options):
         method = cls(**bound, **options)
         method.name = identifier
         return method
+    if not isinstance(identifier, str):
+        raise ValueError(
+            "Expected a method name (a str; darn.methods.names() lists them) or a "
+            f"darn.methods.Method. Received: method={identifier!r}"
+        )
     close = difflib.get_close_matches(str(identifier), method_names(), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     raise ValueError(

@@ -1,6 +1,7 @@
 """`Target`: what a method aims for, and the layers it must leave alone."""
 
 import difflib
+import inspect
 import math
 import numbers
 import warnings
@@ -118,6 +119,15 @@ class Target:
         if isinstance(identifier, Target):
             return identifier
         if isinstance(identifier, dict):
+            allowed = list(inspect.signature(cls).parameters)
+            unknown = [key for key in identifier if key not in allowed]
+            if unknown:
+                close = difflib.get_close_matches(str(unknown[0]), allowed, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise ValueError(
+                    f"Unknown Target argument {unknown[0]!r}.{hint} Target takes {allowed}. "
+                    f"Received: target={identifier!r}"
+                )
             return cls(**identifier)
         raise ValueError(
             "Expected a `keras_darn.Target` (e.g. darn.Target(fraction=0.5)), a dict of its "

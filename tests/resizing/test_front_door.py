@@ -195,3 +195,58 @@ def test_two_target_amounts_during_fit_are_refused_in_plain_words():
     with pytest.raises(ValueError, match=r"one of `fraction`, `params` or `flops`.*'fraction', "
                                          r"'params'"):
         darn.prepare(_model(), "magnitude", darn.Target(fraction=0.5, params=0.5))
+
+
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = L.Dense(3)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def _subclassed():
+    model = _Subclassed()
+    model(np.zeros((1, 4), "float32"))
+    return model
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: darn.prepare(m, 123, darn.Target(fraction=0.5)),
+     r"Expected a method name \(a str.*Received: method=123"),
+    (lambda m: darn.prepare(m, "magnitude", {"fractoin": 0.5}),
+     r"Unknown Target argument 'fractoin'. Did you mean 'fraction'\? Target takes \["),
+    (lambda m: darn.prepare(m, "magnitude", "half"),
+     r"Expected a `keras_darn.Target`.*Received: target='half'"),
+    (lambda m: darn.prepare(m, "magnitude", darn.Target(fraction=0.5), schedule=5),
+     r"Expected a `keras_darn.Schedule`.*Received: schedule=5"),
+    (lambda m: darn.prepare(m, "magnitude", darn.Target(fraction=0.5), global_pruning="yes"),
+     r"`global_pruning`, expected True or False. Received: global_pruning='yes'"),
+    (lambda m: darn.prepare(m, "magnitude", darn.Target(fraction=0.5), round_to="8"),
+     r"`round_to`, expected a positive integer. Received: round_to='8'"),
+    (lambda m: darn.resize(m, "magnitude", darn.Target(fraction=0.5), verbose="loud"),
+     r"`verbose`, expected 0 \(silent\) or 1 \(progress\). Received: verbose='loud'"),
+    (lambda m: darn.resize(m, "magnitude", darn.Target(fraction=0.5), epochs=-1),
+     r"`epochs`, expected a non-negative integer. Received: epochs=-1"),
+])
+def test_bad_arguments_are_refused_before_training(call, message):
+    model = _model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=message):
+        call(model)
+    assert model.optimizer.iterations.numpy() == 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: keras.Sequential([L.Dense(4)]), "has no known input shape; build it"),
+    (lambda: keras.Sequential([]), "has no known input shape; build it"),
+    (_subclassed, "is a subclassed model; keras_darn reads the graph of functional and "
+                  "Sequential models only"),
+])
+def test_unbuilt_empty_and_subclassed_models_are_refused(make, message):
+    for entry in (darn.prepare, darn.resize):
+        with pytest.raises(ValueError, match=message):
+            entry(make(), "magnitude", darn.Target(fraction=0.5))

@@ -15,6 +15,7 @@ from keras_darn.resizing.method import register_method
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import Linear
+from keras_darn.validation import check_bool
 from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
@@ -174,6 +175,9 @@ class CriterionMethod(Method):
         budget.check_options(round_to, max_ratio)
         if batch_size is not None:
             check_positive_int(batch_size, "batch_size")
+        for flag, value in (("global_pruning", global_pruning), ("shrink", shrink),
+                            ("reset_optimizer", reset_optimizer)):
+            check_bool(value, flag)
         self.global_pruning = bool(global_pruning)
         self.round_to = int(round_to)
         self.max_ratio = max_ratio
