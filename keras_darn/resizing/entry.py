@@ -15,8 +15,8 @@ from keras_darn.resizing.schedules import Schedule
 from keras_darn.resizing.targets import Target
 
 # The recommended pruner (`keras_darn.methods.pruning`): group weight
-# magnitude, one global ranking, what `prepare` and `resize` run when no
-# method is named.
+# magnitude, the same fraction of every coupled group; what `prepare` and
+# `resize` run when no method is named.
 DEFAULT_METHOD = "magnitude"
 
 
@@ -52,7 +52,7 @@ def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, 
         method: a registered method name (`darn.methods.names()` lists
             them) or a `darn.methods.Method`. Defaults to `"magnitude"`,
             the recommended structured pruner (group weight magnitude,
-            one global ranking; data-free).
+            the same fraction of every coupled group; data-free).
         target: a `darn.Target`, a dict of its arguments, or `None` (the
             method decides the amount). Defaults to `None`.
         validation_data: held-out data the method scores units on, `x` or

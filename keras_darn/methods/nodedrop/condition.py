@@ -11,7 +11,7 @@ followed by BatchNormalization and such an activation outputs 0 on every
 training batch of size m once `|gamma| * sqrt(m) + beta <= 0` (eq. 6).
 
 The units the condition applies to are found by walking the Keras functional
-graph (`nodedrop_eligibility`, in `nodedrop_groups.py`, re-exported here).
+graph (`nodedrop_eligibility`, in `eligibility.py`, re-exported here).
 This module evaluates the condition (`nodedrop_dead_units`) and measures what
 a unit outputs at inference (`measure_dropped_unit_outputs`), which is what
 NodeDrop-BN's guarantee does not cover.
