@@ -28,9 +28,12 @@ from keras_darn.graph.channels import Channels
 from keras_darn.graph.nodes import leaf_layers
 from keras_darn.rebuild.rebuilder import Rebuilder
 
-# Running statistics are not weights of a unit: a zeroed gamma and beta
-# already zero the unit's output, whatever the statistics.
-_STATISTICS = ("moving_mean", "moving_variance")
+# A masked channel enters BatchNormalization as 0. Its running mean is
+# zeroed too, so that the channel also leaves as 0 without a gamma
+# (`scale=False`): (0 - 0) / sqrt(variance + epsilon) + 0. Its batch mean
+# is 0 from then on, so the running mean stays 0. The running variance is
+# left as it is (it only divides that 0).
+_KEPT_STATISTICS = ("moving_variance",)
 
 
 class MaskConstraint(keras.constraints.Constraint):
@@ -204,7 +207,7 @@ class UnitMasks:
                 mask.assign(axes[axis].astype("float32") if axis in axes
                             else np.ones(mask.shape, "float32"))
         for variable, axes in kept.values():
-            if variable.name in _STATISTICS:
+            if variable.name in _KEPT_STATISTICS:
                 continue
             value = keras.ops.convert_to_numpy(variable)
             for axis, keep in axes.items():

@@ -39,7 +39,7 @@ def test_masking_zeroes_every_member_slice_and_only_those():
     off, on = [1, 4], [0, 2, 3, 5]
     expected_zero = {
         "conv/kernel": (Ellipsis, off), "conv/bias": (off,),
-        "bn/gamma": (off,), "bn/beta": (off,),
+        "bn/gamma": (off,), "bn/beta": (off,), "bn/moving_mean": (off,),
         "dw/kernel": (Ellipsis, off, slice(None)), "dw/bias": (off,),
         "out/kernel": (off,),
     }
@@ -48,9 +48,27 @@ def test_masking_zeroes_every_member_slice_and_only_those():
         kept = list(index)
         kept[kept.index(off)] = on
         np.testing.assert_array_equal(after[path][tuple(kept)], before[path][tuple(kept)])
-    # Running statistics are not a unit's weights: left as they were.
+    # The running variance only divides a masked channel's 0: left as it was.
     np.testing.assert_array_equal(after["bn/moving_variance"], before["bn/moving_variance"])
     np.testing.assert_array_equal(after["out/bias"], before["out/bias"])
+
+
+def test_a_masked_channel_leaves_batch_normalization_without_a_scale_as_zero():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 2))
+    x = L.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inputs)
+    normalized = L.BatchNormalization(scale=False, name="bn")(x)
+    x = L.GlobalAveragePooling2D()(L.ReLU(name="relu")(normalized))
+    model = keras.Model(inputs, L.Dense(2, name="out")(x))
+    model_zoo.randomize_normalization(model)  # a running mean that is not 0
+    masks_of(model).set({"conv": [1, 2]})
+    probe = keras.Model(inputs, normalized)
+    x = np.random.default_rng(0).normal(size=(8, 6, 6, 2)).astype("float32")
+    assert not keras.ops.convert_to_numpy(probe(x, training=False))[..., [1, 2]].any()
+    model.compile("sgd", "mse")
+    model.fit(x, np.ones((8, 2)), epochs=2, verbose=0)  # the running mean is updated
+    assert not keras.ops.convert_to_numpy(probe(x, training=False))[..., [1, 2]].any()
+    assert keras.ops.convert_to_numpy(probe(x, training=False))[..., [0, 3]].any()
 
 
 def test_masked_model_equals_rebuilt_model_through_training():
