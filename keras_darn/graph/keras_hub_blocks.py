@@ -25,6 +25,8 @@ This module imports keras-hub; keras_darn imports it only when a model holds
 keras-hub layers or a `.keras` file names one of these classes.
 """
 
+import warnings
+
 import keras
 from keras_hub.layers import TransformerDecoder
 from keras_hub.layers import TransformerEncoder
@@ -125,7 +127,8 @@ def unfold_head_sized_blocks(model):
     `<block>_<part>`) and two `Add` layers for the residuals, in the order
     the block computes them, with the block's weights. The other layers are
     reused, not copied. A block called with what plain layers cannot take
-    (a custom attention mask, cross-attention, a cache) is kept.
+    (a custom attention mask, cross-attention, a cache) is kept, with a
+    warning.
 
     Args:
         model: a functional `keras.Model`, typically a rebuilt one.
@@ -165,9 +168,14 @@ def _unfolded_call(block, args, kwargs):
     mask_name = "decoder_padding_mask" if decoder else "padding_mask"
     padding_mask = kwargs.pop(mask_name, None)
     causal = bool(kwargs.pop("use_causal_mask", True)) if decoder else False
-    if len(args) > 1 or any(value is not None and value is not False for value in kwargs.values()):
-        return None
-    if decoder and block._cross_attention_layer is not None:
+    given = [name for name, value in kwargs.items() if value is not None and value is not False]
+    if len(args) > 1 or (decoder and block._cross_attention_layer is not None):
+        given.append("cross-attention")
+    if given:
+        warnings.warn(
+            f"Layer '{block.name}' stays a {type(block).__name__} (a keras_darn class: a .keras "
+            f"file holding it loads once keras_darn is imported): it is called with {given}, "
+            "which its plain Keras layers do not take.", stacklevel=3)
         return None
 
     def copy(layer, name, cls=None):

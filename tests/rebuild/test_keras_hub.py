@@ -341,3 +341,14 @@ def test_head_sized_blocks_unfold_into_plain_keras_layers(make, tmp_path):
     # The Rebuilder reads the unfolded model: its heads are a group again.
     groups = {g.layers[0]: g.size for g in darn.unit_groups(plain) if g.resizable}
     assert groups["transformer_layer_0/heads"] == 1
+
+
+def test_a_block_with_cross_attention_stays_head_sized_and_says_so():
+    decoder_in, encoder_in = keras.Input((5, 8)), keras.Input((7, 8))
+    block = keras_hub.layers.TransformerDecoder(intermediate_dim=16, num_heads=2, name="dec")
+    model = keras.Model([decoder_in, encoder_in], block(decoder_in, encoder_in))
+    smaller = darn.remove_units(model, {"dec/heads": [0]}, compile=False)
+    with pytest.warns(UserWarning, match=r"'dec' stays a HeadSizedTransformerDecoder .*"
+                                         r"cross-attention"):
+        plain = darn.rebuild.unfold_blocks(smaller)
+    assert type(plain.get_layer("dec")).__name__ == "HeadSizedTransformerDecoder"
