@@ -29,7 +29,9 @@ def _pairs(model, x):
     """`[(input name, input shape, array)]` that `x` feeds, or `None` where `x` is not arrays."""
     inputs = model.inputs
     if isinstance(x, dict):
-        by_name = {tensor.name: tensor for tensor in inputs}
+        # A model built on a dict of inputs is fed by its keys, else by input names.
+        struct = getattr(model, "_inputs_struct", None)
+        by_name = dict(struct) if isinstance(struct, dict) else {t.name: t for t in inputs}
         if not set(x) <= set(by_name):
             return [(key, None, x[key]) for key in x if key not in by_name]
         return [(key, tuple(by_name[key].shape), x[key]) for key in x]
@@ -56,7 +58,8 @@ def check_inputs(model, argument, x):
     pairs = _pairs(model, x)
     if pairs is None:
         return
-    expected = {tensor.name: tuple(tensor.shape) for tensor in model.inputs}
+    struct = getattr(model, "_inputs_struct", None)
+    expected = list(struct) if isinstance(struct, dict) else [t.name for t in model.inputs]
     for name, shape, value in pairs:
         received = _shape(value)
         if shape is None:

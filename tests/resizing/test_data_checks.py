@@ -62,3 +62,16 @@ def test_what_keras_accepts_is_accepted():
     # A missing last axis of size 1: Keras adds it.
     darn.prepare(model, "taylor1", darn.Target(fraction=0.5),
                  validation_data=(np.zeros(5), np.zeros(5)))
+
+
+# Keras warns about dict keys that differ from the input names, and follows the keys.
+@pytest.mark.filterwarnings("ignore:When providing `inputs` as a dict")
+def test_a_model_built_on_a_dict_is_fed_by_its_keys():
+    inputs = {"pixels": keras.Input((4,), name="first"), "extra": keras.Input((2,), name="second")}
+    x = keras.layers.Concatenate()([inputs["pixels"], inputs["extra"]])
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(8, name="hidden")(x)))
+    good = {"pixels": np.zeros((5, 4)), "extra": np.zeros((5, 2))}
+    darn.prepare(model, "taylor1", darn.Target(fraction=0.5), validation_data=(good, np.zeros(5)))
+    with pytest.raises(ValueError, match=r"for input 'extra' have shape \(5, 3\)"):
+        darn.prepare(model, "taylor1", darn.Target(fraction=0.5),
+                     validation_data=({**good, "extra": np.zeros((5, 3))}, np.zeros(5)))
