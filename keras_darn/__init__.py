@@ -30,6 +30,7 @@ from keras_darn.rebuild import add_units
 from keras_darn.rebuild import insert_layer
 from keras_darn.rebuild import remove_units
 from keras_darn.rebuild import shrink
+from keras_darn.resizing import Distillation
 from keras_darn.resizing import Result
 from keras_darn.resizing import Schedule
 from keras_darn.resizing import Target

@@ -7,6 +7,7 @@ Both take a `Target`, a `Schedule`, and give a `Result`.
 """
 
 from keras_darn.resizing import schedules
+from keras_darn.resizing.distillation import Distillation
 from keras_darn.resizing.entry import prepare
 from keras_darn.resizing.entry import resize
 from keras_darn.resizing.method import Method

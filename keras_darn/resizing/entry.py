@@ -6,6 +6,7 @@ from keras_darn.rebuild import unfold_blocks
 from keras_darn.resizing.data_checks import check_examples
 from keras_darn.resizing.data_checks import check_inputs
 from keras_darn.resizing.data_checks import check_validation_data
+from keras_darn.resizing.distillation import Distillation
 from keras_darn.resizing.method import MethodCallback
 from keras_darn.resizing.method import get_method
 from keras_darn.resizing.method import method_names
@@ -31,13 +32,16 @@ def _names_where(predicate):
     return [name for name in method_names() if predicate(get_method(name))]
 
 
-def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, schedule=None, **options):
+def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, schedule=None,
+            distill=None, **options):
     """Makes a model ready for a method that acts during `fit`.
 
     Returns a copy of `model` to compile and train (the model given is
     never modified) and the callback that does the method's work during
     `model.fit`. After training, `callback.finish()` returns the plain,
-    smaller model as a `Result`.
+    smaller model as a `Result`. With `distill`, the copy comes wrapped in
+    a `keras.distillation.Distiller` that trains it on the labels and on
+    the outputs of a frozen teacher (by default the model as given).
 
     The schedule's steps are Keras' absolute epoch indices (the `epoch`
     that `fit` passes to callbacks), so `fit(initial_epoch=...)` and a run
@@ -60,11 +64,15 @@ def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, 
         schedule: a `darn.Schedule` of when the method acts (its steps
             are Keras' absolute epoch indices), for methods that take one.
             Defaults to `None` (the method's default).
+        distill: `True` (the teacher is the model as given), a teacher
+            `keras.Model`, or a `darn.Distillation` (teacher, temperature,
+            weight). Defaults to `None` (no distillation).
         **options: the method's own options (its class lists them).
 
     Returns:
-        `(model, callback)`: the model to train and a `keras.callbacks.Callback`
-        with `events` and `finish()`.
+        `(model, callback)`: the model to train (with `distill`, a
+        `keras.distillation.Distiller` whose `student` is that model) and a
+        `keras.callbacks.Callback` with `events` and `finish()`.
 
     Raises:
         ValueError: for an unknown method, a method that acts between fits
@@ -94,9 +102,13 @@ def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, 
     check_validation_data(model, validation_data)
     if schedule is not None:
         schedule = Schedule.get(schedule)
+    distillation = Distillation.get(distill)
     before = figures(model)
     new_model, callback = method.prepare(model, target, validation_data, schedule)
-    return new_model, MethodCallback(method, callback, new_model, before)
+    method_callback = MethodCallback(method, callback, new_model, before)
+    if distillation is None:
+        return new_model, method_callback
+    return distillation.distiller(new_model, distillation.teacher_for(model)), method_callback
 
 
 def resize(
@@ -110,6 +122,7 @@ def resize(
     epochs=1,
     schedule=None,
     verbose=0,
+    distill=None,
     **options,
 ):
     """Runs a method that acts between fits, and returns its `Result`.
@@ -137,6 +150,11 @@ def resize(
         schedule: a `darn.Schedule`, for methods that take one. Defaults to
             `None` (the method's default).
         verbose: 1 prints progress. Defaults to `0`.
+        distill: `True`, a teacher `keras.Model` or a `darn.Distillation`:
+            the training between pruning steps also learns from the
+            teacher's outputs (by default the model as given, frozen).
+            For the methods that fine-tune between fits (the criterion
+            pruners). Defaults to `None`.
         **options: the method's own options.
 
     Returns:
@@ -170,6 +188,12 @@ def resize(
     check_inputs(model, "x", x)
     check_examples("x", x, y)
     check_validation_data(model, validation_data)
+    distillation = Distillation.get(distill)
+    if distillation is not None and not method.distills_between_fits:
+        raise ValueError(
+            f"Method '{method.name}' does not distill between fits. Methods that do: "
+            f"{_names_where(lambda m: m.distills_between_fits)}. Received: distill={distill!r}"
+        )
     if schedule is not None:
         schedule = Schedule.get(schedule)
     if verbose not in (0, 1, 2, True, False):
@@ -182,9 +206,10 @@ def resize(
             "Received an invalid value for `epochs`, expected a non-negative integer. "
             f"Received: epochs={epochs!r}"
         )
+    extra = {} if distillation is None else {"distillation": distillation}
     result = method.resize(
         model, target, x=x, y=y, validation_data=validation_data, epochs=epochs,
-        schedule=schedule, verbose=verbose,
+        schedule=schedule, verbose=verbose, **extra,
     )
     if not isinstance(result, Result):
         raise TypeError(

@@ -6,6 +6,7 @@ import numbers
 import warnings
 
 from keras_darn.resizing.callback_state import ResumableCallback
+from keras_darn.resizing.distillation import student_of
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.rebuild import shrink
@@ -119,6 +120,8 @@ class Method:
             decides the amount itself).
         resize_amounts: the same for `resize`.
         resize_requires_amount: whether `resize` needs an amount.
+        distills_between_fits: whether `resize` takes a `distillation`
+            keyword (a `darn.Distillation` for the training it does).
 
     Example:
 
@@ -133,6 +136,7 @@ class Method:
     prepare_amounts = None
     resize_amounts = None
     resize_requires_amount = False
+    distills_between_fits = False
 
     @property
     def acts_during_fit(self):
@@ -208,7 +212,8 @@ class MethodCallback(ResumableCallback):
 
     def set_model(self, model):
         super().set_model(model)
-        self.callback.set_model(model)
+        # With distillation `fit` runs a Distiller: the method works on its student.
+        self.callback.set_model(student_of(model))
 
     def set_params(self, params):
         super().set_params(params)
@@ -257,7 +262,7 @@ class MethodCallback(ResumableCallback):
             model: masked units gone, the same outputs, plain Keras layers
             (`keras_darn.rebuild.unfold_blocks`).
         """
-        trained = getattr(self, "_model", None) or self.prepared_model
+        trained = student_of(getattr(self, "_model", None) or self.prepared_model)
         notes = dict(getattr(self.callback, "skipped", None) or {})
         if not self._history_epochs:
             notes["fit"] = ("finish() was called before any epoch of `fit` ran with this "

@@ -55,7 +55,7 @@ class _Run:
 
 def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, score_data=None,
                         epochs=0, schedule=None, shrink=True, batch_size=None, layers=None,
-                        initial_epoch=0, reset_optimizer=False, verbose=0):
+                        initial_epoch=0, reset_optimizer=False, verbose=0, distillation=None):
     """Trains `epochs` epochs and prunes at the epochs of `schedule`.
 
     Args:
@@ -83,6 +83,10 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
             and step counter, see `compile_fresh`) instead of the carried
             state. Defaults to `False`.
         verbose: `fit` verbosity; 1 also prints every step. Defaults to `0`.
+        distillation: a `darn.Distillation`: every epoch trains through a
+            `keras.distillation.Distiller` on its teacher (by default
+            `model` as given, frozen), with the model's own optimizer, loss
+            and metrics. Defaults to `None`.
 
     Returns:
         `(plain smaller model, events, logs)`: `events` one dict per group
@@ -100,6 +104,7 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
     if not shrink:
         masks_of(work).install()  # before the training step is traced
     run = _Run(work, layers, target, allocation, counting, criterion.reads_weights_only)
+    teacher = distillation.teacher_for(model) if distillation is not None else None
     first = run.probed()
     budget.check_reachable(first, allocation, target, run.sizes, run.original)
     events, logs = [], {}
@@ -112,8 +117,9 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
         steps += [(e, schedule(e), True) for e in range(initial_epoch, epochs)]
     for epoch, amount, train in steps:
         if train:
-            history = run.model.fit(x, y, batch_size=batch_size, epochs=epoch + 1,
-                                    initial_epoch=epoch, verbose=verbose)
+            trainer = run.model if teacher is None else _distiller(run.model, distillation, teacher)
+            history = trainer.fit(x, y, batch_size=batch_size, epochs=epoch + 1,
+                                  initial_epoch=epoch, verbose=verbose)
             for key, values in history.history.items():
                 logs.setdefault(key, []).extend(values)
         if amount is None:
@@ -127,6 +133,17 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
     if not shrink:
         final = shrink_model(final, compile=model.compiled)
     return final, events, logs
+
+
+def _distiller(model, distillation, teacher):
+    """A `Distiller` training `model` on `teacher`, compiled with `model`'s own
+    optimizer (its state goes on), loss and metrics."""
+    config = model.get_compile_config() or {}
+    distiller = distillation.distiller(model, teacher)
+    metrics = config.get("metrics")
+    distiller.compile(optimizer=model.optimizer, loss=model.loss,
+                      metrics=list(metrics) if metrics else None)
+    return distiller
 
 
 def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose, carry_state=True):

@@ -237,8 +237,10 @@ class CriterionMethod(Method):
         # A copy by structure: the model given is never modified.
         return Rebuilder(model).build(), callback
 
+    distills_between_fits = True
+
     def resize(self, model, target, x=None, y=None, validation_data=None, epochs=1,
-               schedule=None, verbose=0):
+               schedule=None, verbose=0, distillation=None):
         algorithm = self.algorithm
         if algorithm is None:
             counted = target.params is not None or target.flops is not None
@@ -248,7 +250,13 @@ class CriterionMethod(Method):
             algorithm = "fine_tune" if counted or not ranked else "iterative"
         if algorithm == "fine_tune":
             return self._fine_tune(model, target, x, y, validation_data, epochs, schedule,
-                                   verbose)
+                                   verbose, distillation)
+        if distillation is not None:
+            raise ValueError(
+                f"The ranking (algorithm='{algorithm}') does not train, so there is nothing to "
+                "distill into; distillation applies to algorithm='fine_tune' (a `fraction`, "
+                f"`params` or `flops` target with x and y). Received: distill={distillation!r}"
+            )
         if target.params is not None or target.flops is not None:
             raise ValueError(
                 f"The ranking (algorithm='{algorithm}') takes `fraction` and/or "
@@ -289,7 +297,8 @@ class CriterionMethod(Method):
         ]
         return Result(small, events, figures(model), method=self.name, history=history)
 
-    def _fine_tune(self, model, target, x, y, validation_data, epochs, schedule, verbose):
+    def _fine_tune(self, model, target, x, y, validation_data, epochs, schedule, verbose,
+                   distillation=None):
         amounts = [a for a in ("fraction", "params", "flops") if a in target.amounts]
         if len(amounts) != 1 or "max_accuracy_drop" in target.amounts:
             raise ValueError(
@@ -311,7 +320,7 @@ class CriterionMethod(Method):
             model, self.criterion, target, allocation, x=x, y=y, score_data=score_data,
             epochs=epochs, schedule=schedule, shrink=self.shrink, batch_size=self.batch_size,
             initial_epoch=self.initial_epoch, reset_optimizer=self.reset_optimizer,
-            verbose=verbose or self.verbose,
+            verbose=verbose or self.verbose, distillation=distillation,
         )
         return Result(small, events, figures(model), method=self.name, history=logs)
 
