@@ -90,6 +90,7 @@ def run_one(name):
     with tempfile.TemporaryDirectory() as directory:
         names_keras_darn = saved_config_names_keras_darn(small, directory)
     check = result.target_check()
+    diff32, diff64 = model_zoo.masked_vs_finished(name, pruned, small, x)
     record = {
         "architecture": name, "input_shape": list(model.inputs[0].shape[1:]),
         "original_flops": darn.count_flops(model),
@@ -97,8 +98,7 @@ def run_one(name):
         "target_met": bool(check["met"]),
         "plain_keras": not names_keras_darn
         and all(type(layer).__module__.startswith("keras.") for layer in small._flatten_layers()),
-        "masked_vs_finished": model_zoo.relative_diff(small(x, training=False).numpy(),
-                                                      pruned(x, training=False).numpy()),
+        "masked_vs_finished": diff32, "masked_vs_finished_float64": diff64,
         "left_out": result.notes, "seconds": seconds,
         "peak_memory_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
@@ -124,6 +124,12 @@ def run_in_process(name):
         print(name, failure, flush=True)
 
 
+def _exactness(record):
+    """The masked-vs-finished difference that judges a run: float64 where it was checked."""
+    float64 = record.get("masked_vs_finished_float64")
+    return record["masked_vs_finished"] if float64 is None else float64
+
+
 def summarise():
     records = [harness.read_json(run_path(n)) for n in model_zoo.APPLICATIONS if os.path.exists(run_path(n))]
     done = [r for r in records if "failure" not in r]
@@ -131,8 +137,9 @@ def summarise():
         "config": {"method": "magnitude", "target": {"flops": GOAL}, "epochs": 1, "examples": 4,
                    "machine": harness.describe_machine()},
         "architectures": len(model_zoo.APPLICATIONS), "run": len(records),
-        "plain_and_met": sum(r["plain_keras"] and r["target_met"] for r in done),
-        "worst_masked_vs_finished": max((r["masked_vs_finished"] for r in done), default=None),
+        "plain_met_exact": sum(r["plain_keras"] and r["target_met"] and _exactness(r) <= 1e-4
+                               for r in done),
+        "worst_masked_vs_finished": max((_exactness(r) for r in done), default=None),
         "records": records,
     }
     prefix = harness.result_prefix()
@@ -145,8 +152,10 @@ def summarise():
         elif "failure" in record:
             rows.append([name, "failed: " + record["failure"].splitlines()[0][:80], "", "", "", "", ""])
         else:
+            float64 = record.get("masked_vs_finished_float64")
             rows.append([name, f"{record['flops_share']:.4f}", "met" if record["target_met"] else "missed",
-                         "yes" if record["plain_keras"] else "no", f"{record['masked_vs_finished']:.1e}",
+                         "yes" if record["plain_keras"] else "no", f"{record['masked_vs_finished']:.1e}"
+                         + (f" (float64: {float64:.1e})" if float64 is not None else ""),
                          f"{record['seconds']:.0f}", f"{record['peak_memory_gib']:.1f}"])
     lines = [
         "# Every keras.applications architecture pruned during fit to half its FLOPs",
@@ -155,11 +164,14 @@ def summarise():
         "Inception nets, 71x71 for Xception), 10 classes; `darn.prepare(model, \"magnitude\", "
         "darn.Target(flops=0.5))`, one epoch of `fit` on 4 random images, `callback.finish()`. "
         "Target met: at or below 0.5 and within 2 % of it. Masked vs finished: the largest "
-        "difference between the two models' outputs, relative to the largest output. "
+        "difference between the two models' outputs, relative to the largest output; where it "
+        "is above 1e-4 in float32 (a deep untrained net with random normalization statistics "
+        "amplifies rounding), the same removal is redone in float64. Seconds and memory are "
+        "indicative (other work shared the machine). "
         f"{summary['config']['machine']}.",
         "",
-        f"{summary['plain_and_met']} of {summary['architectures']} architectures out as a plain Keras model "
-        f"at the target ({summary['run']} run).",
+        f"{summary['plain_met_exact']} of {summary['architectures']} architectures out as a plain Keras "
+        f"model at the target with the masked model's outputs ({summary['run']} run).",
         "",
         *harness.markdown_table(["architecture", "FLOPs reached (share)", "target", "plain Keras model",
                                  "masked vs finished", "seconds", "peak memory (GiB)"], rows),

@@ -289,6 +289,37 @@ def relative_diff(actual, expected):
     return float(np.abs(actual - expected).max()) / max(float(np.abs(expected).max()), 1e-30)
 
 
+def masked_vs_finished(name, masked, finished, x, tolerance=1e-4):
+    """How far the finished model of in-fit pruning is from the masked one.
+
+    `(float32 difference, float64 difference or None)`, each relative to the
+    largest output. Where the float32 difference is above `tolerance` (a
+    deep untrained net with random normalization statistics can amplify
+    rounding until its logits differ by their own size), the same removal
+    is redone in float64: the architecture `name` built in float64 with the
+    masked model's weights, and the finished model rebuilt from it the way
+    `keras_darn.shrink` does (the masked units, then the dead ones).
+    """
+    from keras_darn.rebuild import Rebuilder
+    from keras_darn.rebuild.unit_masks import masked_plan
+
+    diff32 = relative_diff(finished(x, training=False).numpy(), masked(x, training=False).numpy())
+    if diff32 <= tolerance:
+        return diff32, None
+    masked64 = application(name, floatx="float64")
+    masked64.set_weights(masked.get_weights())
+    rebuilder = Rebuilder(masked64)
+    plan = masked_plan(masked)
+    if plan:
+        rebuilder.remove(plan)
+    finished64 = rebuilder.remove_dead().build()
+    assert [w.shape for w in finished64.weights] == [w.shape for w in finished.weights]
+    x64 = x.astype("float64")
+    diff64 = relative_diff(finished64(x64, training=False).numpy(),
+                           masked64(x64, training=False).numpy())
+    return diff32, diff64
+
+
 def rounding_floor(model, x, seed=0):
     """How far rounding alone moves `model`'s output on `x`.
 

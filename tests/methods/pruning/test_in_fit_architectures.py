@@ -3,7 +3,8 @@
 `darn.prepare(model, "magnitude", darn.Target(flops=0.5))`, one epoch of
 `fit`, `callback.finish()`: a plain Keras model (no keras_darn layer, loads
 without keras_darn's registrations) with FLOPs in [0.48, 0.50] of the
-original, whose outputs equal the masked model's. Every `keras.applications`
+original, whose outputs equal the masked model's (in float64 where the
+untrained float32 net amplifies rounding). Every `keras.applications`
 architecture (random weights, small inputs) is marked slow; one runs by
 default. Attention and recurrent models prune their Dense and recurrent units
 during fit and say which groups they leave to `darn.resize`.
@@ -53,8 +54,9 @@ def check_in_fit(name, tmp_path):
     share = darn.count_flops(small) / darn.count_flops(model)
     assert 0.48 <= share <= 0.50, share
     assert result.target_check()["met"]
-    masked = pruned(x, training=False).numpy()
-    assert model_zoo.relative_diff(small(x, training=False).numpy(), masked) <= 1e-4
+    # In float64 where the untrained float32 net amplifies rounding (EfficientNetV2L).
+    diff32, diff64 = model_zoo.masked_vs_finished(name, pruned, small, x)
+    assert (diff32 if diff64 is None else diff64) <= 1e-4, (diff32, diff64)
 
 
 @pytest.mark.parametrize("name", FAST_SAMPLE)
