@@ -61,6 +61,9 @@ flags.DEFINE_integer("batch_size", 128, "Batch size.")
 flags.DEFINE_integer("latency_repeats", 200, "Timed TFLite calls (batch of 1, 1 thread).")
 flags.DEFINE_string("output_dir", "demo_output", "Where the table, the .tflite file and the plot go.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_bool("distill", False,
+                  "Also learn from the unpruned model's outputs while pruning "
+                  "(darn.prepare(..., distill=True): a keras.distillation.Distiller).")
 
 VALIDATION_EXAMPLES = 1000  # held out of the training subset
 DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "digits": "digits"}
@@ -128,7 +131,8 @@ class Tracker(keras.callbacks.Callback):
         self.prunes = prunes
 
     def _live_params(self):
-        return darn.count_params(darn.shrink(self.model) if self.prunes else self.model)
+        model = getattr(self.model, "student", self.model)  # a Distiller trains its student
+        return darn.count_params(darn.shrink(model) if self.prunes else model)
 
     def on_train_begin(self, logs=None):
         self.accuracy, self.params = [], [self._live_params()]
@@ -188,7 +192,8 @@ ROWS = [
 
 
 def markdown_table(baseline, small, scratch, method):
-    lines = [f"| | baseline, unpruned | pruned by '{method}' | same widths, trained from scratch "
+    distilled = ", distilled" if FLAGS.distill else ""
+    lines = [f"| | baseline, unpruned | pruned by '{method}'{distilled} | same widths, trained from scratch "
              "| pruned / baseline |",
              "|---|---:|---:|---:|---:|"]
     for label, key, render in ROWS:
@@ -267,9 +272,12 @@ def main(argv):
 
     prepared, callback = darn.prepare(
         model, method, darn.Target(fraction=FLAGS.fraction), validation_data=validation,
-        schedule=darn.schedules.Linear(start=FLAGS.prune_start, end=FLAGS.prune_end))
-    print(f"\nPruned by '{callback.method.name}':")
+        schedule=darn.schedules.Linear(start=FLAGS.prune_start, end=FLAGS.prune_end),
+        distill=FLAGS.distill)
+    print(f"\nPruned by '{callback.method.name}'"
+          + (", distilled from the unpruned model:" if FLAGS.distill else ":"))
     curves["pruned"] = train(prepared, (train_data, validation), [callback])
+    prepared = getattr(prepared, "student", prepared)  # the model pruned, also when distilled
     result = callback.finish()
     small = result.model
 
@@ -303,6 +311,7 @@ def main(argv):
     plot(paths["png"], curves, callback.method.name, name, len(validation[0]))
     results = {
         "method": callback.method.name,
+        "distilled": FLAGS.distill,
         "target_fraction": FLAGS.fraction,
         "pruning_epochs": list(range(FLAGS.prune_start, FLAGS.prune_end + 1)),
         "dataset": name,
