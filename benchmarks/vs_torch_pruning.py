@@ -15,21 +15,46 @@ both tools set the BatchNorm statistics of every network (pruned or not) to
 those of the first `--recalibrate_bn` training images: the moving averages
 lag the weights too far in a recipe this short.
 
+Two protocols (`--protocol`). `independent`: each tool pretrains its own
+network from its own random start. `same_start`: the network Keras
+pretrained is copied into the PyTorch twin (`torch_layout`; the peer checks
+that the twin's outputs equal Keras' within 1e-4 before it trains), so both
+tools prune and fine-tune from the same weights and only pruning and
+fine-tuning differ (the twin fine-tunes with a fresh Adam, as it always
+does after `pruner.step()`).
+
+Arms besides the methods: a `_distill` suffix fine-tunes the method with
+`distill=True` (the student also learns from the network before pruning,
+`keras.distillation`); `--scratch_of=<method>` trains each architecture that
+method pruned to from a fresh random start for the same `--epochs` (the
+control of Liu et al., *Rethinking the Value of Network Pruning*, ICLR 2019).
+
 Each finished (network, tool, method, ratio, seed) run is written at once to
-a JSON file of its own in `results/runs/vs_torch_pruning/<recipe>/` (the
-recipe: data sizes, epochs, steps, batch size, learning rate), with the
-network after `--pretrain_epochs`; a rerun of the same recipe skips finished
-runs (`--resume`, the default), a changed recipe gets a directory of its
-own, and the summary is built from every finished run of the recipe. The
-summary keeps every run as a row, and a fresh clone (no `runs/`) gets the
-run files of its recipe back from it (not the snapshots: a seed with runs
-still to do from its snapshot runs again from a new one).
+a JSON file of its own in `results/vs_torch_pruning_runs/<recipe>/`
+(committed; the recipe: protocol, data sizes, epochs, steps, batch size,
+learning rate); the networks after `--pretrain_epochs` stay in
+`results/runs/vs_torch_pruning/<recipe>/` (not committed). A rerun of the
+same recipe skips finished runs (`--resume`, the default), a changed recipe
+gets directories of its own, and the summary is built from every finished
+run of the recipe. On a fresh clone the snapshots are gone: a seed with runs
+still to do from its snapshot runs again from a new one, so run one seed's
+work to the end in one invocation.
+
+Cost on 2 CPU cores with nothing else running (Keras, plain CNN): about 7 s
+per epoch of 10,000 images, 41 s on 60,000; a full-set run of 8 epochs is
+about 6 minutes, with distillation about a third more (the teacher's
+forward pass), and Torch-Pruning on 1 thread several times that. One seed
+of one network at two ratios with the default, its distilled and scratch
+arms and the peer: about 60-80 minutes on the full set.
 
 Methods that find their own size (`--own_size_methods`: NodeDrop, Standout,
 DARN) run once per setting and go on the same plot, one line per method.
 
 Examples:
 
+    python benchmarks/vs_torch_pruning.py --protocol=same_start --networks=plain --ratios=4,16 \
+        --seeds=0 --methods=magnitude_uniform,magnitude_uniform_distill \
+        --scratch_of=magnitude_uniform --peer_python=$HOME/.venvs/torch-pruning/bin/python
     python benchmarks/vs_torch_pruning.py --networks=residual --ratios=2,4,8,16 --seeds=0 \\
         --methods=magnitude_uniform,magnitude_global --num_train=10000 \\
         --peer_python=$HOME/.venvs/torch-pruning/bin/python
@@ -92,14 +117,27 @@ flags.DEFINE_list("tools", ["keras_darn", "torch_pruning"],
 flags.DEFINE_bool("peer_global", False, "Also run Torch-Pruning with global_pruning=True.")
 flags.DEFINE_integer("peer_threads", 1, "torch threads of the peer (0: torch's default).")
 flags.DEFINE_bool("resume", True, "Skip the runs of this recipe whose result file exists.")
+flags.DEFINE_enum("protocol", "independent", ["independent", "same_start"],
+                  "independent: each tool pretrains its own network; same_start: the network "
+                  "pretrained in Keras is copied into the PyTorch twin (outputs checked equal) "
+                  "and both tools prune and fine-tune from those weights.")
+flags.DEFINE_list("scratch_of", [],
+                  "keras_darn methods whose pruned architecture is also trained from scratch "
+                  "(a fresh random start) for the same --epochs, as '<method>_scratch'.")
 
 L = keras.layers
 SUFFIXES = {"_uniform": False, "_global": True}
 
 
 def method_options(name):
-    """`'magnitude_global_reset'` -> `('magnitude', {'global_pruning': True, 'reset_optimizer': True})`."""
+    """`'magnitude_global_reset'` -> `('magnitude', {'global_pruning': True, 'reset_optimizer': True})`.
+
+    A `'_distill'` suffix (before the others) fine-tunes with `distill=True`:
+    the student also learns from the network as it was before pruning.
+    """
     options = {}
+    if name.endswith("_distill"):
+        name, options["distill"] = name[:-len("_distill")], True
     if name.endswith("_reset"):
         name, options["reset_optimizer"] = name[:-len("_reset")], True
     for suffix, global_pruning in SUFFIXES.items():
@@ -167,23 +205,39 @@ def recipe_dir():
     """`runs/vs_torch_pruning/<recipe>/`: runs of one recipe only, never mixed with another's."""
     tag = (f"n{FLAGS.num_train}_t{FLAGS.num_test}_e{FLAGS.epochs}_p{FLAGS.pretrain_epochs}"
            f"_s{FLAGS.steps}_b{FLAGS.batch_size}_lr{FLAGS.learning_rate:g}_score{FLAGS.num_score}"
-           + (f"_bn{FLAGS.recalibrate_bn}" if FLAGS.recalibrate_bn else ""))
+           + (f"_bn{FLAGS.recalibrate_bn}" if FLAGS.recalibrate_bn else "")
+           + ("_same_start" if FLAGS.protocol == "same_start" else ""))
     return harness.runs_dir("vs_torch_pruning", tag)
 
 
-def run_path(work, network, tool, method, ratio, seed):
-    return os.path.join(work, f"{network}__{tool}__{method}__r{float(ratio):g}__s{seed}.json")
+def records_dir():
+    """`<output_dir>/vs_torch_pruning_runs/<recipe>/` (by default under `results/`): one JSON
+    per finished run, committed as it lands.
+
+    The recipe's networks (snapshots) stay in `recipe_dir()`, which is not.
+    """
+    path = os.path.join(FLAGS.output_dir, "vs_torch_pruning_runs", os.path.basename(recipe_dir()))
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def run_path(network, tool, method, ratio, seed):
+    return os.path.join(records_dir(),
+                        f"{network}__{tool}__{method}__r{float(ratio):g}__s{seed}.json")
+
+
+
 
 
 def done(path):
     return FLAGS.resume and os.path.exists(path)
 
 
-def save_run(work, row):
-    path = run_path(work, row["network"], row["tool"], row["method"], row["ratio"], row["seed"])
+def save_run(row):
+    path = run_path(row["network"], row["tool"], row["method"], row["ratio"], row["seed"])
     harness.write_json(path + ".tmp", row)
     os.replace(path + ".tmp", path)
-    print({k: v for k, v in row.items() if k != "widths"}, flush=True)
+    print({k: v for k, v in row.items() if k not in ("widths", "architecture")}, flush=True)
 
 
 SNAPSHOT_SUFFIXES = {"keras_darn": ".keras", "torch_pruning": ".pt"}  # the peer writes the .pt
@@ -199,9 +253,14 @@ def pretrained(network, seed, data, work):
     (x, y), _ = data
     snapshot = snapshot_path(work, network, seed, "keras_darn")
     info = snapshot[:-len(".keras")] + ".json"
-    unpruned = run_path(work, network, "keras_darn", "unpruned", 1, seed)
+    unpruned = run_path(network, "keras_darn", "unpruned", 1, seed)
     if done(snapshot) and done(info) and done(unpruned):
-        return snapshot, harness.read_json(info)["pretrain_seconds"]
+        pretrain_seconds = harness.read_json(info)["pretrain_seconds"]
+        if FLAGS.protocol == "same_start" and not os.path.exists(
+                start_weights_path(work, network, seed)):
+            save_start_weights(keras.saving.load_model(snapshot), x, pretrain_seconds,
+                               start_weights_path(work, network, seed))
+        return snapshot, pretrain_seconds
     keras.utils.set_random_seed(seed)
     model = compiled(build_keras(network))
     began = time.time()
@@ -209,13 +268,85 @@ def pretrained(network, seed, data, work):
     pretrain_seconds = time.time() - began
     model.save(snapshot)
     harness.write_json(info, {"pretrain_seconds": pretrain_seconds})
+    if FLAGS.protocol == "same_start":
+        save_start_weights(model, x, pretrain_seconds, start_weights_path(work, network, seed))
     model.fit(x, y, initial_epoch=FLAGS.pretrain_epochs, epochs=FLAGS.epochs,
               batch_size=FLAGS.batch_size, verbose=0)
-    save_run(work, {"tool": "keras_darn", "method": "unpruned", "network": network,
+    save_run({"tool": "keras_darn", "method": "unpruned", "network": network,
                     "seed": seed, "ratio": 1, "params": darn.count_params(model),
                     "flops": darn.count_flops(model), "accuracy": accuracy(model, data),
                     "seconds": time.time() - began})
     return snapshot, pretrain_seconds
+
+
+def start_weights_path(work, network, seed):
+    """The Keras-pretrained network of one seed in the PyTorch twin's layout (same_start)."""
+    return os.path.join(work, f"{network}_s{seed}_keras_start.npz")
+
+
+def save_start_weights(model, x, pretrain_seconds, path):
+    """The twin's weights, and Keras' outputs on 256 training images to check them against."""
+    x_check = x[:256]
+    np.savez(path, x_check=x_check, probabilities=model.predict(x_check, verbose=0),
+             pretrain_seconds=pretrain_seconds,
+             **{f"w{i}": w for i, w in enumerate(torch_layout(model))})
+
+
+def torch_layout(model):
+    """The weights of `model` in the order and layout of its PyTorch twin's modules.
+
+    Conv2D kernels (kh, kw, in, out) become (out, in, kh, kw); depthwise
+    kernels (kh, kw, in, 1) become (in, 1, kh, kw); Dense kernels (in, out)
+    become (out, in), and the one after a Flatten has its rows reordered from
+    Keras' (height, width, channel) to PyTorch's (channel, height, width);
+    BatchNormalization gives gamma, beta, mean and variance as PyTorch's
+    weight, bias, running mean and running variance.
+    """
+    arrays = []
+    flattened = None
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if isinstance(layer, L.Flatten):
+            flattened = tuple(layer.input.shape[1:])
+        elif isinstance(layer, L.DepthwiseConv2D):
+            arrays += [weights[0].transpose(2, 3, 0, 1), *weights[1:]]
+        elif isinstance(layer, L.Conv2D):
+            arrays += [weights[0].transpose(3, 2, 0, 1), *weights[1:]]
+        elif isinstance(layer, L.BatchNormalization):
+            arrays += weights
+        elif isinstance(layer, L.Dense):
+            kernel = weights[0]
+            if flattened is not None:
+                height, width, channels = flattened
+                kernel = kernel.reshape(height, width, channels, -1).transpose(2, 0, 1, 3)
+                kernel = kernel.reshape(height * width * channels, -1)
+                flattened = None
+            arrays += [kernel.T, *weights[1:]]
+    return [np.ascontiguousarray(a) for a in arrays]
+
+
+def train_from_scratch(network, seed, data):
+    """The pruned architectures of `--scratch_of`, from a fresh random start, for `--epochs`."""
+    (x, y), _ = data
+    for name in FLAGS.scratch_of:
+        for ratio in (float(r) for r in FLAGS.ratios):
+            path = run_path(network, "keras_darn", f"{name}_scratch", ratio, seed)
+            pruned = run_path(network, "keras_darn", name, ratio, seed)
+            if done(path):
+                continue
+            if not os.path.exists(pruned):
+                print(f"No pruned {name} run at {ratio:g}x (seed {seed}) to train from "
+                      "scratch: list the method in --methods.", flush=True)
+                continue
+            keras.utils.set_random_seed(seed + 1000)  # a start of its own
+            model = compiled(keras.models.model_from_json(harness.read_json(pruned)["architecture"]))
+            began = time.time()
+            model.fit(x, y, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, verbose=0)
+            save_run({
+                "tool": "keras_darn", "method": f"{name}_scratch", "network": network,
+                "seed": seed, "ratio": ratio, "params": darn.count_params(model),
+                "flops": darn.count_flops(model), "accuracy": accuracy(model, data),
+                "seconds": time.time() - began})
 
 
 def run_keras(network, seed, data, work):
@@ -232,7 +363,7 @@ def run_keras(network, seed, data, work):
     for name in FLAGS.methods:
         method, options = method_options(name)
         for ratio in (float(r) for r in FLAGS.ratios):
-            if done(run_path(work, network, "keras_darn", name, ratio, seed)):
+            if done(run_path(network, "keras_darn", name, ratio, seed)):
                 continue
             if snapshot is None:
                 snapshot, pretrain_seconds = pretrained(network, seed, data, work)
@@ -246,7 +377,7 @@ def run_keras(network, seed, data, work):
                 batch_size=FLAGS.batch_size, initial_epoch=FLAGS.pretrain_epochs,
                 **options)
             small = result.model
-            save_run(work, {
+            save_run({
                 "tool": "keras_darn", "method": name, "network": network, "seed": seed,
                 "ratio": ratio, "params": darn.count_params(small),
                 "flops": darn.count_flops(small), "target_params": target,
@@ -256,8 +387,9 @@ def run_keras(network, seed, data, work):
                 "widths": [int(getattr(l, "filters", 0) or getattr(l, "units", 0))
                            for l in small.layers if hasattr(l, "kernel")
                            and not isinstance(l, L.DepthwiseConv2D)],
+                "architecture": small.to_json(),  # what `--scratch_of` trains from scratch
             })
-    if snapshot is None and not done(run_path(work, network, "keras_darn", "unpruned", 1, seed)):
+    if snapshot is None and not done(run_path(network, "keras_darn", "unpruned", 1, seed)):
         pretrained(network, seed, data, work)  # the unpruned baseline alone
 
 
@@ -284,7 +416,7 @@ def run_own_size(network, seed, data, work):
     score = (x[-FLAGS.num_score:], y[-FLAGS.num_score:])
     for spec in FLAGS.own_size_methods:
         name, label, target, options = own_size_label(spec)
-        path = run_path(work, network, "keras_darn", label, 0, seed)
+        path = run_path(network, "keras_darn", label, 0, seed)
         if done(path):
             continue
         if name in FROM_SNAPSHOT:
@@ -311,7 +443,7 @@ def run_own_size(network, seed, data, work):
                                 verbose=0, callbacks=[callback])
             small = callback.finish().model
             seconds = time.time() - began
-        save_run(work, {
+        save_run({
             "tool": "keras_darn", "method": label, "network": network, "seed": seed, "ratio": 0,
             "params": darn.count_params(small), "flops": darn.count_flops(small),
             "accuracy": accuracy(small, data), "seconds": seconds})
@@ -328,16 +460,18 @@ def run_peer(network, seeds, data_path, work):
            for path in snapshot_runs(work, network, "torch_pruning", seed)):
         return
     if not FLAGS.resume:
-        for path in glob.glob(os.path.join(work, f"{network}__torch_pruning__*")):
+        for path in glob.glob(os.path.join(records_dir(), f"{network}__torch_pruning__*")):
             os.remove(path)
     command = [FLAGS.peer_python, os.path.join(harness.BENCHMARKS_DIR, "peers",
                                                "torch_pruning_peer.py"),
-               f"--data={data_path}", f"--run_dir={work}", f"--network={network}",
+               f"--data={data_path}", f"--run_dir={work}", f"--records_dir={records_dir()}",
+               f"--network={network}",
                f"--ratios={','.join(FLAGS.ratios)}", f"--seeds={','.join(map(str, seeds))}",
                f"--epochs={FLAGS.epochs}", f"--pretrain_epochs={FLAGS.pretrain_epochs}",
                f"--steps={FLAGS.steps}", f"--batch_size={FLAGS.batch_size}",
                f"--learning_rate={FLAGS.learning_rate}", f"--variants={','.join(variants)}",
-               f"--threads={FLAGS.peer_threads}", f"--recalibrate_bn={FLAGS.recalibrate_bn}"]
+               f"--threads={FLAGS.peer_threads}", f"--recalibrate_bn={FLAGS.recalibrate_bn}",
+               f"--same_start={FLAGS.protocol == 'same_start'}"]
     subprocess.run(command, check=True)
 
 
@@ -349,7 +483,7 @@ def snapshot_runs(work, network, tool, seed):
         methods = ([(m, r) for m in FLAGS.methods for r in FLAGS.ratios]
                    + [(label, 0) for name, label, _, _ in map(own_size_label, FLAGS.own_size_methods)
                       if name in FROM_SNAPSHOT])
-    return [run_path(work, network, tool, m, r, seed) for m, r in [("unpruned", 1), *methods]]
+    return [run_path(network, tool, m, r, seed) for m, r in [("unpruned", 1), *methods]]
 
 
 def discard_runs_of_lost_snapshots(work, network, seeds, tools):
@@ -366,7 +500,7 @@ def discard_runs_of_lost_snapshots(work, network, seeds, tools):
                 continue
             if all(os.path.exists(p) for p in snapshot_runs(work, network, tool, seed)):
                 continue
-            stale = glob.glob(os.path.join(work, f"{network}__{tool}__*__s{seed}.json"))
+            stale = glob.glob(os.path.join(records_dir(), f"{network}__{tool}__*__s{seed}.json"))
             for path in stale:
                 os.remove(path)
             if stale:
@@ -377,9 +511,9 @@ def discard_runs_of_lost_snapshots(work, network, seeds, tools):
 def restore_runs(work):
     """Writes back the run files of this recipe that the last summary holds.
 
-    `results/runs/` is not committed: on a fresh clone the summary's rows are
-    the only record of the runs it was built from, so they are restored as
-    run files (existing files win) and later runs add to them.
+    Summaries written while run files lived in `results/runs/` (not
+    committed) are the only record of those runs, so their rows are
+    restored as run files (existing files win) and later runs add to them.
 
     Returns:
         The number of run files restored.
@@ -392,7 +526,7 @@ def restore_runs(work):
         return 0
     restored = 0
     for row in previous["rows"]:
-        run = run_path(work, row["network"], row["tool"], row["method"], row["ratio"], row["seed"])
+        run = run_path(row["network"], row["tool"], row["method"], row["ratio"], row["seed"])
         if not os.path.exists(run):
             harness.write_json(run, row)
             restored += 1
@@ -401,7 +535,7 @@ def restore_runs(work):
 
 def finished_runs(work):
     return [harness.read_json(path)
-            for path in sorted(glob.glob(os.path.join(work, "*__*__*__r*__s*.json")))]
+            for path in sorted(glob.glob(os.path.join(records_dir(), "*__*__*__r*__s*.json")))]
 
 
 # The front door's default pruner at its defaults: "magnitude", the same
@@ -485,8 +619,9 @@ def write(rows, meta):
     prefix = harness.result_prefix()
     meta["twin_params"] = check_twins(rows)
     summary, comparison = summarize(rows), compare(rows)
-    harness.write_json(prefix + ".json", {"meta": meta, "summary": summary,
-                                          "comparison": comparison, "rows": rows})
+    harness.write_json(prefix + ".json", {
+        "meta": meta, "summary": summary, "comparison": comparison,
+        "rows": [{k: v for k, v in r.items() if k != "architecture"} for r in rows]})
     table = harness.markdown_table(
         ["network", "fewer params", "tool", "method", "params", "MFLOPs", "accuracy % (sd)",
          "vs own unpruned", "seeds", "train s"],
@@ -538,6 +673,8 @@ def main(argv):
     harness.apply_quick({"networks": ["plain"], "ratios": ["4"], "seeds": ["0"],
                          "methods": ["magnitude_uniform"], "epochs": 2, "pretrain_epochs": 1,
                          "steps": 1, "num_train": 1024, "num_test": 512, "num_score": 256})
+    if FLAGS.protocol == "same_start" and FLAGS.name == "vs_torch_pruning":
+        FLAGS.name = "vs_torch_pruning_same_start"  # beside the independent protocol's summary
     seeds = harness.seeds()
     work = recipe_dir()
     if FLAGS.resume:
@@ -554,10 +691,14 @@ def main(argv):
             discard_runs_of_lost_snapshots(
                 work, network, seeds,
                 [t for t in FLAGS.tools if t == "keras_darn" or (t == "torch_pruning" and run_torch)])
+        if run_torch and FLAGS.protocol == "same_start":
+            for seed in seeds:  # the peer starts from the network Keras pretrained
+                pretrained(network, seed, data, work)
         if run_torch:
             run_peer(network, seeds, data_path, work)
         for seed in seeds if "keras_darn" in FLAGS.tools else []:
             run_keras(network, seed, data, work)
+            train_from_scratch(network, seed, data)
             run_own_size(network, seed, data, work)
     rows = finished_runs(work)
     meta = {

@@ -24,6 +24,11 @@ counted the way Keras counts them (BatchNorm running mean
 and variance included), so the twins have equal counts and the targets mean
 the same on both sides.
 
+With `--same_start`, the network after `--pretrain_epochs` is the one
+Keras trained, its weights copied into the twin (`load_keras_start`); the
+softmax of the twin's logits must equal Keras' outputs within 1e-4 on the
+256 training images saved with them, or the run stops.
+
 Every finished run (unpruned baseline, or one variant at one ratio) is
 written at once to its own JSON file in `--run_dir`, named
 `<network>__torch_pruning__<method>__r<ratio>__s<seed>.json`, and the network
@@ -53,6 +58,8 @@ from absl import flags
 FLAGS = flags.FLAGS
 TP_VERSION = importlib.metadata.version("torch-pruning")  # its __version__ says 1.6.0 in 1.6.1
 flags.DEFINE_string("data", None, "npz with x_train, y_train, x_test, y_test (NHWC floats).")
+flags.DEFINE_string("records_dir", None,
+                    "Directory of the per-run JSON files; defaults to --run_dir.")
 flags.DEFINE_string("run_dir", None,
                     "Directory of the per-run JSON files (existing ones are skipped).")
 flags.DEFINE_enum("network", "plain", ["plain", "residual", "separable"], "Architecture.")
@@ -69,6 +76,10 @@ flags.DEFINE_integer("recalibrate_bn", 0,
                      "Before testing, set every BatchNorm's running statistics to those of "
                      "this many training images (0: keep the running averages).")
 flags.DEFINE_integer("threads", 0, "torch threads (0: torch's default).")
+flags.DEFINE_bool("same_start", False,
+                  "Start from the network Keras pretrained (`<network>_s<seed>_keras_start.npz` "
+                  "in --run_dir, written by vs_torch_pruning.py) instead of pretraining here; "
+                  "its outputs are checked against Keras' (1e-4) before anything trains.")
 flags.mark_flags_as_required(["data", "run_dir"])
 
 
@@ -209,7 +220,7 @@ def ratio_for(model, example, goal, global_pruning):
 
 def run_path(seed, method, ratio):
     name = f"{FLAGS.network}__torch_pruning__{method}__r{ratio:g}__s{seed}.json"
-    return os.path.join(FLAGS.run_dir, name)
+    return os.path.join(FLAGS.records_dir or FLAGS.run_dir, name)
 
 
 def save_run(row):
@@ -218,6 +229,37 @@ def save_run(row):
         json.dump(row, f, indent=1)
     os.replace(path + ".tmp", path)
     print(json.dumps(row), flush=True)
+
+
+def load_keras_start(model, seed):
+    """Copies the weights Keras pretrained into `model`; checks the outputs; returns its seconds."""
+    path = os.path.join(FLAGS.run_dir, f"{FLAGS.network}_s{seed}_keras_start.npz")
+    start = np.load(path)
+    arrays = [start[f"w{i}"] for i in range(len([k for k in start.files if k.startswith("w")]))]
+    targets = []
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            targets += [module.weight, module.bias]
+        elif isinstance(module, nn.BatchNorm2d):
+            targets += [module.weight, module.bias, module.running_mean, module.running_var]
+    if len(targets) != len(arrays):
+        raise ValueError(f"{path} holds {len(arrays)} arrays; the {FLAGS.network} twin takes "
+                         f"{len(targets)}")
+    with torch.no_grad():
+        for target, array in zip(targets, arrays):
+            if tuple(target.shape) != array.shape:
+                raise ValueError(f"Shape {array.shape} from Keras for a tensor of {tuple(target.shape)}")
+            target.copy_(torch.tensor(array))
+    model.eval()
+    with torch.no_grad():
+        x = torch.tensor(np.transpose(start["x_check"], (0, 3, 1, 2)).copy())
+        probabilities = torch.softmax(model(x), dim=1).numpy()
+    difference = float(np.abs(probabilities - start["probabilities"]).max())
+    if difference > 1e-4:
+        raise ValueError(f"The twin's outputs differ from Keras' by {difference:.2e} (> 1e-4)")
+    print(f"{FLAGS.network} seed {seed}: Keras' weights in the twin, outputs within "
+          f"{difference:.1e}", flush=True)
+    return float(start["pretrain_seconds"]), difference
 
 
 def pretrained(seed, data):
@@ -234,10 +276,15 @@ def pretrained(seed, data):
     base_macs = int(tp.utils.count_ops_and_params(model, x_train[:1])[0])
     optimizer = torch.optim.Adam(model.parameters(), lr=FLAGS.learning_rate)
     began = time.time()
-    for _ in range(FLAGS.pretrain_epochs):
-        train_epoch(model, optimizer, x_train, y_train, rng)
+    if FLAGS.same_start:
+        pretrain_seconds, start_difference = load_keras_start(model, seed)
+    else:
+        for _ in range(FLAGS.pretrain_epochs):
+            train_epoch(model, optimizer, x_train, y_train, rng)
+        pretrain_seconds, start_difference = time.time() - began, None
     state = {"model": copy.deepcopy(model), "rng": copy.deepcopy(rng),
-             "pretrain_seconds": time.time() - began, "base_params": base_params}
+             "pretrain_seconds": pretrain_seconds, "base_params": base_params,
+             "start_difference": start_difference}
     torch.save(state, snapshot + ".tmp")
     os.replace(snapshot + ".tmp", snapshot)
     for _ in range(FLAGS.epochs - FLAGS.pretrain_epochs):
@@ -245,7 +292,8 @@ def pretrained(seed, data):
     save_run({"tool": "torch_pruning", "method": "unpruned", "network": FLAGS.network,
               "seed": seed, "ratio": 1, "params": base_params, "flops": 2 * base_macs,
               "macs": base_macs, "accuracy": accuracy(model, data),
-              "seconds": time.time() - began,
+              # Keras' pretraining time where the twin started from its weights.
+              "seconds": time.time() - began + (pretrain_seconds if FLAGS.same_start else 0),
               "torch": torch.__version__, "torch_pruning": TP_VERSION})
     return state
 
@@ -300,6 +348,7 @@ def main(argv):
     arrays = (to_nchw(data["x_train"]), torch.tensor(data["y_train"], dtype=torch.long),
               to_nchw(data["x_test"]), torch.tensor(data["y_test"], dtype=torch.long))
     os.makedirs(FLAGS.run_dir, exist_ok=True)
+    os.makedirs(FLAGS.records_dir or FLAGS.run_dir, exist_ok=True)
     for seed in (int(s) for s in FLAGS.seeds):
         run_seed(seed, arrays)
 

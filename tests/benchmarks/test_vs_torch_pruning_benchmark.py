@@ -1,0 +1,73 @@
+"""`benchmarks/vs_torch_pruning.py` (keras_darn's side): per-run records, resume, the
+distillation and from-scratch arms.
+
+The benchmark runs in its own process on tiny Fashion-MNIST-shaped IDX files
+written here, twice; the module is marked slow (CI runs it, `.ci/run`). The
+Torch-Pruning peer needs its own environment and is not run here.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_darn.datasets import write_idx
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    directory = tmp_path / "fashion"
+    directory.mkdir()
+    for stem, count in (("train", 96), ("t10k", 32)):
+        write_idx(directory / f"{stem}-images-idx3-ubyte",
+                  rng.integers(0, 256, (count, 28, 28)).astype("uint8"))
+        write_idx(directory / f"{stem}-labels-idx1-ubyte", np.arange(count).astype("uint8") % 10)
+    return directory
+
+
+def run_benchmark(tmp_path, data_dir, methods):
+    command = [
+        sys.executable, os.path.join(REPO, "benchmarks", "vs_torch_pruning.py"),
+        f"--data_dir={data_dir}", f"--output_dir={tmp_path / 'results'}", "--tools=keras_darn",
+        "--networks=plain", "--ratios=4", "--seeds=0", f"--methods={methods}",
+        "--scratch_of=magnitude_uniform", "--epochs=2", "--pretrain_epochs=1", "--steps=1",
+        "--num_train=96", "--num_test=32", "--num_score=32", "--batch_size=32",
+        "--recalibrate_bn=0", "--protocol=same_start",
+    ]
+    env = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_runs_are_recorded_one_file_each_and_skipped_when_present(tmp_path, data_dir):
+    first = run_benchmark(tmp_path, data_dir, "magnitude_uniform")
+    assert first.returncode == 0, first.stderr[-3000:]
+    records = glob.glob(str(tmp_path / "results" / "vs_torch_pruning_runs" / "*" / "*.json"))
+    names = sorted(os.path.basename(p).split("__")[2] for p in records)
+    assert names == ["magnitude_uniform", "magnitude_uniform_scratch", "unpruned"]
+    pruned = next(p for p in records if "__magnitude_uniform__" in p)
+    row = json.loads(open(pruned).read())
+    assert row["params"] <= row["target_params"] and "architecture" in row
+    scratch = json.loads(open(next(p for p in records if "_scratch__" in p)).read())
+    assert scratch["params"] == row["params"]  # the pruned architecture, from a fresh start
+    stamps = {p: os.path.getmtime(p) for p in records}
+
+    second = run_benchmark(tmp_path, data_dir, "magnitude_uniform,magnitude_uniform_distill")
+    assert second.returncode == 0, second.stderr[-3000:]
+    for path, stamp in stamps.items():  # present runs are not redone
+        assert os.path.getmtime(path) == stamp
+    distilled = glob.glob(str(tmp_path / "results" / "vs_torch_pruning_runs" / "*" /
+                              "*__magnitude_uniform_distill__*.json"))
+    assert len(distilled) == 1
+    summary = json.loads((tmp_path / "results" / "vs_torch_pruning_same_start.json").read_text())
+    assert {r["method"] for r in summary["rows"]} == {
+        "unpruned", "magnitude_uniform", "magnitude_uniform_distill", "magnitude_uniform_scratch"}
+    assert all("architecture" not in r for r in summary["rows"])
