@@ -20,6 +20,7 @@ import numbers
 
 import keras
 
+from keras_darn.graph.nodes import producer_of
 from keras_darn.rebuild import Rebuilder
 
 
@@ -107,7 +108,7 @@ class Distillation:
 def ends_in_softmax(model):
     """Whether every output of `model` comes from a softmax (probabilities, not logits)."""
     for tensor in model.outputs:
-        layer = tensor._keras_history.operation
+        layer, _ = producer_of(tensor)
         activation = getattr(layer, "activation", None)
         if not (isinstance(layer, keras.layers.Softmax) or activation is keras.activations.softmax):
             return False
