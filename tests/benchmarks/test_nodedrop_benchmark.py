@@ -10,10 +10,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from keras_darn.datasets import write_idx
+from support.fashion_files import write_fashion
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_TRAIN, NUM_TEST = 64, 20
@@ -22,14 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def data_dir(tmp_path):
-    rng = np.random.default_rng(0)
-    directory = tmp_path / "fashion"
-    directory.mkdir()
-    for stem, count in (("train", NUM_TRAIN), ("t10k", NUM_TEST)):
-        write_idx(directory / f"{stem}-images-idx3-ubyte",
-                  rng.integers(0, 256, (count, 28, 28)).astype("uint8"))
-        write_idx(directory / f"{stem}-labels-idx1-ubyte", np.arange(count).astype("uint8") % 10)
-    return directory
+    return write_fashion(tmp_path / "fashion", NUM_TRAIN, NUM_TEST)
 
 
 def run_benchmark(tmp_path, data_dir, *extra):
