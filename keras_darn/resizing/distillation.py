@@ -75,6 +75,7 @@ class Distillation:
         """A `Distillation` from `distill=`: `None`/`False` (none), `True`, a teacher model, or one."""
         if identifier is None or identifier is False:
             return None
+        _distillation_classes()  # refuses a Keras without `keras.distillation`, before training
         if identifier is True:
             return cls()
         if isinstance(identifier, Distillation):
@@ -94,10 +95,11 @@ class Distillation:
 
     def distiller(self, student, teacher):
         """A `keras.distillation.Distiller` training `student` on `teacher`, not compiled."""
-        loss = OutputDistillation(temperature=self.temperature,
-                                  from_probabilities=ends_in_softmax(student))
-        return StudentDistiller(teacher=teacher, student=student, distillation_losses=loss,
-                                student_loss_weight=1.0 - self.weight)
+        output_distillation, student_distiller = _distillation_classes()
+        loss = output_distillation(temperature=self.temperature,
+                                   from_probabilities=ends_in_softmax(student))
+        return student_distiller(teacher=teacher, student=student, distillation_losses=loss,
+                                 student_loss_weight=1.0 - self.weight)
 
     def __repr__(self):
         teacher = None if self.teacher is None else f"<model '{self.teacher.name}'>"
@@ -115,64 +117,87 @@ def ends_in_softmax(model):
     return True
 
 
-class OutputDistillation(keras.distillation.LogitsDistillation):
-    """Keras' `LogitsDistillation` (KL divergence at a temperature, times `T^2`),
-    also for outputs that are probabilities: their logarithms act as logits.
+def _distillation_classes():
+    """`(OutputDistillation, StudentDistiller)`, built on `keras.distillation` (made once).
 
-    Args:
-        temperature: the softmax temperature. Defaults to `4.0`.
-        from_probabilities: the outputs are probabilities (a softmax).
-            Defaults to `False`.
+    Raises:
+        ValueError: where the installed Keras has no `keras.distillation`.
     """
+    global _CLASSES
+    if _CLASSES is not None:
+        return _CLASSES
+    if not hasattr(keras, "distillation"):
+        raise ValueError(
+            "Distillation is built on `keras.distillation`, which Keras "
+            f"{keras.__version__} does not have; install a newer Keras (`pip install -U keras`)."
+        )
 
-    def __init__(self, temperature=4.0, from_probabilities=False):
-        # A `KLDivergence` instance: Keras applies the tempered softmax only
-        # for one, and turns its default, the string "kl_divergence", into
-        # the bare function, which would compare the logits themselves.
-        super().__init__(temperature=temperature, loss=keras.losses.KLDivergence())
-        self.from_probabilities = bool(from_probabilities)
+    class OutputDistillation(keras.distillation.LogitsDistillation):
+        """Keras' `LogitsDistillation` (KL divergence at a temperature, times `T^2`),
+        also for outputs that are probabilities: their logarithms act as logits.
 
-    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
-        if self.from_probabilities:
-            as_logits = lambda p: keras.ops.log(keras.ops.clip(p, 1e-7, 1.0))  # noqa: E731
-            teacher_outputs = keras.tree.map_structure(as_logits, teacher_outputs)
-            student_outputs = keras.tree.map_structure(as_logits, student_outputs)
-        return super().compute_loss(teacher_outputs, student_outputs, **kwargs)
+        Args:
+            temperature: the softmax temperature. Defaults to `4.0`.
+            from_probabilities: the outputs are probabilities (a softmax).
+                Defaults to `False`.
+        """
 
-    def get_config(self):
-        return {"temperature": self.temperature, "from_probabilities": self.from_probabilities}
+        def __init__(self, temperature=4.0, from_probabilities=False):
+            # A `KLDivergence` instance: Keras applies the tempered softmax only
+            # for one, and turns its default, the string "kl_divergence", into
+            # the bare function, which would compare the logits themselves.
+            super().__init__(temperature=temperature, loss=keras.losses.KLDivergence())
+            self.from_probabilities = bool(from_probabilities)
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+            if self.from_probabilities:
+                as_logits = lambda p: keras.ops.log(keras.ops.clip(p, 1e-7, 1.0))  # noqa: E731
+                teacher_outputs = keras.tree.map_structure(as_logits, teacher_outputs)
+                student_outputs = keras.tree.map_structure(as_logits, student_outputs)
+            return super().compute_loss(teacher_outputs, student_outputs, **kwargs)
+
+        def get_config(self):
+            return {"temperature": self.temperature, "from_probabilities": self.from_probabilities}
+
+        @classmethod
+        def from_config(cls, config):
+            return cls(**config)
 
 
-class StudentDistiller(keras.distillation.Distiller):
-    """Keras' `Distiller`, with the student's regularization losses in the loss.
+    class StudentDistiller(keras.distillation.Distiller):
+        """Keras' `Distiller`, with the student's regularization losses in the loss.
 
-    Keras' `Distiller` returns the student and distillation losses only; a
-    plain `fit` of the student would also add the losses its layers create
-    (weight regularizers, NodeDrop's penalty). They are added here, so that
-    distilling does not switch them off. `compile` also gives an uncompiled
-    student the student loss, for the criteria that score units by it.
-    """
+        Keras' `Distiller` returns the student and distillation losses only; a
+        plain `fit` of the student would also add the losses its layers create
+        (weight regularizers, NodeDrop's penalty). They are added here, so that
+        distilling does not switch them off. `compile` also gives an uncompiled
+        student the student loss, for the criteria that score units by it.
+        """
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-        # Criteria that score units by the loss read it from the model they
-        # probe, the student.
-        if not self.student.compiled:
-            self.student.loss = loss
+        def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+            super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+            # Criteria that score units by the loss read it from the model they
+            # probe, the student.
+            if not self.student.compiled:
+                self.student.loss = loss
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        total = super().compute_loss(x, y, y_pred, sample_weight, training)
-        extra = self.student.losses
-        if extra:
-            total = keras.ops.add(total, keras.ops.sum(keras.ops.stack(
-                [keras.ops.cast(loss, total.dtype) for loss in extra])))
-        return total
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            total = super().compute_loss(x, y, y_pred, sample_weight, training)
+            extra = self.student.losses
+            if extra:
+                total = keras.ops.add(total, keras.ops.sum(keras.ops.stack(
+                    [keras.ops.cast(loss, total.dtype) for loss in extra])))
+            return total
+
+    _CLASSES = (OutputDistillation, StudentDistiller)
+    return _CLASSES
+
+
+_CLASSES = None
 
 
 def student_of(model):
     """The student a `Distiller` trains, or `model` itself."""
-    return model.student if isinstance(model, keras.distillation.Distiller) else model
+    distillation = getattr(keras, "distillation", None)
+    is_distiller = distillation is not None and isinstance(model, distillation.Distiller)
+    return model.student if is_distiller else model
