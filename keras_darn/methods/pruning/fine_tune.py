@@ -105,6 +105,9 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
         masks_of(work).install()  # before the training step is traced
     run = _Run(work, layers, target, allocation, counting, criterion.reads_weights_only)
     teacher = distillation.teacher_for(model) if distillation is not None else None
+    # With distillation, a Distiller of run.model, made again only when the
+    # model is rebuilt or recompiled (a new Distiller traces its step anew).
+    trainer = run.model
     first = run.probed()
     budget.check_reachable(first, allocation, target, run.sizes, run.original)
     events, logs = [], {}
@@ -117,7 +120,11 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
         steps += [(e, schedule(e), True) for e in range(initial_epoch, epochs)]
     for epoch, amount, train in steps:
         if train:
-            trainer = run.model if teacher is None else _distiller(run.model, distillation, teacher)
+            if teacher is None:
+                trainer = run.model
+            elif (getattr(trainer, "student", None) is not run.model
+                  or trainer.optimizer is not run.model.optimizer):  # rebuilt or recompiled
+                trainer = _distiller(run.model, distillation, teacher)
             history = trainer.fit(x, y, batch_size=batch_size, epochs=epoch + 1,
                                   initial_epoch=epoch, verbose=verbose)
             for key, values in history.history.items():
