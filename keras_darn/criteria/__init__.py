@@ -4,6 +4,7 @@ from keras_darn.criteria.activation_statistics import ActivationL1
 from keras_darn.criteria.activation_statistics import ActivationVariance
 from keras_darn.criteria.activation_statistics import activation_statistics
 from keras_darn.criteria.base import Criterion
+from keras_darn.criteria.base import criterion_names as names
 from keras_darn.criteria.base import get
 from keras_darn.criteria.base import register_criterion
 from keras_darn.criteria.base import serialize

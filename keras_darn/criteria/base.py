@@ -29,6 +29,11 @@ def register_criterion(*names):
     return decorate
 
 
+def criterion_names():
+    """The registered criterion names, sorted."""
+    return sorted(_REGISTRY)
+
+
 class Criterion(abc.ABC):
     """Base class of unit importance criteria.
 

@@ -5,6 +5,7 @@ import inspect
 import numbers
 import warnings
 
+from keras_darn.criteria import base as criteria_base
 from keras_darn.resizing.callback_state import ResumableCallback
 from keras_darn.resizing.distillation import student_of
 from keras_darn.resizing.results import Result
@@ -13,6 +14,7 @@ from keras_darn.rebuild import shrink
 from keras_darn.rebuild import unfold_blocks
 
 _REGISTRY = {}
+_CRITERION_METHOD = []  # the Method that runs any registered criterion by its name
 
 
 def register_method(*names):
@@ -49,6 +51,30 @@ def register_method(*names):
     return decorate
 
 
+def register_criterion_method(cls):
+    """Class decorator: `cls` runs every registered criterion by its name.
+
+    A criterion registered with `darn.criteria.register_criterion("name")`
+    (inside the package or out of it) is then a method name too:
+    `darn.prepare(model, "name", ...)` builds `cls(criterion="name")`, so a
+    new criterion needs no `Method` of its own. A name registered as a
+    method wins over a criterion of the same name.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise ValueError(f"Expected a subclass of keras_darn.methods.Method. Received: {cls!r}")
+    _CRITERION_METHOD[:] = [cls]
+    return cls
+
+
+def _lookup(identifier):
+    """`(Method class, bound options)` of a name, or `None`."""
+    if identifier in _REGISTRY:
+        return _REGISTRY[identifier]
+    if _CRITERION_METHOD and identifier in criteria_base.criterion_names():
+        return _CRITERION_METHOD[0], {"criterion": identifier}
+    return None
+
+
 def method_names():
     """The registered method names, sorted."""
     return sorted(_REGISTRY)
@@ -67,8 +93,9 @@ def get_method(identifier, **options):
                 f"method object. Received: method={identifier!r}, options={sorted(options)}"
             )
         return identifier
-    if isinstance(identifier, str) and identifier in _REGISTRY:
-        cls, bound = _REGISTRY[identifier]
+    found = _lookup(identifier) if isinstance(identifier, str) else None
+    if found is not None:
+        cls, bound = found
         clash = sorted(set(bound) & set(options))
         if clash:
             raise ValueError(
@@ -84,10 +111,12 @@ def get_method(identifier, **options):
             "Expected a method name (a str; darn.methods.names() lists them) or a "
             f"darn.methods.Method. Received: method={identifier!r}"
         )
-    close = difflib.get_close_matches(str(identifier), method_names(), n=1)
+    close = difflib.get_close_matches(
+        str(identifier), method_names() + criteria_base.criterion_names(), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     raise ValueError(
-        f"Unknown method.{hint} Known names: {method_names()}. Received: method={identifier!r}"
+        f"Unknown method.{hint} Known names: {method_names()}, or a registered criterion's name "
+        f"({criteria_base.criterion_names()}). Received: method={identifier!r}"
     )
 
 

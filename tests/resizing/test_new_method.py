@@ -6,6 +6,7 @@ keras_darn changed: the registries are the extension points.
 
 import keras
 import numpy as np
+import pytest
 
 import keras_darn as darn
 
@@ -59,3 +60,31 @@ def test_new_method_runs_through_the_front_door(tmp_path):
     assert biases.shape == (8,)
     np.testing.assert_allclose(result.model.predict(x, verbose=0), model.predict(x, verbose=0),
                                atol=1e-6)
+
+
+def test_a_registered_criterion_is_a_method_name_with_no_method_of_its_own():
+    # `test_bias_magnitude` is registered above as a criterion only.
+    assert "test_bias_magnitude" not in darn.methods.names()
+    assert "test_bias_magnitude" in darn.criteria.names()
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(8, activation="relu", bias_initializer="random_normal", name="h"),
+        keras.layers.Dense(2, name="out"),
+    ])
+    x = np.random.default_rng(0).normal(size=(32, 5)).astype("float32")
+    pruned, callback = darn.prepare(model, "test_bias_magnitude", darn.Target(fraction=0.5))
+    assert isinstance(callback.method.criterion, BiasMagnitude)
+    pruned.compile("sgd", "mse")
+    pruned.fit(x, np.zeros((32, 2)), epochs=1, verbose=0, callbacks=[callback])
+    biases = np.abs(pruned.get_layer("h").get_weights()[1])
+    result = callback.finish()
+    assert result.model.get_layer("h").units == 4
+    # The masked units are those with the smallest biases at the pruning event (now zero).
+    assert np.count_nonzero(biases) == 4
+    assert result.method == "test_bias_magnitude"
+
+
+def test_an_unknown_name_is_neither_a_method_nor_a_criterion():
+    with pytest.raises(ValueError, match="registered criterion's name"):
+        darn.methods.get("test_bias_magnitud")

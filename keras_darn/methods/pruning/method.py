@@ -11,6 +11,7 @@ from keras_darn.methods.pruning.fine_tune import prune_and_fine_tune
 from keras_darn.methods.pruning.ranking import prune_by_ranking
 from keras_darn.rebuild import Rebuilder
 from keras_darn.resizing.method import Method
+from keras_darn.resizing.method import register_criterion_method
 from keras_darn.resizing.method import register_method
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
@@ -59,6 +60,7 @@ def default_schedule(epochs):
     return Linear(start=start, end=end)
 
 
+@register_criterion_method
 @register_method(*[(name, {"criterion": criterion}) for name, criterion in CRITERIA.items()])
 class CriterionMethod(Method):
     """Removes the units a criterion scores lowest, in coupled groups.
