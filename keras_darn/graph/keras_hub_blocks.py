@@ -21,17 +21,31 @@ dropouts, feed-forward `Dense` layers and the residual `Add`s), with the
 same weights and outputs: the methods hand back that model, which loads
 without keras_darn.
 
-This module imports keras-hub; keras_darn imports it only when a model holds
-keras-hub layers or a `.keras` file names one of these classes.
+This module imports keras-hub and registers the handlers of its layers
+(`keras_darn.graph.keras_hub_layers`) when imported; keras_darn imports it
+only when a model holds keras-hub layers or a `.keras` file names one of
+these classes.
 """
 
 import warnings
 
 import keras
+from keras_hub.layers import PositionEmbedding
+from keras_hub.layers import TokenAndPositionEmbedding
 from keras_hub.layers import TransformerDecoder
 from keras_hub.layers import TransformerEncoder
+from keras_hub.src.models.gemma.gemma_decoder_block import GemmaDecoderBlock
+from keras_hub.src.models.llama.llama_decoder import LlamaTransformerDecoder
+from keras_hub.src.models.mistral.mistral_transformer_decoder import MistralTransformerDecoder
 
 from keras_darn.graph import registry
+from keras_darn.graph.handlers import IN
+from keras_darn.graph.handlers import PassThroughHandler
+from keras_darn.graph.keras_hub_layers import GatedDecoderHandler
+from keras_darn.graph.keras_hub_layers import GemmaBlockHandler
+from keras_darn.graph.keras_hub_layers import TokenAndPositionEmbeddingHandler
+from keras_darn.graph.keras_hub_layers import TransformerBlockHandler
+from keras_darn.graph.keras_hub_layers import transformer_block_handler
 
 # The attributes the blocks build their attention layers into.
 _ATTENTION_ATTRIBUTES = ("_self_attention_layer", "_cross_attention_layer")
@@ -215,6 +229,21 @@ HEAD_SIZED = {
     TransformerDecoder: HeadSizedTransformerDecoder,
 }
 
-# A model holding these blocks is described by keras-hub's registrations
-# (made lazily, the first time a keras-hub class is described).
-registry.describe(TransformerEncoder)
+
+
+def _register_keras_hub_layers():
+    """Registers the handlers of keras-hub's layers."""
+    for block in (TransformerEncoder, TransformerDecoder):
+        registry.register_layer(block, handler=TransformerBlockHandler(HEAD_SIZED))
+    registry.register_layer(LlamaTransformerDecoder, handler=transformer_block_handler(gated=True))
+    registry.register_layer(MistralTransformerDecoder, handler=GatedDecoderHandler())
+    registry.register_layer(GemmaDecoderBlock, handler=GemmaBlockHandler())
+    registry.register_layer(
+        PositionEmbedding,
+        handler=PassThroughHandler({"position_embeddings": {1: IN}}, constant_rule="none"),
+        flops=lambda layer, inputs, outputs: 0,  # a slice of its table: no arithmetic
+    )
+    registry.register_layer(TokenAndPositionEmbedding, handler=TokenAndPositionEmbeddingHandler())
+
+
+_register_keras_hub_layers()

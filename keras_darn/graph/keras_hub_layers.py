@@ -1,7 +1,8 @@
 """Unit handlers of keras-hub's layers (an optional extra: `pip install keras_darn[hub]`).
 
-keras-hub is never imported by keras_darn itself: these registrations are
-made the first time the graph meets a layer from the `keras_hub` package.
+This module does not import keras-hub: the handlers are registered by
+`keras_darn.graph.keras_hub_blocks`, which imports it, the first time the
+graph meets a layer from the `keras_hub` package.
 
 - `TransformerEncoder`, `TransformerDecoder` (BERT, GPT-2, ...): whole
   attention heads are units, named `"<block>/heads"` (a head is its slices
@@ -39,12 +40,12 @@ made the first time the graph meets a layer from the `keras_hub` package.
   and position embeddings sliced together).
 """
 
+import importlib
+
 import keras
 
 from keras_darn.graph.composite import CompositeHandler
-from keras_darn.graph.handlers import IN
 from keras_darn.graph.handlers import LayerHandler
-from keras_darn.graph.handlers import PassThroughHandler
 from keras_darn.graph.handlers import ProducerHandler
 from keras_darn.graph.registry import register_layer
 from keras_darn.graph.registry import register_lazily
@@ -259,29 +260,8 @@ class GemmaBlockHandler(LayerHandler):
         return config
 
 
-def register():
-    """Registers the handlers of keras-hub's layers (imports keras_hub)."""
-    import keras_hub
-
-    from keras_darn.graph.keras_hub_blocks import HEAD_SIZED
-
-    layers = keras_hub.layers
-    for block in (layers.TransformerEncoder, layers.TransformerDecoder):
-        register_layer(block, handler=TransformerBlockHandler(HEAD_SIZED))
-    from keras_hub.src.models.llama.llama_decoder import LlamaTransformerDecoder
-    from keras_hub.src.models.mistral.mistral_transformer_decoder import MistralTransformerDecoder
-
-    register_layer(LlamaTransformerDecoder, handler=transformer_block_handler(gated=True))
-    register_layer(MistralTransformerDecoder, handler=GatedDecoderHandler())
-    from keras_hub.src.models.gemma.gemma_decoder_block import GemmaDecoderBlock
-
-    register_layer(GemmaDecoderBlock, handler=GemmaBlockHandler())
-    register_layer(
-        layers.PositionEmbedding,
-        handler=PassThroughHandler({"position_embeddings": {1: IN}}, constant_rule="none"),
-        flops=lambda layer, inputs, outputs: 0,  # a slice of its table: no arithmetic
-    )
-    register_layer(layers.TokenAndPositionEmbedding, handler=TokenAndPositionEmbeddingHandler())
+# The module that imports keras-hub and registers its layers' handlers.
+KERAS_HUB_REGISTRATIONS = "keras_darn.graph.keras_hub_blocks"
 
 
 class _HeadSizedBlockLoader:
@@ -293,9 +273,8 @@ class _HeadSizedBlockLoader:
 
     @classmethod
     def from_config(cls, config):
-        from keras_darn.graph import keras_hub_blocks
-
-        return getattr(keras_hub_blocks, cls.block_name).from_config(config)
+        blocks = importlib.import_module(KERAS_HUB_REGISTRATIONS)
+        return getattr(blocks, cls.block_name).from_config(config)
 
 
 for _name in ("HeadSizedTransformerEncoder", "HeadSizedTransformerDecoder"):
@@ -305,4 +284,4 @@ for _name in ("HeadSizedTransformerEncoder", "HeadSizedTransformerDecoder"):
 
 # Keras' own ReversibleEmbedding (keras-hub's subclasses it) needs no keras-hub.
 register_layer(keras.layers.ReversibleEmbedding, handler=ReversibleEmbeddingHandler())
-register_lazily("keras_hub", register)
+register_lazily("keras_hub", KERAS_HUB_REGISTRATIONS)

@@ -17,6 +17,7 @@ nearest registered base says, field by field.
 """
 
 import dataclasses
+import importlib
 
 import keras
 
@@ -109,18 +110,20 @@ def register_layer(
 _LAZY = {}
 
 
-def register_lazily(module_prefix, loader):
-    """Runs `loader()` the first time a layer from `module_prefix` is described.
+def register_lazily(module_prefix, module_name):
+    """Imports `module_name` the first time a layer from `module_prefix` is described.
 
-    Registrations for an optional package (keras-hub) are made only once a
-    model holds one of its layers, so the package is never imported before.
+    Registrations for an optional package (keras-hub) live in a module that
+    imports it and registers its layers when imported; that module is
+    imported only once a model holds one of the package's layers, so the
+    package is never imported before.
     """
-    _LAZY[module_prefix] = loader
+    _LAZY[module_prefix] = module_name
 
 
 def _load_lazy(cls):
     for prefix in [p for p in _LAZY if cls.__module__.startswith(p)]:
-        _LAZY.pop(prefix)()
+        importlib.import_module(_LAZY.pop(prefix))
 
 
 def describe(layer):

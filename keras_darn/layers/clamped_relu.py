@@ -5,8 +5,8 @@ from keras import ops
 
 from keras_darn.graph.handlers import PassThroughHandler
 from keras_darn.graph.registry import register_layer
-from keras_darn.metrics.flop_counters import per_output_element
-from keras_darn.metrics.flop_counters import register_activation_flops
+from keras_darn.graph.flop_counters import per_output_element
+from keras_darn.graph.flop_counters import register_activation_flops
 
 
 @keras.saving.register_keras_serializable(package="keras_darn")

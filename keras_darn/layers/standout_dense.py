@@ -17,9 +17,9 @@ from keras_darn.graph.handlers import IN
 from keras_darn.graph.handlers import OUT
 from keras_darn.graph.handlers import ProducerHandler
 from keras_darn.graph.registry import register_layer
-from keras_darn.metrics.flop_counters import activation_flops
-from keras_darn.metrics.flop_counters import bias_flops
-from keras_darn.metrics.flop_counters import elements_per_example
+from keras_darn.graph.flop_counters import activation_flops
+from keras_darn.graph.flop_counters import bias_flops
+from keras_darn.graph.flop_counters import elements_per_example
 
 
 @keras.saving.register_keras_serializable(package="keras_darn")

@@ -1,13 +1,12 @@
 """Model size and cost: parameters, FLOPs and latency."""
 
+from keras_darn.graph.flop_counters import ACTIVATION_FLOPS
+from keras_darn.graph.flop_counters import register_activation_flops
 from keras_darn.metrics.energy import ENERGY_COSTS_45NM
 from keras_darn.metrics.energy import energy_by_layer
 from keras_darn.metrics.energy import estimate_energy
-from keras_darn.metrics.flop_counters import ACTIVATION_FLOPS
-from keras_darn.metrics.flop_counters import register_activation_flops
 from keras_darn.metrics.flops import count_flops
 from keras_darn.metrics.flops import flops_by_layer
 from keras_darn.metrics.latency import measure_latency
 from keras_darn.metrics.params import count_params
 from keras_darn.metrics.params import params_by_layer
-from keras_darn.metrics import sequence_flops  # noqa: F401 (registers its counters)

@@ -15,7 +15,7 @@ What is counted, per example (no batch dimension):
 - Only the weighted sums of `Dense`, `Conv1D`/`Conv2D`/`Conv3D` (any
   `groups`) and `DepthwiseConv1D`/`DepthwiseConv2D` layers, keras_darn's
   prunable versions included. Only live weights count
-  (`keras_darn.criteria.weight_magnitude.live_connections`): in a masked
+  (`keras_darn.layers.connection_masks.live_connections`): in a masked
   layer those whose `kernel_mask` and `unit_mask` are 1, in a plain layer
   the non-zero ones (where `shrink` leaves the pruned ones). Pruned
   connections cost nothing, as on hardware that skips them, so a masked
@@ -44,8 +44,8 @@ import warnings
 import keras
 import numpy as np
 
-from keras_darn.criteria import weight_magnitude
 from keras_darn.graph import shape_walk as _graph_walk
+from keras_darn.layers import connection_masks
 from keras_darn.validation import check_one_of
 
 # (multiply, add) energy in picojoules, 45 nm (the paper's Table V).
@@ -78,7 +78,7 @@ def _counted(layer):
 
 def _layer_operations(layer, output_shape):
     """(live weights, multiplies, additions) of one call of `layer`."""
-    columns = _unit_columns(layer, weight_magnitude.live_connections(layer))
+    columns = _unit_columns(layer, connection_masks.live_connections(layer))
     fan_in = np.count_nonzero(columns, axis=0)
     live = int(fan_in.sum())
     live_units = int(np.count_nonzero(fan_in))

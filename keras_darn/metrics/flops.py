@@ -27,7 +27,7 @@ Conventions (every count is per example, i.e. without the batch dimension):
   counter says; keras_darn's own layers are registered next to their code.
 - `MultiHeadAttention`, `GroupQueryAttention`, `SimpleRNN`, `LSTM`, `GRU`
   and `Bidirectional`: projections, attention scores, gates and state
-  updates, see `keras_darn.metrics.sequence_flops`.
+  updates, see `keras_darn.graph.sequence_flops`.
 - `BatchNormalization`: 2 per element (inference: folded scale and shift).
   `LayerNormalization` and `GroupNormalization`: 5 per element for the
   statistics and the normalisation (accumulate the mean, subtract it,
@@ -62,8 +62,9 @@ they are actually called with, Sequential models use their graph.
 
 import keras
 
+from keras_darn.graph import flop_counters
 from keras_darn.graph import shape_walk as _graph_walk
-from keras_darn.metrics import flop_counters
+from keras_darn.rebuild import shrink
 
 
 def flops_by_layer(model, input_shape=None):
@@ -157,7 +158,5 @@ def count_flops(model, active_only=False, input_shape=None):
     ```
     """
     if active_only:
-        from keras_darn.rebuild import shrink
-
         return count_flops(shrink(model), input_shape=input_shape)
     return int(sum(flops_by_layer(model, input_shape=input_shape).values()))

@@ -7,6 +7,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_darn.export.tflite import set_inputs
+from keras_darn.export.tflite import tflite_interpreter
+
 
 def _check_counts(repeats, warmup):
     if not isinstance(repeats, int) or repeats < 1:
@@ -56,9 +59,6 @@ def _keras_timer(model, arrays):
 
 
 def _tflite_timer(tflite_model, arrays, num_threads):
-    from keras_darn.export.tflite import set_inputs
-    from keras_darn.export.tflite import tflite_interpreter
-
     interpreter = tflite_interpreter(tflite_model, num_threads=num_threads)
     set_inputs(interpreter, arrays)
 

@@ -19,6 +19,7 @@ import keras
 from keras_darn.graph import registry
 from keras_darn.graph.nodes import is_graph_model
 from keras_darn.graph.nodes import leaf_layers
+from keras_darn.rebuild import shrink
 
 def _parameter_size(variables, seen):
     """Elements of `variables` not in `seen` (ids; bookkeeping ids start there)."""
@@ -79,8 +80,6 @@ def count_params(model, active_only=False):
             "data, or call `model.build(input_shape)`)."
         )
     if active_only:
-        from keras_darn.rebuild import shrink
-
         return count_params(shrink(model))
     return int(_parameter_size(model.weights, _bookkeeping(model)))
 

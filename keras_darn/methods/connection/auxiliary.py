@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_darn.criteria import weight_magnitude
+from keras_darn.layers import connection_masks
 from keras_darn.graph.nodes import FunctionalGraph
 from keras_darn.layers import PrunableDense
 from keras_darn.rebuild import compile_like
@@ -117,7 +117,7 @@ def _factorize_consumer(model, new_model, layer):
             f"Received consumers: {[type(r).__name__ for r in readers]}"
         )
     reader, old_reader = readers[0], model.get_layer(readers[0].name)
-    weights = weight_magnitude.effective_kernel(old_reader).astype("float64")
+    weights = connection_masks.effective_kernel(old_reader).astype("float64")
     u, singular, vt = np.linalg.svd(weights, full_matrices=False)
     paired = getattr(layer.activation, "__name__", "") == "relu"
     rank = min(layer.units // 2 if paired else layer.units, int(np.sum(singular > 0)))

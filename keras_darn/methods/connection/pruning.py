@@ -19,6 +19,7 @@ import numpy as np
 from keras import ops
 
 from keras_darn.criteria import weight_magnitude
+from keras_darn.layers import connection_masks
 from keras_darn.validation import check_one_of
 
 
@@ -39,7 +40,7 @@ def connection_layers(model, layer_names=None):
     """
     masked = [
         layer
-        for layer in weight_magnitude.kernel_layers(model)
+        for layer in connection_masks.kernel_layers(model)
         if getattr(layer, "kernel_mask", None) is not None
     ]
     if not masked:
@@ -129,13 +130,13 @@ def prune_connections(model, rate, layer_names=None, mode="fraction"):
     pruned = {}
     for layer in connection_layers(model, layer_names):
         kernel = ops.convert_to_numpy(layer.kernel)
-        live = weight_magnitude.live_connections(layer)
+        live = connection_masks.live_connections(layer)
         if mode == "fraction":
             chosen = weight_magnitude.smallest_magnitude(kernel, live, float(rate))
         else:
             threshold = float(rate)
             if mode == "std":
-                threshold *= float(np.std(weight_magnitude.effective_kernel(layer)))
+                threshold *= float(np.std(connection_masks.effective_kernel(layer)))
             chosen = weight_magnitude.below_threshold(kernel, live, threshold)
         mask = layer.get_kernel_mask()
         mask[chosen] = 0.0
@@ -157,7 +158,7 @@ def zero_masked_weights(model):
     Args:
         model: a built model; layers without a connection mask are skipped.
     """
-    for layer in weight_magnitude.kernel_layers(model):
+    for layer in connection_masks.kernel_layers(model):
         if getattr(layer, "kernel_mask", None) is None:
             continue
         kernel = ops.convert_to_numpy(layer.kernel)
@@ -171,7 +172,7 @@ def remaining_weights(model, by_layer=False):
 
     A weight is live when its masks (`kernel_mask`, `unit_mask`) are 1, or,
     in a plain layer without masks, when it is non-zero
-    (`weight_magnitude.live_connections`). Every layer with a kernel counts,
+    (`connection_masks.live_connections`). Every layer with a kernel counts,
     so a masked model and its `keras_darn.shrink` result give the same count
     except for the outgoing weights of constant units, which `shrink` folds
     into biases. Biases are not counted.
@@ -185,8 +186,8 @@ def remaining_weights(model, by_layer=False):
         An `int`, or a dict of them.
     """
     counts = {
-        layer.name: int(weight_magnitude.live_connections(layer).sum())
-        for layer in weight_magnitude.kernel_layers(model)
+        layer.name: int(connection_masks.live_connections(layer).sum())
+        for layer in connection_masks.kernel_layers(model)
     }
     return counts if by_layer else int(sum(counts.values()))
 
@@ -195,8 +196,8 @@ def mean_abs_weight(model):
     """Mean |w| over the live kernel weights (the paper's "mean of weights",
     Tables I and II); 0.0 when none is live."""
     values = [
-        np.abs(weight_magnitude.effective_kernel(layer)[weight_magnitude.live_connections(layer)])
-        for layer in weight_magnitude.kernel_layers(model)
+        np.abs(connection_masks.effective_kernel(layer)[connection_masks.live_connections(layer)])
+        for layer in connection_masks.kernel_layers(model)
     ]
     values = np.concatenate(values) if values else np.zeros(0)
     return float(values.mean()) if values.size else 0.0

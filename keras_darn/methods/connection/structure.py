@@ -11,7 +11,7 @@ smaller plain model computing the same function.
 import numpy as np
 from keras import ops
 
-from keras_darn.criteria import weight_magnitude
+from keras_darn.layers import connection_masks
 from keras_darn.graph import UnitGraph
 from keras_darn.graph import registry
 
@@ -42,7 +42,7 @@ def _disconnected_units(model):
         if not simple:
             connected_roots.update(int(r) for r in roots)
             continue
-        effective = weight_magnitude.effective_kernel(layer)
+        effective = connection_masks.effective_kernel(layer)
         rows = np.moveaxis(effective, -2, 0).reshape(len(roots), -1)
         row_live = np.any(rows != 0, axis=1)
         consumed_roots.update(int(r) for r in roots)
@@ -86,8 +86,8 @@ def dead_units(model):
         units reach a model output.
     """
     report = {}
-    for layer in weight_magnitude.kernel_layers(model):
-        effective = weight_magnitude.effective_kernel(layer)
+    for layer in connection_masks.kernel_layers(model):
+        effective = connection_masks.effective_kernel(layer)
         columns = effective.reshape(-1, effective.shape[-1])
         unit_mask = getattr(layer, "unit_mask", None)
         active = (

@@ -4,6 +4,7 @@ import warnings
 
 import keras
 
+from keras_darn import layers as darn_layers
 from keras_darn.graph import registry
 from keras_darn.graph.nodes import producer_of
 from keras_darn.methods.nodedrop import condition
@@ -11,8 +12,6 @@ from keras_darn.methods.nodedrop import regularizers
 
 
 def _prunable_class(layer):
-    from keras_darn import layers as darn_layers
-
     if hasattr(layer, "set_unit_mask"):
         return type(layer)
     if type(layer) is keras.layers.Dense:

@@ -12,6 +12,7 @@ import math
 import keras
 import numpy as np
 
+from keras_darn import layers as darn_layers
 from keras_darn.graph.nodes import producer_of
 
 _INPUT_BOUND_PASS_THROUGH = tuple(
@@ -112,8 +113,6 @@ def tensor_bounds(graph, input_range):
 
 def _output_bound(op, bound_in, known):
     """s such that `op`'s output lies in [0, s], or None if unknown."""
-    from keras_darn import layers as darn_layers
-
     if isinstance(op, (darn_layers.SoftClampedReLU, darn_layers.ClampedReLU)):
         return 1.0
     if isinstance(op, keras.layers.ReLU):
@@ -149,8 +148,6 @@ def _output_bound(op, bound_in, known):
 
 
 def _activation_bound(activation):
-    from keras_darn import layers as darn_layers
-
     if isinstance(activation, (darn_layers.SoftClampedReLU, darn_layers.ClampedReLU)):
         return 1.0
     if activation in (

@@ -11,11 +11,12 @@ import dataclasses
 
 import keras
 
+from keras_darn import layers as darn_layers
+from keras_darn.graph.nodes import FunctionalGraph
 from keras_darn.methods.nodedrop.bounds import DROPOUTS
 from keras_darn.methods.nodedrop.bounds import is_linear
 from keras_darn.methods.nodedrop.bounds import origin
 from keras_darn.methods.nodedrop.bounds import tensor_bounds
-from keras_darn.graph.nodes import FunctionalGraph
 
 KIND_NODEDROP = "nodedrop"
 KIND_NODEDROP_BN = "nodedrop_bn"
@@ -232,8 +233,6 @@ def _bn_group(graph, layer, output, unit_axis):
 
 def _zero_for_nonpositive(activation):
     """Whether `activation(v)` is exactly 0 for every v <= 0."""
-    from keras_darn import layers as darn_layers
-
     if isinstance(activation, (darn_layers.SoftClampedReLU, darn_layers.ClampedReLU)):
         return True
     if isinstance(activation, keras.layers.ReLU):

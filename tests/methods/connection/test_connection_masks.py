@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_darn.criteria import weight_magnitude
+from keras_darn.layers import connection_masks
 from keras_darn.layers import PrunableConv2D
 from keras_darn.layers import PrunableDense
 from keras_darn.layers import to_prunable
@@ -52,7 +53,7 @@ def test_threshold_mode_and_masked_units_are_not_live():
     unit_mask[0] = 0.0
     layer.set_unit_mask(unit_mask)
     cp.prune_connections(model, 0.5, layer_names="h0", mode="threshold")
-    live = weight_magnitude.live_connections(layer)
+    live = connection_masks.live_connections(layer)
     expected = (np.abs(kernel) >= 0.5) & (unit_mask[None, :] == 1)
     np.testing.assert_array_equal(live, expected)
     assert cp.remaining_weights(model, by_layer=True)["h0"] == int(expected.sum())
@@ -71,21 +72,21 @@ def test_std_mode_threshold_is_a_multiple_of_the_layer_std_with_pruned_entries_a
     threshold = 0.5 * float(np.std(kernel))  # about 0.36
     cp.prune_connections(model, 0.5, layer_names="h0", mode="std")
     expected = np.abs(kernel) >= threshold
-    np.testing.assert_array_equal(weight_magnitude.live_connections(layer), expected)
+    np.testing.assert_array_equal(connection_masks.live_connections(layer), expected)
     # The second call sees the pruned entries as zeros: the std, and so the
     # threshold, is that of the effective kernel.
     effective = np.where(expected, kernel, 0.0)
     threshold = 0.9 * float(np.std(effective))
     cp.prune_connections(model, 0.9, layer_names="h0", mode="std")
     np.testing.assert_array_equal(
-        weight_magnitude.live_connections(layer), expected & (np.abs(kernel) >= threshold)
+        connection_masks.live_connections(layer), expected & (np.abs(kernel) >= threshold)
     )
     # Scaling every weight leaves the choice unchanged (unlike mode="threshold").
     scaled = mlp()
     scaled.get_layer("h0").kernel.assign(10 * kernel)
     cp.prune_connections(scaled, 0.5, layer_names="h0", mode="std")
     np.testing.assert_array_equal(
-        weight_magnitude.live_connections(scaled.get_layer("h0")), np.abs(kernel) >= 0.5 * np.std(kernel)
+        connection_masks.live_connections(scaled.get_layer("h0")), np.abs(kernel) >= 0.5 * np.std(kernel)
     )
 
 
@@ -135,7 +136,7 @@ def test_masks_freeze_weights_through_training():
     for layer, mask, old in zip(layers, masks, before):
         new = keras.ops.convert_to_numpy(layer.kernel)
         np.testing.assert_array_equal(layer.get_kernel_mask(), mask)
-        np.testing.assert_array_equal(weight_magnitude.effective_kernel(layer)[mask == 0], 0.0)
+        np.testing.assert_array_equal(connection_masks.effective_kernel(layer)[mask == 0], 0.0)
         assert np.any(new[mask == 1] != old[mask == 1])  # the live weights did train
     # The gradient of a masked weight is exactly zero.
     with tf.GradientTape() as tape:

@@ -1,4 +1,4 @@
-"""FLOP counters of attention and recurrent layers (see `keras_darn.metrics.flops`).
+"""FLOP counters of attention and recurrent layers (conventions: `keras_darn.metrics.flops`).
 
 Per example, with the conventions of the other counters (a multiply-add is
 2, an added bias 1 per element, activations as `ACTIVATION_FLOPS`):
@@ -21,7 +21,7 @@ import math
 
 import keras
 
-from keras_darn.metrics import flop_counters
+from keras_darn.graph import flop_counters
 
 
 def _positions(shape):
