@@ -276,8 +276,7 @@ def _insertions(events):
             "widths_after": dict(event["widths_after"]),
             "loss_before": event["loss_before"],
             "loss_after": event["loss_after"],
-            "relative_loss_change": None if event["loss_before"] is None else
-            abs(event["loss_after"] - event["loss_before"]) / max(abs(event["loss_before"]), 1e-12),
+            "relative_loss_change": event["relative_loss_change"],
         })
     return [records[step] for step in sorted(records)]
 

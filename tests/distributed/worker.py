@@ -178,7 +178,8 @@ def run_growth(strategy, args, x, y):
         batch_size=GLOBAL_BATCH, shuffle=False,
     )
     events = [
-        {"epoch": e.epoch, "plan": e.plan, "widths_after": e.widths_after} for e in result.events
+        {"step": e["step"], "layer": e["layer"], "units": e["units"], "widths_after": e["widths_after"]}
+        for e in result.events
     ]
     iterations = int(np.asarray(result.model.optimizer.iterations))
     return result.model, events, {"loss": result.history["loss"]}, {}, {"iterations": iterations}

@@ -127,3 +127,26 @@ def test_kept_entries_refuses_growth():
     model = model_zoo.mlp()
     with pytest.raises(ValueError, match="removals only"):
         kept_entries(darn.Rebuilder(model).add({"fc1": 2}))
+
+
+def _removal_by_layer(model, x, plan):
+    from support.layer_lockstep import removal_diff_by_layer
+
+    rebuilder = darn.rebuild.Rebuilder(model)
+    removed = {int(r) for name, units in plan.items() for r in rebuilder.roots_of(name, units)}
+    return removal_diff_by_layer(model, rebuilder.remove(plan).build(), x, removed)
+
+
+def test_node_by_node_check_passes_a_masked_removal_and_fails_a_live_one():
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+    live = _cnn()
+    model_zoo.randomize_normalization(live)
+    masked = keras.models.clone_model(live)
+    masked.set_weights(live.get_weights())
+    masks_of(masked).set({"conv": [1, 4]})
+    worst, _, compared = _removal_by_layer(masked, x, {"conv": [1, 4]})
+    assert worst <= 1e-6 and compared == len(masked.layers) - 1
+    # The same units taken out of the unmasked model: per-channel layers keep
+    # their other channels, the Dense layer that sums them all does not.
+    worst, where, _ = _removal_by_layer(live, x, {"conv": [1, 4]})
+    assert worst > 1e-2 and where == "out", (worst, where)

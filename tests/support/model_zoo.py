@@ -2,6 +2,12 @@
 
 import keras
 import numpy as np
+from support.layer_lockstep import growth_diff_by_layer  # noqa: F401  (the growth tests' check)
+from support.layer_lockstep import relative_diff
+from support.layer_lockstep import removal_diff_by_layer
+
+from keras_darn.rebuild import Rebuilder
+from keras_darn.rebuild.unit_masks import masked_plan
 
 L = keras.layers
 
@@ -283,33 +289,31 @@ def unit_width(model, layer_name):
     return len(graph.spaces[id(graph.layers[layer_name])])
 
 
-def relative_diff(actual, expected):
-    """Largest absolute difference relative to the largest expected value."""
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    return float(np.abs(actual - expected).max()) / max(float(np.abs(expected).max()), 1e-30)
-
-
 def masked_vs_finished(name, masked, finished, x, tolerance=1e-4):
     """How far the finished model of in-fit pruning is from the masked one.
 
-    `(float32 difference, float64 difference or None)`, each relative to the
-    largest output. Where the float32 difference is above `tolerance` (a
-    deep untrained net with random normalization statistics can amplify
-    rounding until its logits differ by their own size), the same removal
-    is redone in float64: the architecture `name` built in float64 with the
-    masked model's weights, and the finished model rebuilt from it the way
-    `keras_darn.shrink` does (the masked units, then the dead ones).
+    `(float32 difference, float64 difference or None, float64 difference
+    layer by layer or None)`, each relative to the largest output. Where the
+    float32 difference is above `tolerance` (a deep untrained net with random
+    normalization statistics can amplify rounding until its logits differ by
+    their own size), the same removal is redone in float64: the
+    architecture `name` built in float64 with the masked model's weights,
+    and the finished model rebuilt from it the way `keras_darn.shrink` does
+    (the masked units, then the dead ones); it is compared end to end and
+    node by node (`layer_lockstep.removal_diff_by_layer`: every node fed the
+    masked model's inputs, so rounding is not carried from layer to layer,
+    where EfficientNetV2L amplifies it end to end by 1e14 even in float64).
     """
-    from keras_darn.rebuild import Rebuilder
-    from keras_darn.rebuild.unit_masks import masked_plan
-
     diff32 = relative_diff(finished(x, training=False).numpy(), masked(x, training=False).numpy())
     if diff32 <= tolerance:
-        return diff32, None
+        return diff32, None, None
     masked64 = application(name, floatx="float64")
     masked64.set_weights(masked.get_weights())
     rebuilder = Rebuilder(masked64)
     plan = masked_plan(masked)
+    removed = set(rebuilder.dead_roots())
+    for layer_name, indices in plan.items():
+        removed.update(int(r) for r in rebuilder.roots_of(layer_name, indices))
     if plan:
         rebuilder.remove(plan)
     finished64 = rebuilder.remove_dead().build()
@@ -317,7 +321,8 @@ def masked_vs_finished(name, masked, finished, x, tolerance=1e-4):
     x64 = x.astype("float64")
     diff64 = relative_diff(finished64(x64, training=False).numpy(),
                            masked64(x64, training=False).numpy())
-    return diff32, diff64
+    by_layer, _, _ = removal_diff_by_layer(masked64, finished64, x64, removed)
+    return diff32, diff64, by_layer
 
 
 def rounding_floor(model, x, seed=0):
@@ -368,104 +373,3 @@ def inexact_growth_groups(model, groups):
         if inexact_roots.intersection(int(r) for r in roots):
             found.append(group)
     return found
-
-
-def growth_diff_by_layer(original, grown, added, x, seed=0):
-    """How far the old units of a grown model stray from the original, layer by layer.
-
-    Every node of `grown` is fed the inputs the same node of `original` gets
-    on `x` (its old units) and random values on the units growth added, so
-    rounding is not carried from layer to layer and a non-zero outgoing
-    weight of an added unit shows; its old units' output is compared with
-    the original node's output. Nested models are walked in place; channels
-    last.
-
-    Args:
-        original: the model before growth.
-        grown: the grown model (same layer names).
-        added: `{layer_name: (width_before, count)}`, the first layer of every
-            grown group, whose units `width_before ... width_before + count - 1`
-            are the added ones.
-        x: input of `original`.
-
-    Returns:
-        `(largest relative difference, name of the node where it is, nodes compared)`.
-    """
-    from keras import tree
-
-    from keras_darn.graph import UnitGraph
-    from keras_darn.graph.nodes import functional_of
-    from keras_darn.graph.nodes import is_model
-
-    class _NodeChannels(UnitGraph):
-        def __init__(self, model):
-            self.nodes = {}
-            super().__init__(model)
-
-        def visit(self, layer, node, arguments, prefix):
-            outputs = super().visit(layer, node, arguments, prefix)
-            self.nodes[id(node)] = ([c for c, _ in arguments], [c for c, _ in outputs])
-            return outputs
-
-    graph = _NodeChannels(grown)
-    new_roots = set()
-    for name, (width, count) in added.items():
-        space = graph.spaces[id(graph.layers[name])]
-        new_roots.update(int(r) for r in graph.roots(space)[width:width + count])
-
-    def old_units(channels):
-        return ~np.isin(graph.roots(channels), list(new_roots))
-
-    def nodes(functional):
-        return [node for depth in sorted(functional._nodes_by_depth, reverse=True)
-                for node in functional._nodes_by_depth[depth]
-                if node.operation is not None and not node.is_input]
-
-    def call(node, feed):
-        args, kwargs = node.arguments.fill_in(feed)
-        return [keras.ops.convert_to_numpy(v) for v in tree.flatten(node.operation(*args, **kwargs))]
-
-    rng = np.random.default_rng(seed)
-    found = {"worst": 0.0, "where": None, "compared": 0}
-
-    def check(twin, arguments, expected_outputs):
-        """`twin` (a grown node) on the original node's arguments, widened with
-        random added units; its old units' outputs against the original's."""
-        in_channels, out_channels = graph.nodes[id(twin)]
-        feed = {}
-        for tensor, channels, value in zip(twin.input_tensors, in_channels, arguments):
-            keep = old_units(channels)
-            assert keep.sum() == value.shape[-1], (twin.operation.name, keep.sum(), value.shape)
-            wide = rng.normal(size=value.shape[:-1] + (len(keep),)).astype(value.dtype)
-            wide[..., keep] = value
-            feed[id(tensor)] = wide
-        for channels, value, expected in zip(out_channels, call(twin, feed), expected_outputs):
-            keep = old_units(channels)
-            assert keep.sum() == expected.shape[-1], (twin.operation.name, keep.sum())
-            diff = relative_diff(value[..., keep], expected)
-            found["compared"] += 1
-            if diff >= found["worst"]:
-                found.update(worst=diff, where=twin.operation.name)
-
-    def lockstep(original, grown, inputs):
-        """Runs `original` on `inputs` node by node, checking the grown twin
-        of every node (nested models are walked in place); op nodes get new
-        automatic names in the grown model, so nodes are paired by their
-        place in the graph, which the Rebuilder keeps."""
-        original, grown = functional_of(original), functional_of(grown)
-        values = {id(t): v for t, v in zip(original.inputs, inputs)}
-        original_nodes, grown_nodes = nodes(original), nodes(grown)
-        assert len(original_nodes) == len(grown_nodes)
-        for node, twin in zip(original_nodes, grown_nodes):
-            assert type(node.operation) is type(twin.operation), (node.operation, twin.operation)
-            arguments = [values[id(t)] for t in node.input_tensors]
-            if is_model(node.operation):
-                outputs = lockstep(node.operation, twin.operation, arguments)
-            else:
-                outputs = call(node, dict(zip(map(id, node.input_tensors), arguments)))
-                check(twin, arguments, outputs)
-            values.update(zip(map(id, node.outputs), outputs))
-        return [values[id(t)] for t in original.outputs]
-
-    lockstep(original, grown, [x])
-    return found["worst"], found["where"], found["compared"]

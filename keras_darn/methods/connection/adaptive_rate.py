@@ -71,8 +71,9 @@ usual ones), and record every step (`steps`). The front door
 import numpy as np
 
 from keras_darn.methods.connection import pruning as connection_pruning
-from keras_darn.methods.connection.steps import PruningResult
 from keras_darn.methods.connection.steps import PruningStep
+from keras_darn.methods.connection.steps import pruning_result
+from keras_darn.resizing.results import figures
 from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
@@ -136,7 +137,7 @@ def _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps
     connection_pruning.connection_layers(model)  # Raises without masks.
     current = float(evaluate(model))
     base = current if base_accuracy is None else float(base_accuracy)
-    return base, base - max_accuracy_drop, current
+    return base, base - max_accuracy_drop, current, figures(model)
 
 
 def _prune_retrain(model, rate, mode, evaluate, retrain, floor, step_number, trials):
@@ -199,7 +200,7 @@ def static_pruning(
         max_steps: most prune-retrain steps. Defaults to `100`.
 
     Returns:
-        A `PruningResult`.
+        A `darn.Result` (see `steps.pruning_result`).
 
     Raises:
         ValueError: for arguments out of range, non-callable `evaluate` or
@@ -210,11 +211,11 @@ def static_pruning(
     ```python
     result = static_pruning(model, 0.2, accuracy_evaluator(x_val, y_val),
                             fit_retrainer(x_train, y_train, epochs=2), 0.0046)
-    result.remaining_weights, result.accepted_steps
+    result.history["remaining_weights"], result.history["accepted_steps"]
     ```
     """
     check_rate(rate, mode)
-    base, floor, current = _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps)
+    base, floor, current, before = _start(model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps)
     initial = connection_pruning.remaining_weights(model)
     history = []
     for number in range(1, max_steps + 1):
@@ -222,7 +223,7 @@ def static_pruning(
         history.append(step)
         if not step.accepted or not pruned:
             break
-    return PruningResult(model, history, base, floor, initial, current)
+    return pruning_result(model, history, before, base, floor, initial, current)
 
 
 def adaptive_pruning(
@@ -286,7 +287,8 @@ def adaptive_pruning(
             prune-retrain step. Defaults to `"stop"`.
 
     Returns:
-        A `PruningResult`; each step's `trials` lists the rates tried.
+        A `darn.Result` (see `steps.pruning_result`); each step's
+        `trials` lists the rates tried.
 
     Raises:
         ValueError: for arguments out of range, non-callable `evaluate` or
@@ -300,7 +302,7 @@ def adaptive_pruning(
     result = adaptive_pruning(model, accuracy_evaluator(x_val, y_val),
                               fit_retrainer(x_train, y_train, epochs=2),
                               max_accuracy_drop=0.0046)
-    [(s.rate, s.remaining_weights, s.accuracy) for s in result.history]
+    [(s["rate"], s["remaining_weights"], s["accuracy"]) for s in result.history["steps"]]
     ```
     """
     max_rate = check_adaptive_options(
@@ -308,7 +310,7 @@ def adaptive_pruning(
     )
     _check_fraction("max_accuracy_drop", max_accuracy_drop)
     trial_drop = max_accuracy_drop if trial_drop is None else trial_drop
-    base, floor, current = _start(
+    base, floor, current, before = _start(
         model, evaluate, retrain, max_accuracy_drop, base_accuracy, max_steps
     )
     initial = connection_pruning.remaining_weights(model)
@@ -345,4 +347,4 @@ def adaptive_pruning(
         if on_failure == "stop" or lower < initial_rate - 1e-12 or lower <= 0:
             break
         rate, retrying = lower, True
-    return PruningResult(model, history, base, floor, initial, current)
+    return pruning_result(model, history, before, base, floor, initial, current)

@@ -13,7 +13,6 @@ from keras_darn.rebuild import compile_like
 from keras_darn.rebuild import shrink
 from keras_darn.resizing.method import Method
 from keras_darn.resizing.method import register_method
-from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.validation import check_positive_int
 
@@ -117,32 +116,17 @@ class _ConnectionMethod(Method):
                    if epochs else (lambda m: None))
         work = masked_copy(model, target.exclude)
         result = self._drive(work, evaluate, retrain, target.max_accuracy_drop)
-        events = []
-        for step in result.history:
-            if verbose or self.verbose:
-                print(f"[{self.name}] step {step.step}: rate {step.rate:.4g}, "
-                      f"{step.remaining_weights} weights, accuracy {step.accuracy:.4f}"
-                      f"{'' if step.accepted else ' (below the floor, undone)'}")
-            if step.accepted:
-                events.append({
-                    "step": step.step - 1, "action": "prune_connections", "layer": None,
-                    "rate": step.rate, "remaining_weights": step.remaining_weights,
-                    "accuracy": step.accuracy,
-                    "accuracy_after_pruning": step.accuracy_after_pruning,
-                    "trials": list(step.trials),
-                })
-        history = {
-            "steps": result.rows(),
-            "base_accuracy": result.base_accuracy,
-            "accuracy_floor": result.accuracy_floor,
-            "initial_weights": result.initial_weights,
-            "initial_accuracy": result.initial_accuracy,
-        }
-        final = work
+        if verbose or self.verbose:
+            for step in result.history["steps"]:
+                print(f"[{self.name}] step {step['step']}: rate {step['rate']:.4g}, "
+                      f"{step['remaining_weights']} weights, accuracy {step['accuracy']:.4f}"
+                      f"{'' if step['accepted'] else ' (below the floor, undone)'}")
         if self.shrink:
             mask_disconnected_units(work)
-            final = shrink(work)
-        return Result(final, events, figures(model), method=self.name, history=history)
+            result.model = shrink(work)
+        result.before, result.after = figures(model), figures(result.model)
+        result.method = self.name
+        return result
 
     def _common_config(self):
         return {

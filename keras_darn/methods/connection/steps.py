@@ -1,6 +1,8 @@
-"""What a prune-retrain driver records: one `PruningStep` per step, in a `PruningResult`."""
+"""What a prune-retrain driver records: one `PruningStep` per step, in a `darn.Result`."""
 
 import dataclasses
+
+from keras_darn.resizing.results import Result
 
 
 @dataclasses.dataclass
@@ -30,61 +32,44 @@ class PruningStep:
     trials: list = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
-class PruningResult:
-    """What a prune-retrain driver did.
+def pruning_result(model, steps, before, base_accuracy, accuracy_floor, initial_weights,
+                   initial_accuracy):
+    """The `darn.Result` of a prune-retrain driver.
 
-    Attributes:
-        model: the pruned model (the same object that was passed in), in the
-            state of the last accepted step.
-        history: every `PruningStep`, rejected ones included.
-        base_accuracy: accuracy of the model before pruning (or as given).
+    Args:
+        model: the pruned model, in the state of the last accepted step.
+        steps: every `PruningStep`, rejected ones included.
+        before: `figures` of the model before pruning.
+        base_accuracy: accuracy the drops are measured from.
         accuracy_floor: `base_accuracy - max_accuracy_drop`.
         initial_weights: live kernel weights before pruning.
-        initial_accuracy: accuracy of the model before pruning, as measured
-            (it differs from `base_accuracy` when that was given).
+        initial_accuracy: accuracy of the model before pruning, as measured.
+
+    Returns:
+        A `Result` whose events are the accepted steps
+        (`"prune_connections"`, with the step's rate, remaining weights and
+        accuracies), and whose history holds `"steps"` (every step as a
+        dict, rejected ones included), the four figures above, and the
+        outcome: `"accepted_steps"`, `"remaining_weights"` and `"accuracy"`
+        of the final model (the initial ones when no step was accepted,
+        the paper's "Failed").
     """
-
-    model: object
-    history: list
-    base_accuracy: float
-    accuracy_floor: float
-    initial_weights: int
-    initial_accuracy: float
-
-    @property
-    def accepted_steps(self):
-        """Number of accepted prune-retrain steps."""
-        return sum(step.accepted for step in self.history)
-
-    @property
-    def prune_retrain_steps(self):
-        """Number of prune-retrain steps run, the rejected last one included."""
-        return len(self.history)
-
-    @property
-    def trial_evaluations(self):
-        """Number of accuracy evaluations of trial rates (adaptive search)."""
-        return sum(len(step.trials) for step in self.history)
-
-    @property
-    def failed(self):
-        """True when not even the first step was accepted (paper: "Failed")."""
-        return self.accepted_steps == 0
-
-    @property
-    def remaining_weights(self):
-        """Live kernel weights of the final model."""
-        accepted = [s for s in self.history if s.accepted]
-        return accepted[-1].remaining_weights if accepted else self.initial_weights
-
-    @property
-    def accuracy(self):
-        """Accuracy of the final model (`initial_accuracy` if no step was
-        accepted; it can then be below the floor)."""
-        accepted = [s for s in self.history if s.accepted]
-        return accepted[-1].accuracy if accepted else self.initial_accuracy
-
-    def rows(self):
-        """The history as a list of dicts (JSON-friendly)."""
-        return [dataclasses.asdict(step) for step in self.history]
+    accepted = [step for step in steps if step.accepted]
+    events = [
+        {"step": step.step - 1, "action": "prune_connections", "layer": None,
+         "rate": step.rate, "remaining_weights": step.remaining_weights,
+         "accuracy": step.accuracy, "accuracy_after_pruning": step.accuracy_after_pruning,
+         "trials": list(step.trials)}
+        for step in accepted
+    ]
+    history = {
+        "steps": [dataclasses.asdict(step) for step in steps],
+        "base_accuracy": base_accuracy,
+        "accuracy_floor": accuracy_floor,
+        "initial_weights": initial_weights,
+        "initial_accuracy": initial_accuracy,
+        "accepted_steps": len(accepted),
+        "remaining_weights": accepted[-1].remaining_weights if accepted else initial_weights,
+        "accuracy": accepted[-1].accuracy if accepted else initial_accuracy,
+    }
+    return Result(model, events, before, history=history)

@@ -22,7 +22,5 @@ from keras_darn.methods.growth.grow import grow_units
 from keras_darn.methods.growth.method import Growth
 from keras_darn.methods.growth.method import Unified
 from keras_darn.methods.growth.optimizers import AgeAwareAdam
-from keras_darn.methods.growth.training import GrowthResult
 from keras_darn.methods.growth.training import fit_with_growth
-from keras_darn.methods.growth.unified import UnifiedResult
 from keras_darn.methods.growth.unified import darn_unified

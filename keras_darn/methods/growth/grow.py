@@ -25,9 +25,9 @@ grown networks never exceeded their initial accuracy.
 Gradient Information*), see `keras_darn.methods.growth.gradmax`; it needs
 `gradient_data=(x, y)`.
 
-The fit-grow-continue driver `fit_with_growth` (with `GrowthEvent`,
-`GrowthResult`) lives in `keras_darn.methods.growth.training`, which imports
-this module (never the other way round).
+The fit-grow-continue driver `fit_with_growth` lives in
+`keras_darn.methods.growth.training`, which imports this module (never the
+other way round).
 """
 
 import keras

@@ -13,8 +13,6 @@ from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import compile_like
 from keras_darn.resizing.method import Method
 from keras_darn.resizing.method import register_method
-from keras_darn.resizing.results import Result
-from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import Constant
 from keras_darn.validation import check_layer_names
 from keras_darn.validation import check_one_of
@@ -167,7 +165,6 @@ class Growth(Method):
 
     def resize(self, model, target, x=None, y=None, validation_data=None, epochs=1,
                schedule=None, verbose=0):
-        before = figures(model)
         copy = _copy_compiled(model, self.name or "growth")
         if x is None:
             raise ValueError(f"Method '{self.name}' trains: give `x` (and `y`). Received: x=None")
@@ -181,15 +178,8 @@ class Growth(Method):
             shuffle_seed=self.shuffle_seed, seed=self.seed, verbose=verbose,
             **_fit_options(self.batch_size, validation_data),
         )
-        events = [
-            {"step": event.step, "action": "grow", "layer": name, "units": int(count),
-             "width": int(event.widths_after[name]), "params": int(event.params_after),
-             "loss_before": event.loss_before, "loss_after": event.loss_after,
-             "widths_after": dict(event.widths_after)}
-            for event in result.events
-            for name, count in event.plan.items()
-        ]
-        return Result(result.model, events, before, history=result.history, method=self.name)
+        result.method = self.name
+        return result
 
     def get_config(self):
         return {
@@ -302,7 +292,6 @@ class Unified(Method):
 
     def resize(self, model, target, x=None, y=None, validation_data=None, epochs=1,
                schedule=None, verbose=0):
-        before = figures(model)
         copy = _copy_compiled(model, self.name or "unified")
         if x is None:
             raise ValueError(f"Method '{self.name}' trains: give `x` (and `y`). Received: x=None")
@@ -323,23 +312,8 @@ class Unified(Method):
             shuffle_seed=self.shuffle_seed, seed=self.seed, verbose=verbose,
             **_fit_options(self.batch_size, validation_data),
         )
-        events = []
-        for record in result.rounds:
-            for name in record.widths_before:
-                removed = record.removed.get(name, {})
-                if sum(removed.values()):
-                    events.append({
-                        "step": record.epoch - 1, "round": record.round, "action": "remove",
-                        "layer": name, "units": int(sum(removed.values())), **removed,
-                        "width": int(record.widths_before[name] - sum(removed.values())),
-                    })
-                if record.added.get(name):
-                    events.append({
-                        "step": record.epoch - 1, "round": record.round, "action": "grow",
-                        "layer": name, "units": int(record.added[name]),
-                        "width": int(record.widths_after[name]),
-                    })
-        return Result(result.model, events, before, history=result.history, method=self.name)
+        result.method = self.name
+        return result
 
     def get_config(self):
         return {

@@ -4,8 +4,9 @@
 after each epoch whether to grow, rebuilds the model with `grow_units`
 (under the model's distribution strategy), carries the optimizer state
 (slots sliced, zero for new units, `iterations` kept, so learning-rate
-schedules continue) and goes on. Each growth is recorded as a
-`GrowthEvent`, with the probe loss just before and after the rebuild.
+schedules continue) and goes on. It returns a `darn.Result` with one
+event per grown layer, with the probe loss just before and after the
+rebuild.
 
 The schedule is a `keras_darn.Schedule` whose steps are epoch indices from
 0: `Constant(0.2, start=2)` grows after the third epoch.
@@ -28,58 +29,9 @@ from keras_darn.methods.growth.callback import GrowthCallback
 from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild.training_state import compile_fresh
+from keras_darn.resizing.results import Result
+from keras_darn.resizing.results import figures
 from keras_darn.validation import check_one_of
-
-
-class GrowthEvent:
-    """One growth between two epochs of `fit_with_growth`.
-
-    Attributes:
-        step: the epoch (Keras' 0-based epoch index) after which the model grew.
-        epoch: completed epochs before growing (`step + 1`).
-        plan: `{layer_name: units added}`.
-        widths_before, widths_after: `{layer_name: width}`.
-        params_before, params_after: parameter counts.
-        loss_before, loss_after: loss on the probe data just before and just
-            after the rebuild (inference mode); `None` without probe labels.
-    """
-
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
-
-    @property
-    def relative_loss_change(self):
-        """`|loss_after - loss_before| / |loss_before|`, or `None`."""
-        if self.loss_before is None:
-            return None
-        return abs(self.loss_after - self.loss_before) / max(abs(self.loss_before), 1e-12)
-
-    def as_dict(self):
-        fields = dict(self.__dict__)
-        fields["relative_loss_change"] = self.relative_loss_change
-        return fields
-
-    def __repr__(self):
-        return f"GrowthEvent(step={self.step}, widths_after={self.widths_after})"
-
-
-class GrowthResult:
-    """What `fit_with_growth` returns.
-
-    Attributes:
-        model: the final (grown) model, compiled.
-        history: `{metric: [one value per epoch]}`, merged over the stages,
-            plus per-epoch `forward_flops` (per example) and `params` of the
-            model trained in that epoch.
-        events: the `GrowthEvent`s, in order.
-        decisions: the `GrowthCallback`'s `GrowthDecision` after each epoch.
-    """
-
-    def __init__(self, model, history, events, decisions):
-        self.model = model
-        self.history = history
-        self.events = events
-        self.decisions = decisions
 
 
 def fit_with_growth(
@@ -175,7 +127,16 @@ def fit_with_growth(
             `validation_data`, ...).
 
     Returns:
-        A `GrowthResult` (`.model`, `.history`, `.events`, `.decisions`).
+        A `darn.Result`: `.model` is the final (grown) model, compiled;
+        `.events` has one `"grow"` event per grown layer and growth (`step`,
+        `layer`, `units`, `width`, `widths_after`, `params_before`,
+        `params`, and `loss_before`, `loss_after`, `relative_loss_change`:
+        the loss on the probe data just before and after the rebuild,
+        `None` without probe labels); `.history` is `{metric: [one value
+        per epoch]}`, merged over the stages, with per-epoch
+        `forward_flops` (per example) and `params` of the model trained in
+        that epoch, and `"decisions"`: the `GrowthCallback`'s
+        `GrowthDecision` after each epoch.
 
     Raises:
         ValueError: an uncompiled model, a bad `init`/`criterion`
@@ -235,6 +196,7 @@ def fit_with_growth(
             f"pass `seed` (an int). Received: seed=None with init={init!r} on "
             f"{worker_count(model.distribute_strategy)} workers"
         )
+    before = figures(model)
     staged = StagedCallbacks(callbacks or [])
     history, events, decisions = {}, [], []
     runner = EpochRunner(x, y, shuffle_seed, [c for c in (growth, staged) if c], verbose, fit_kwargs)
@@ -249,13 +211,14 @@ def fit_with_growth(
             continue
         if max_params is not None and params_after_growth(model, decision.plan) > max_params:
             continue
-        model, event = _grow(
+        model, grown = _grow(
             model, decision, init, noise, incoming_norm, seed, reset_optimizer, probe_x, probe_y,
             new_slots,
         )
-        events.append(event)
+        events.extend(grown)
     staged.finish()
-    return GrowthResult(model, history, events, decisions)
+    history["decisions"] = decisions
+    return Result(model, events, before, history=history, method="fit_with_growth")
 
 
 def worker_count(strategy):
@@ -300,18 +263,19 @@ def _grow(
         )
         if reset_optimizer:
             compile_fresh(new_model, model)
-    event = GrowthEvent(
-        step=decision.step,
-        epoch=decision.epoch,
-        plan=dict(decision.plan),
-        widths_before=dict(decision.widths),
-        widths_after={n: growth_triggers.layer_width(new_model, n) for n in decision.widths},
-        params_before=count_params(model),
-        params_after=count_params(new_model),
-        loss_before=loss_before,
-        loss_after=probe_loss(new_model, probe_x, probe_y),
-    )
-    return new_model, event
+    widths_after = {n: growth_triggers.layer_width(new_model, n) for n in decision.widths}
+    loss_after = probe_loss(new_model, probe_x, probe_y)
+    change = None if loss_before is None else (
+        abs(loss_after - loss_before) / max(abs(loss_before), 1e-12))
+    params_before, params_after = count_params(model), count_params(new_model)
+    events = [
+        {"step": decision.step, "action": "grow", "layer": name, "units": int(count),
+         "width": int(widths_after[name]), "params_before": params_before,
+         "params": params_after, "loss_before": loss_before, "loss_after": loss_after,
+         "relative_loss_change": change, "widths_after": dict(widths_after)}
+        for name, count in decision.plan.items()
+    ]
+    return new_model, events
 
 
 def default_layers(model):

@@ -39,6 +39,8 @@ from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units
+from keras_darn.resizing.results import Result
+from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import Schedule
 from keras_darn.validation import check_positive_int
 
@@ -108,13 +110,24 @@ class UnifiedRound:
         return f"UnifiedRound(round={self.round}, widths_after={self.widths_after})"
 
 
-class UnifiedResult:
-    """What `darn_unified` returns: `.model`, `.history` and `.rounds`."""
-
-    def __init__(self, model, history, rounds):
-        self.model = model
-        self.history = history
-        self.rounds = rounds
+def round_events(record):
+    """The `darn.Result` events of one round: a `"remove"` and a `"grow"` per changed layer."""
+    events = []
+    for name in record.widths_before:
+        removed = record.removed.get(name, {})
+        if sum(removed.values()):
+            events.append({
+                "step": record.epoch - 1, "round": record.round, "action": "remove",
+                "layer": name, "units": int(sum(removed.values())), **removed,
+                "width": int(record.widths_before[name] - sum(removed.values())),
+            })
+        if record.added.get(name):
+            events.append({
+                "step": record.epoch - 1, "round": record.round, "action": "grow",
+                "layer": name, "units": int(record.added[name]),
+                "width": int(record.widths_after[name]),
+            })
+    return events
 
 
 def darn_unified(
@@ -189,8 +202,10 @@ def darn_unified(
         **fit_kwargs: more `fit` arguments (`batch_size`, ...).
 
     Returns:
-        A `UnifiedResult` with the final model, the merged per-epoch
-        history and one `UnifiedRound` per decision.
+        A `darn.Result` with the final model, a `"remove"` and a `"grow"`
+        event per changed layer and round (`round_events`), and the merged
+        per-epoch history, whose `"rounds"` holds one `UnifiedRound` per
+        decision.
 
     Raises:
         ValueError: uncompiled model, bad arguments, or no probe data.
@@ -223,6 +238,7 @@ def darn_unified(
     probe_x, probe_y = probe_arrays(probe_data, x, y)
     if probe_x is None:
         raise ValueError("`darn_unified` reads activations: give `probe_data`. Received: probe_data=None")
+    before = figures(model)
     staged = StagedCallbacks(callbacks or [])
     runner = EpochRunner(x, y, shuffle_seed, [staged], verbose, fit_kwargs)
     history, records = {}, []
@@ -244,7 +260,9 @@ def darn_unified(
         )
         records.append(record)
     staged.finish()
-    return UnifiedResult(model, history, records)
+    history["rounds"] = records
+    events = [event for record in records for event in round_events(record)]
+    return Result(model, events, before, history=history, method="darn_unified")
 
 
 def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigger, init,

@@ -168,7 +168,7 @@ def test_driver_retraining_keeps_pruned_weights_at_zero():
         max_accuracy_drop=0.01,
         max_steps=2,
     )
-    assert result.accepted_steps == 2
+    assert result.history["accepted_steps"] == 2
     for layer in cp.connection_layers(model):
         mask = layer.get_kernel_mask()
         assert (mask == 0).sum() > 0

@@ -60,23 +60,24 @@ def test_adaptive_rate_follows_algorithm_1():
         model, script.evaluate, script.retrain, max_accuracy_drop=0.01, restart_rate=True
     )
     assert not script.accuracies  # every scripted evaluation was used
-    assert [s.rate for s in result.history] == [0.2, 0.1, 0.15]
-    assert [s.accepted for s in result.history] == [True, True, False]
-    assert result.history[0].trials == [(0.15, 0.899), (0.2, 0.895), (0.25, 0.880)]
-    assert result.history[1].trials == [(0.15, 0.850)]
-    assert result.history[2].trials == [(0.15, 0.885), (0.2, 0.870)]
+    assert [s["rate"] for s in result.history["steps"]] == [0.2, 0.1, 0.15]
+    assert [s["accepted"] for s in result.history["steps"]] == [True, True, False]
+    assert result.history["steps"][0]["trials"] == [(0.15, 0.899), (0.2, 0.895), (0.25, 0.880)]
+    assert result.history["steps"][1]["trials"] == [(0.15, 0.850)]
+    assert result.history["steps"][2]["trials"] == [(0.15, 0.885), (0.2, 0.870)]
     # 100 -> 80 (0.2) -> 72 (0.1); the 0.15 step (72 -> 62) was undone.
-    assert [s.remaining_weights for s in result.history] == [80, 72, 62]
+    assert [s["remaining_weights"] for s in result.history["steps"]] == [80, 72, 62]
     # Trials are undone: every trial was evaluated from the step's start.
     assert script.remaining_seen[:5] == [100, 85, 80, 75, 80]
     assert script.retrains == 3
     assert cp.remaining_weights(model) == 72
-    assert result.remaining_weights == 72
-    assert result.accuracy == 0.891
-    assert result.accepted_steps == 2 and result.prune_retrain_steps == 3
-    assert result.trial_evaluations == 6
-    assert result.base_accuracy == 0.9 and result.accuracy_floor == pytest.approx(0.89)
-    assert result.history[0].accuracy_after_pruning == 0.895
+    assert result.history["remaining_weights"] == 72
+    assert result.history["accuracy"] == 0.891
+    assert result.history["accepted_steps"] == 2 and len(result.history["steps"]) == 3
+    assert sum(len(s["trials"]) for s in result.history["steps"]) == 6
+    assert result.history["base_accuracy"] == 0.9
+    assert result.history["accuracy_floor"] == pytest.approx(0.89)
+    assert result.history["steps"][0]["accuracy_after_pruning"] == 0.895
 
 
 def test_adaptive_rate_continues_from_last_rate_by_default():
@@ -91,9 +92,9 @@ def test_adaptive_rate_continues_from_last_rate_by_default():
     result = adaptive_rate.adaptive_pruning(
         model, script.evaluate, script.retrain, max_accuracy_drop=0.05
     )
-    assert [s.rate for s in result.history] == [0.2, 0.25]
-    assert [t[0] for t in result.history[1].trials] == [0.25, 0.3]
-    assert [s.accepted for s in result.history] == [True, False]
+    assert [s["rate"] for s in result.history["steps"]] == [0.2, 0.25]
+    assert [t[0] for t in result.history["steps"][1]["trials"]] == [0.25, 0.3]
+    assert [s["accepted"] for s in result.history["steps"]] == [True, False]
 
 
 def test_trial_drop_measured_from_the_base_accuracy():
@@ -112,14 +113,14 @@ def test_trial_drop_measured_from_the_base_accuracy():
         max_steps=2,
     )
     assert not script.accuracies
-    assert [s.rate for s in result.history] == [0.2, 0.2]
-    assert result.history[1].trials == [(0.25, 0.84)]
+    assert [s["rate"] for s in result.history["steps"]] == [0.2, 0.2]
+    assert result.history["steps"][1]["trials"] == [(0.25, 0.84)]
     # The same numbers with the default reference accept 0.25 in step 2.
     script = Script([0.90, 0.88, 0.86, 0.84, 0.86, 0.88, 0.84, 0.80, 0.84, 0.86])
     result = adaptive_rate.adaptive_pruning(
         tiny_model(), script.evaluate, script.retrain, max_accuracy_drop=0.05, max_steps=2,
     )
-    assert [s.rate for s in result.history] == [0.2, 0.25]
+    assert [s["rate"] for s in result.history["steps"]] == [0.2, 0.25]
 
 
 def test_lower_rate_on_failure_retries_instead_of_stopping():
@@ -140,12 +141,12 @@ def test_lower_rate_on_failure_retries_instead_of_stopping():
         model, script.evaluate, script.retrain, max_accuracy_drop=0.05, on_failure="lower_rate",
     )
     assert not script.accuracies
-    assert [s.rate for s in result.history] == [0.2, 0.25, 0.2, 0.2, 0.15, 0.1]
-    assert [s.accepted for s in result.history] == [True, False, True, False, False, False]
-    assert [len(s.trials) for s in result.history] == [3, 2, 0, 1, 0, 0]
+    assert [s["rate"] for s in result.history["steps"]] == [0.2, 0.25, 0.2, 0.2, 0.15, 0.1]
+    assert [s["accepted"] for s in result.history["steps"]] == [True, False, True, False, False, False]
+    assert [len(s["trials"]) for s in result.history["steps"]] == [3, 2, 0, 1, 0, 0]
     # 100 -> 80 (0.2) -> 64 (0.2 after the undone 0.25 step); the last three steps were undone.
-    assert cp.remaining_weights(model) == 64 and result.accuracy == 0.86
-    assert result.accepted_steps == 2 and result.prune_retrain_steps == 6
+    assert cp.remaining_weights(model) == 64 and result.history["accuracy"] == 0.86
+    assert result.history["accepted_steps"] == 2 and len(result.history["steps"]) == 6
 
 
 def test_adaptive_rate_respects_max_rate_and_base_accuracy():
@@ -157,10 +158,10 @@ def test_adaptive_rate_respects_max_rate_and_base_accuracy():
         model, script.evaluate, script.retrain, max_accuracy_drop=0.02,
         max_rate=0.2, base_accuracy=0.93,
     )
-    assert result.history[0].rate == 0.2  # the search stopped at max_rate
-    assert [t[0] for t in result.history[0].trials] == [0.15, 0.2]
-    assert result.failed and result.remaining_weights == 100
-    assert result.accuracy == 0.95  # measured before pruning, not the given base
+    assert result.history["steps"][0]["rate"] == 0.2  # the search stopped at max_rate
+    assert [t[0] for t in result.history["steps"][0]["trials"]] == [0.15, 0.2]
+    assert result.history["accepted_steps"] == 0 and result.history["remaining_weights"] == 100
+    assert result.history["accuracy"] == 0.95  # measured before pruning, not the given base
     assert cp.remaining_weights(model) == 100  # the rejected step was undone
 
 
@@ -170,11 +171,11 @@ def test_static_rate_runs_until_the_accuracy_drops():
     result = adaptive_rate.static_pruning(
         model, 0.5, script.evaluate, script.retrain, max_accuracy_drop=0.01
     )
-    assert [s.remaining_weights for s in result.history] == [50, 25, 13]
-    assert [s.accepted for s in result.history] == [True, True, False]
-    assert result.remaining_weights == 25 and cp.remaining_weights(model) == 25
-    assert result.history[0].trials == []
-    rows = result.rows()
+    assert [s["remaining_weights"] for s in result.history["steps"]] == [50, 25, 13]
+    assert [s["accepted"] for s in result.history["steps"]] == [True, True, False]
+    assert result.history["remaining_weights"] == 25 and cp.remaining_weights(model) == 25
+    assert result.history["steps"][0]["trials"] == []
+    rows = result.history["steps"]
     assert rows[1]["rate"] == 0.5 and rows[1]["accuracy"] == 0.895
 
 
@@ -185,7 +186,7 @@ def test_static_rate_failure_restores_the_model():
     result = adaptive_rate.static_pruning(
         model, 0.4, script.evaluate, script.retrain, max_accuracy_drop=0.0046
     )
-    assert result.failed
+    assert result.history["accepted_steps"] == 0
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)
 
@@ -200,9 +201,9 @@ def test_threshold_mode_rates_are_magnitudes():
     # Weights are 0.01 .. 1.00: |w| < 0.15 removes 14 of them; in step 2 the
     # trial at 0.15 fails, |w| < 0.1 removes nothing more, which ends the run.
     assert not script.accuracies
-    assert [s.remaining_weights for s in result.history] == [86, 86]
-    assert [s.rate for s in result.history] == [0.15, 0.1]
-    assert [s.accepted for s in result.history] == [True, True]
+    assert [s["remaining_weights"] for s in result.history["steps"]] == [86, 86]
+    assert [s["rate"] for s in result.history["steps"]] == [0.15, 0.1]
+    assert [s["accepted"] for s in result.history["steps"]] == [True, True]
 
 
 @pytest.mark.parametrize(

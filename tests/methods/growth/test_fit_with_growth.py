@@ -107,10 +107,14 @@ def test_growth_keeps_loss_and_training_state(digits):
         batch_size=BATCH, shuffle_seed=0, seed=0, callbacks=[plateau, recorder],
     )
     grown = result.model
-    assert [e.widths_after for e in result.events] == [{"h1": 6, "h2": 6}, {"h1": 9, "h2": 9}]
+    # One event per grown layer and growth.
+    assert [(e["step"], e["layer"], e["widths_after"]) for e in result.events] == [
+        (0, "h1", {"h1": 6, "h2": 6}), (0, "h2", {"h1": 6, "h2": 6}),
+        (1, "h1", {"h1": 9, "h2": 9}), (1, "h2", {"h1": 9, "h2": 9})]
     for event in result.events:
-        assert event.relative_loss_change <= 1e-5
-        assert event.params_after > event.params_before
+        assert event["action"] == "grow"
+        assert event["relative_loss_change"] <= 1e-5
+        assert event["params"] > event["params_before"]
     assert result.history["params"][0] < result.history["params"][1] < result.history["params"][2]
     assert len(result.history["loss"]) == 3
     assert recorder.calls == ["begin", 0, 1, 2, "end"]
@@ -142,9 +146,10 @@ def test_noise_free_net2net_keeps_the_loss(digits):
         _model(), x, y, epochs=2, layers=["h1", "h2"], init="net2net",
         schedule=Constant(0.5, start=0), batch_size=BATCH, seed=0,
     )
-    (event,) = result.events
-    assert event.widths_after == {"h1": 6, "h2": 6}
-    assert event.relative_loss_change <= 1e-5
+    assert [e["layer"] for e in result.events] == ["h1", "h2"]
+    event = result.events[0]
+    assert event["widths_after"] == {"h1": 6, "h2": 6}
+    assert event["relative_loss_change"] <= 1e-5
 
 
 def test_optimizer_reset_and_same_data_order(digits):
@@ -165,8 +170,8 @@ def test_optimizer_reset_and_same_data_order(digits):
     assert grown.history["loss"][0] == plain.history["loss"][0]
     assert int(grown.model.optimizer.iterations) == 4  # fresh optimizer after growth
     assert grown.model.optimizer is not plain.model.optimizer
-    assert plain.events == [] and plain.decisions == []
-    assert grown.events[0].relative_loss_change <= 1e-5
+    assert plain.events == [] and plain.history["decisions"] == []
+    assert grown.events[0]["relative_loss_change"] <= 1e-5
 
 
 def test_trigger_alone_sets_the_amount(digits):
@@ -176,7 +181,7 @@ def test_trigger_alone_sets_the_amount(digits):
         _model(width=4), x, y, epochs=2, layers=["h1"], trigger=trigger,
         init="net2net", noise=0.01, batch_size=BATCH, seed=0,
     )
-    decision = result.decisions[0]
+    decision = result.history["decisions"][0]
     assert decision.fired == {"h1": True}
     # rank of the 4 units (at most 4) minus floor(0.5 * 4).
     assert 1 <= decision.plan["h1"] <= 2
@@ -196,7 +201,7 @@ def test_growth_under_mirrored_strategy(digits, two_cpu_strategy):
     assert grown.distribute_strategy is two_cpu_strategy
     assert grown.get_layer("h1").units == 6
     assert isinstance(grown.get_layer("h1").kernel.value, tf.distribute.DistributedValues)
-    assert result.events[0].relative_loss_change <= 1e-5
+    assert result.events[0]["relative_loss_change"] <= 1e-5
     assert int(keras.ops.convert_to_numpy(grown.optimizer.iterations)) == 8
 
 

@@ -82,7 +82,7 @@ def test_fit_with_growth_refuses_backup_and_does_not_warn_per_stage(tmp_path):
         warnings.simplefilter("error", UserWarning)
         result = fit_with_growth(_model(), X, Y, epochs=3, layers=["h"],
                                  schedule=darn.schedules.Constant(0.5, start=1))
-    assert [d.step for d in result.decisions] == [0, 1, 2]
+    assert [d.step for d in result.history["decisions"]] == [0, 1, 2]
     assert result.model.get_layer("h").units == 6  # grown after epoch 1, not after the last
 
 

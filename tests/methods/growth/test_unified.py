@@ -54,7 +54,7 @@ def test_round_removes_dead_units_exactly_and_grows_saturated_layers(digits):
         trigger=EffectiveRankTrigger(saturation=0.5), redundancy=None,
         growth_rate=0.5, batch_size=32, shuffle_seed=0, seed=0,
     )
-    (record,) = result.rounds
+    (record,) = result.history["rounds"]
     assert record.removed["h2"]["dead"] >= 12
     assert record.widths_after["h2"] == 24 - record.removed["h2"]["dead"]
     # Dead units hold 0 on the probe data: removing them keeps the loss.
@@ -75,7 +75,7 @@ def test_budget_prunes_the_weakest_units_and_caps_growth(digits):
         model, x, y, rounds=2, layers=["h1", "h2"], param_budget=budget,
         redundancy=None, batch_size=32, seed=0,
     )
-    (record,) = result.rounds
+    (record,) = result.history["rounds"]
     assert record.params_before > budget >= record.params_after
     assert sum(r["budget"] for r in record.removed.values()) > 0
     assert count_params(result.model) <= budget

@@ -54,9 +54,10 @@ def check_in_fit(name, tmp_path):
     share = darn.count_flops(small) / darn.count_flops(model)
     assert 0.48 <= share <= 0.50, share
     assert result.target_check()["met"]
-    # In float64 where the untrained float32 net amplifies rounding (EfficientNetV2L).
-    diff32, diff64 = model_zoo.masked_vs_finished(name, pruned, small, x)
-    assert (diff32 if diff64 is None else diff64) <= 1e-4, (diff32, diff64)
+    # Where the untrained float32 net amplifies rounding end to end
+    # (EfficientNetV2L: by about 1e14, even in float64), node by node in float64.
+    diff32, diff64, by_layer64 = model_zoo.masked_vs_finished(name, pruned, small, x)
+    assert diff32 <= 1e-4 or by_layer64 <= 1e-10, (diff32, diff64, by_layer64)
 
 
 @pytest.mark.parametrize("name", FAST_SAMPLE)
