@@ -34,8 +34,9 @@ def plot_pruning_curves(histories, path=None, title=None, use_eval=False):
     """Loss and accuracy against units removed, one curve per history.
 
     Args:
-        histories: `{label: history}` with histories from
-            `single_overall_ranking` / `iterative_reranking`.
+        histories: `{label: history}`, each the `history` of the `Result`
+            of `single_overall_ranking` / `iterative_reranking` (or of
+            `darn.resize` with a ranking algorithm).
         path: PNG file to write. Defaults to `None` (no file).
         title: figure title. Defaults to `None`.
         use_eval: plot `eval_loss`/`eval_accuracy` (the `eval_data` of the

@@ -284,20 +284,15 @@ class CriterionMethod(Method):
                 if group.resizable and not set(group.layers) & set(target.exclude)
                 for name in group.layers
             ]
-        small, history = prune_by_ranking(
+        result = prune_by_ranking(
             model, self.criterion, x_val, y_val, algorithm=algorithm,
             max_fraction=target.fraction, max_accuracy_drop=target.max_accuracy_drop,
             min_units=target.min_units, layers=layers, eval_data=self.eval_data,
             error_surface_every=self.error_surface_every, alphas=self.alphas,
             verbose=verbose or self.verbose,
         )
-        steps = history["steps"]
-        events = [
-            {"step": i, "action": "remove", "layer": s["layer"], "units": [int(s["unit"])],
-             "score": s["score"], "accuracy": s["accuracy"]}
-            for i, s in enumerate(steps[1:])
-        ]
-        return Result(small, events, figures(model), method=self.name, history=history)
+        result.method = self.name
+        return result
 
     def _fine_tune(self, model, target, x, y, validation_data, epochs, schedule, verbose,
                    distillation=None):

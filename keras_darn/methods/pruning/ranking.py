@@ -26,6 +26,8 @@ import numpy as np
 
 from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.probes import ProbedModel
+from keras_darn.resizing.results import Result
+from keras_darn.resizing.results import figures
 from keras_darn.validation import check_one_of
 
 _ALGORITHMS = ("single", "iterative")
@@ -43,13 +45,14 @@ def single_overall_ranking(model, criterion, x, y, **kwargs):
         **kwargs: the keyword arguments of `prune_by_ranking`.
 
     Returns:
-        `(pruned_model, history)`, see `prune_by_ranking`.
+        A `darn.Result`, see `prune_by_ranking`.
 
     Example:
 
     ```python
-    small, history = single_overall_ranking(
+    result = single_overall_ranking(
         model, "brute_force", x_val, y_val, max_accuracy_drop=0.01)
+    small, history = result.model, result.history
     ```
     """
     return prune_by_ranking(model, criterion, x, y, algorithm="single", **kwargs)
@@ -66,13 +69,14 @@ def iterative_reranking(model, criterion, x, y, **kwargs):
         **kwargs: the keyword arguments of `prune_by_ranking`.
 
     Returns:
-        `(pruned_model, history)`, see `prune_by_ranking`.
+        A `darn.Result`, see `prune_by_ranking`.
 
     Example:
 
     ```python
-    small, history = iterative_reranking(
+    result = iterative_reranking(
         model, darn.criteria.BruteForce(), x_val, y_val, max_fraction=0.5)
+    small, history = result.model, result.history
     ```
     """
     return prune_by_ranking(model, criterion, x, y, algorithm="iterative", **kwargs)
@@ -155,7 +159,9 @@ def prune_by_ranking(
         verbose: 1 prints one line per step. Defaults to `0`.
 
     Returns:
-        `(pruned_model, history)`. `history` is a dict with `"algorithm"`,
+        A `darn.Result`: `model` is the pruned model (the model given, with
+        `build_model=False`), one `"remove"` event per removed unit, and
+        `history` a dict with `"algorithm"`,
         `"criterion"` (its config), `"stopped_by"` (`"max_units"`,
         `"max_fraction"`, `"max_accuracy_drop"`, `"min_units"` or
         `"all_units"`),
@@ -195,6 +201,7 @@ def prune_by_ranking(
             entry["eval_loss"], entry["eval_accuracy"] = probed.evaluate(*eval_data)
         return entry
 
+    before = figures(probed.model)
     steps = [state()]
     steps[0].update(layer=None, unit=None, score=None, seconds=0.0)
     start_accuracy = steps[0]["accuracy"]
@@ -255,7 +262,12 @@ def prune_by_ranking(
         "steps": steps,
     }
     pruned = probed.pruned_model() if build_model else probed.model
-    return pruned, history
+    events = [
+        {"step": i, "action": "remove", "layer": step["layer"], "units": [int(step["unit"])],
+         "score": step["score"], "accuracy": step["accuracy"]}
+        for i, step in enumerate(steps[1:])
+    ]
+    return Result(pruned, events, before, history=history, method=f"ranking_{algorithm}")
 
 
 def _global_order(scores):

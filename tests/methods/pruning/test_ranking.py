@@ -57,11 +57,11 @@ def _tiny_net():
 def test_iterative_reranking_rescores_after_every_removal():
     model, x, y = _tiny_net()
     single = _Scripted()
-    _, single_history = single_overall_ranking(model, single, x, y, max_units=3,
-                                               build_model=False)
+    single_history = single_overall_ranking(model, single, x, y, max_units=3,
+                                            build_model=False).history
     iterative = _Scripted()
-    _, iterative_history = iterative_reranking(model, iterative, x, y, max_units=3,
-                                               build_model=False)
+    iterative_history = iterative_reranking(model, iterative, x, y, max_units=3,
+                                            build_model=False).history
     assert len(single.calls) == 1
     assert len(iterative.calls) == 3
     # Each call sees the units removed so far.
@@ -74,9 +74,12 @@ def test_iterative_reranking_rescores_after_every_removal():
 
 def test_iterative_brute_force_removes_the_least_harmful_unit_each_step():
     model, x, y = _trained_net()
-    pruned, history = iterative_reranking(model, BruteForce(), x, y, max_fraction=0.5,
-                                          eval_data=(x[:50], y[:50]))
+    result = iterative_reranking(model, BruteForce(), x, y, max_fraction=0.5,
+                                 eval_data=(x[:50], y[:50]))
+    pruned, history = result.model, result.history
     steps = history["steps"]
+    assert [(e["layer"], e["units"]) for e in result.events] == [
+        ("hidden", [s["unit"]]) for s in steps[1:]]
     assert history["stopped_by"] == "max_fraction" and len(steps) == 4
     probed = ProbedModel(model)
     for step in steps[1:]:
@@ -92,11 +95,12 @@ def test_iterative_brute_force_removes_the_least_harmful_unit_each_step():
 
 def test_accuracy_drop_stops_before_the_bound_is_crossed():
     model, x, y = _trained_net()
-    _, free = single_overall_ranking(model, "random", x, y, build_model=False)
+    free = single_overall_ranking(model, "random", x, y, build_model=False).history
     assert free["stopped_by"] == "min_units" and free["steps"][-1]["units_left"] == {
         "hidden": 1
     }
-    pruned, history = iterative_reranking(model, "brute_force", x, y, max_accuracy_drop=0.02)
+    result = iterative_reranking(model, "brute_force", x, y, max_accuracy_drop=0.02)
+    pruned, history = result.model, result.history
     start = history["steps"][0]["accuracy"]
     assert history["stopped_by"] in ("max_accuracy_drop", "min_units")
     assert all(s["accuracy"] >= start - 0.02 for s in history["steps"])
@@ -111,8 +115,8 @@ def test_error_surface_passes_through_the_unit_on_and_off():
     off = BruteForce()(probed, x, y)["hidden"][2] + base_loss
     np.testing.assert_allclose(surface["loss"][1], base_loss, rtol=1e-5)
     np.testing.assert_allclose(surface["loss"][0], off, rtol=1e-5)
-    _, history = iterative_reranking(model, "taylor2", x, y, max_units=3,
-                                     error_surface_every=2, alphas=np.linspace(0, 2, 5))
+    history = iterative_reranking(model, "taylor2", x, y, max_units=3,
+                                  error_surface_every=2, alphas=np.linspace(0, 2, 5)).history
     recorded = [i for i, s in enumerate(history["steps"]) if "error_surface" in s]
     assert recorded == [1, 3]
     assert len(history["steps"][1]["error_surface"]["loss"]) == 5
