@@ -173,7 +173,7 @@ def group_mean(probed, per_gate):
     result = {}
     for group in probed.groups:
         rows = [
-            per_gate[gate.name][group.unit_group.indices(gate.layer.name)]
+            per_gate[gate.name][group.indices(gate.layer.name)]
             for gate in probed.gates_of(group.key)
         ]
         result[group.key] = np.mean(rows, axis=0)

@@ -24,7 +24,7 @@ def group_correlations(probed, stats):
     for group in probed.groups:
         mats = []
         for gate in probed.gates_of(group.key):
-            order = group.unit_group.indices(gate.layer.name)
+            order = group.indices(gate.layer.name)
             mats.append(stats[gate.name]["correlation"][np.ix_(order, order)])
         result[group.key] = np.mean(mats, axis=0)
     return result

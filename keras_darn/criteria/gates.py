@@ -96,7 +96,7 @@ def chain_ends(tensor, consumers, output_ids):
 
 
 def make_gates(order, functional, groups):
-    """`{member layer name: [Gate, ...]}` for the given `ProbeGroup`s.
+    """`{member layer name: [Gate, ...]}` for the given `UnitGroup`s.
 
     Raises:
         ValueError: for a member layer outside the top-level graph or called
@@ -129,7 +129,7 @@ def make_gates(order, functional, groups):
                     Gate(name if i == 0 else f"{name}#{i}", found[0].operation, t, c)
                     for i, (t, c) in enumerate(ends)
                 ]
-            positions = np.asarray(group.unit_group.indices(name))
+            positions = np.asarray(group.indices(name))
             for gate in gates[name]:
                 gate.parts.append((group.key, positions))
     for member in gates.values():

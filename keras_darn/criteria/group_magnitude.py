@@ -91,7 +91,7 @@ def group_roots(probed, graph=None):
     roots = {}
     for group in probed.groups:
         layer = probed.member_layer(group.key)
-        ids = graph.spaces[id(layer)].ids[group.unit_group.indices(group.key)]
+        ids = graph.spaces[id(layer)].ids[group.indices(group.key)]
         for unit, unit_id in enumerate(ids):
             roots[graph.root(unit_id)] = (group.key, unit)
     return roots

@@ -28,7 +28,7 @@ from keras_darn.criteria.gates import make_gates
 from keras_darn.criteria.gates import tile
 from keras_darn.criteria.per_example import per_example_correct
 from keras_darn.criteria.per_example import per_example_loss
-from keras_darn.criteria.probe_group import select_groups
+from keras_darn.criteria.group_selection import select_groups
 from keras_darn.graph.nodes import functional_of
 from keras_darn.graph.nodes import nodes_in_order
 from keras_darn.rebuild.operations import remove_units
@@ -53,7 +53,7 @@ class ProbedModel:
             gated). Defaults to `False`.
 
     Attributes:
-        groups: list of `ProbeGroup`, in trace order.
+        groups: list of `UnitGroup`, in trace order.
         gains: `{key: float32 array}` of the units' current gains: 1 for
             units in place, 0 for units switched off by `remove`.
         live: `{key: bool array}` of the units that may still be scored and
@@ -126,7 +126,7 @@ class ProbedModel:
         return [g.key for g in self.groups]
 
     def group(self, key):
-        """The `ProbeGroup` with key (or member layer name) `key`."""
+        """The `UnitGroup` with key (or member layer name) `key`."""
         for group in self.groups:
             if key == group.key or key in group.layers:
                 return group
@@ -155,11 +155,11 @@ class ProbedModel:
             live = np.ones(group.size, dtype=bool)
             for name in group.layers:
                 if name in masked:
-                    live[np.isin(group.unit_group.indices(name), masked[name])] = False
+                    live[np.isin(group.indices(name), masked[name])] = False
                 layer = self.member_layer(name)
                 if hasattr(layer, "get_unit_mask"):
                     mask = layer.get_unit_mask()
-                    live &= mask[group.unit_group.indices(name)] > 0
+                    live &= mask[group.indices(name)] > 0
             self.live[group.key] = live & (self.gains[group.key] != 0)
 
     def remove(self, key, units):

@@ -15,21 +15,33 @@ class UnitGroup:
 
     Attributes:
         layers: names of the member layers, in trace order.
+        key: the name of the first member layer; scores, plans and events
+            name the group by it.
         size: number of units in the group.
         resizable: whether units of the group may be removed or added.
         reason: why the group is fixed (None when resizable).
+        observable: whether the units' outputs can be read and gated by a
+            forward pass over the top-level graph (`False` for units inside
+            a layer, such as attention heads, and for layers of nested
+            models; set by the criteria when they choose groups).
     """
 
     def __init__(self, layers, indices, reason):
         self.layers = list(layers)
+        self.key = self.layers[0]
         self._indices = indices
         self.size = len(next(iter(indices.values())))
         self.reason = reason
         self.resizable = reason is None
+        self.observable = True
 
     def indices(self, layer_name):
         """Output-unit indices of `layer_name` in this group, in group order."""
         return self._indices[layer_name]
+
+    def layer_indices(self, units, layer_name=None):
+        """Indices in `layer_name`'s own output (the key layer's by default) of group units `units`."""
+        return self._indices[layer_name or self.key][np.asarray(units, dtype=np.int64)]
 
     def units(self):
         """One `{layer_name: index}` dict per unit of the group."""

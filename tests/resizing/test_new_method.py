@@ -21,7 +21,7 @@ class BiasMagnitude(darn.criteria.Criterion):
     def score(self, probed, x, y, strategy):
         return {
             group.key: np.abs(keras.ops.convert_to_numpy(
-                probed.member_layer(group.key).bias))[group.unit_group.indices(group.key)]
+                probed.member_layer(group.key).bias))[group.indices(group.key)]
             for group in probed.groups
         }
 

@@ -97,7 +97,7 @@ def fold_into_partners(probed, pruned_model, pairs, statistics):
     for group in probed.groups:
         units = [r for r, _, _ in pairs.get(group.key, [])]
         for name in group.layers:
-            removed_outputs[name] = group.unit_group.indices(name)[np.asarray(units, int)]
+            removed_outputs[name] = group.indices(name)[np.asarray(units, int)]
     folds = []
     for group in probed.groups:
         group_pairs = pairs.get(group.key, [])
@@ -105,7 +105,7 @@ def fold_into_partners(probed, pruned_model, pairs, statistics):
             continue
         removed_group = np.array(sorted(r for r, _, _ in group_pairs))
         for gate in probed.gates_of(group.key):
-            order = group.unit_group.indices(gate.layer.name)
+            order = group.indices(gate.layer.name)
             removed_channels = np.sort(order[removed_group])
             for reader, spatial in _readers(gate, consumers_of):
                 old = {w.name: keras.ops.convert_to_numpy(w) for w in reader.weights}

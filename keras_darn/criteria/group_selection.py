@@ -1,38 +1,8 @@
-"""`ProbeGroup`: one resizable unit group as the criteria see it, and how they are chosen."""
-
-import numpy as np
+"""Which resizable unit groups a `ProbedModel` scores."""
 
 from keras_darn.graph import unit_groups
 from keras_darn.graph.nodes import leaf_layers
 from keras_darn.graph.unit_axes import parts_of
-
-
-class ProbeGroup:
-    """One resizable unit group as the criteria see it.
-
-    Attributes:
-        key: name of the group's first layer; scores are keyed by it.
-        unit_group: the `keras_darn.graph.UnitGroup`.
-        size: number of units.
-        layers: names of the member (producer) layers.
-        observable: whether the units' outputs can be read and gated
-            (`False` for units inside a layer, such as attention heads).
-    """
-
-    def __init__(self, unit_group, observable=True):
-        self.unit_group = unit_group
-        self.observable = observable
-        self.key = unit_group.layers[0]
-        self.size = unit_group.size
-        self.layers = list(unit_group.layers)
-
-    def layer_indices(self, units, layer_name=None):
-        """Indices in `layer_name`'s own output of group units `units`."""
-        name = layer_name or self.key
-        return self.unit_group.indices(name)[np.asarray(units, dtype=np.int64)]
-
-    def __repr__(self):
-        return f"<ProbeGroup '{self.key}': {self.size} units of {self.layers}>"
 
 
 def select_groups(model, order, layers=None, parts=False):
@@ -49,8 +19,9 @@ def select_groups(model, order, layers=None, parts=False):
             models. Only criteria that read weights can score them.
 
     Returns:
-        `([ProbeGroup], {name: layer or UnitPart})`, the second for the
-        members outside the top-level graph.
+        `([UnitGroup], {name: layer or UnitPart})`: the groups, each with
+        `observable` set (whether all its members are in the top-level
+        graph), and the members outside the top-level graph.
 
     Raises:
         ValueError: for a name in `layers` that is not a layer with
@@ -86,6 +57,6 @@ def select_groups(model, order, layers=None, parts=False):
         raise ValueError(
             f"Model '{model.name}' has no resizable unit group in its top-level graph to score."
         )
-    probe_groups = [ProbeGroup(g, observable=all(name in top for name in g.layers))
-                    for g in chosen]
-    return probe_groups, inner
+    for group in chosen:
+        group.observable = all(name in top for name in group.layers)
+    return chosen, inner
