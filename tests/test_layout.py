@@ -84,3 +84,38 @@ def test_top_level_names_are_few():
                  "remove_units", "add_units", "insert_layer", "shrink", "unit_groups",
                  "count_params", "count_flops", "methods", "schedules"):
         assert name in names
+
+
+def _traced_default_path():
+    """The package's files outside graph/ and rebuild/ that the default method runs."""
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.BatchNormalization(), keras.layers.Flatten(),
+        keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3),
+    ])
+    x = np.random.default_rng(0).random((32, 8, 8, 1)).astype("float32")
+    y = np.arange(32) % 3
+    files = set()
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(str(PACKAGE)):
+            files.add(pathlib.Path(frame.f_code.co_filename).relative_to(ROOT).as_posix())
+
+    sys.setprofile(profile)
+    try:
+        pruned, callback = darn.prepare(model, "magnitude", darn.Target(flops=0.5))
+        pruned.compile("adam", "sparse_categorical_crossentropy")
+        pruned.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+        callback.finish()
+    finally:
+        sys.setprofile(None)
+    return {f for f in files if not f.startswith(("keras_darn/graph/", "keras_darn/rebuild/"))}
+
+
+def test_the_architecture_page_lists_the_default_methods_path():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    listed = page.split("<!-- default-path:start -->")[1].split("<!-- default-path:end -->")[0]
+    assert set(re.findall(r"^- `([^`]+)`", listed, re.M)) == _traced_default_path()
