@@ -20,6 +20,7 @@ import numbers
 
 import keras
 
+from keras_darn.graph.activations import layer_width
 from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.resizing.callback_state import ResumableCallback
 from keras_darn.resizing.callback_state import schedule_epochs
@@ -207,7 +208,7 @@ class GrowthCallback(ResumableCallback):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         for name in self.layer_names:
-            growth_triggers.layer_width(self.model, name)
+            layer_width(self.model, name)
 
     def on_epoch_end(self, epoch, logs=None):
         decision = self.decide(self.model, epoch)
@@ -242,7 +243,7 @@ class GrowthCallback(ResumableCallback):
         Returns:
             A `GrowthDecision`.
         """
-        widths = {name: growth_triggers.layer_width(model, name) for name in self.layer_names}
+        widths = {name: layer_width(model, name) for name in self.layer_names}
         activations = {}
         if self.trigger is not None or self.criterion is not None:
             activations = growth_triggers.collect_activations(

@@ -26,9 +26,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_darn.criteria.per_example import per_example_loss
+from keras_darn.graph.activations import activation_chain
+from keras_darn.graph.activations import layer_width
 from keras_darn.graph.nodes import functional_of
 from keras_darn.graph.nodes import inbound_nodes
-from keras_darn.methods.growth import triggers as growth_triggers
 
 DEFAULT_INCOMING_NORM = 0.01
 
@@ -71,7 +72,7 @@ def apply_gradmax(old_model, new_model, plan, gradient_data, incoming_norm=None,
         )
     rng = rng or np.random.default_rng()
     functional = functional_of(new_model)
-    old_widths = {name: growth_triggers.layer_width(old_model, name) for name in plan}
+    old_widths = {name: layer_width(old_model, name) for name in plan}
     consumers = {name: _consumer(functional, new_model.get_layer(name)) for name in plan}
     for name in plan:  # zero incoming weights: the new units output 0
         layer = new_model.get_layer(name)
@@ -111,7 +112,7 @@ def _consumer(functional, layer):
             f"init='gradmax' grows Dense layers called once. Received: layer '{layer.name}' "
             f"of type {type(layer).__name__}"
         )
-    _, chain, users = growth_triggers.activation_chain(functional, layer)
+    _, chain, users = activation_chain(functional, layer)
     activations = [layer.activation] + [
         getattr(c, "activation", None) or c for c in chain
     ]

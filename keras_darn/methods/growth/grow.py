@@ -33,12 +33,12 @@ other way round).
 import keras
 import numpy as np
 
-from keras_darn.methods.growth.gradmax import apply_gradmax
+from keras_darn.graph.activations import layer_width
 from keras_darn.methods.growth.callback import PAIR_INITS
 from keras_darn.methods.growth.callback import SPLIT_INITS
-from keras_darn.methods.growth import triggers as growth_triggers
-from keras_darn.rebuild import Rebuilder
+from keras_darn.methods.growth.gradmax import apply_gradmax
 from keras_darn.metrics import count_params
+from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import compile_like
 from keras_darn.validation import check_one_of
 
@@ -252,7 +252,7 @@ def _set_incoming_norm(model, new_model, plan, multiple):
     if isinstance(multiple, bool) or not isinstance(multiple, (int, float)) or multiple <= 0:
         raise ValueError(f"Expected a positive `incoming_norm`. Received: incoming_norm={multiple!r}")
     for name in plan:
-        old_width = growth_triggers.layer_width(model, name)
+        old_width = layer_width(model, name)
         kernel = _weight(new_model.get_layer(name), "kernel")
         value = keras.ops.convert_to_numpy(kernel)
         columns = value.reshape(-1, value.shape[-1])
@@ -267,7 +267,7 @@ def _split_sources(model, plan, sources, rng):
     sources = sources or {}
     result = {}
     for name, count in plan.items():
-        width = growth_triggers.layer_width(model, name)
+        width = layer_width(model, name)
         chosen = sources.get(name)
         if chosen is None:
             chosen = rng.choice(width, size=count, replace=count > width)
@@ -284,7 +284,7 @@ def _split_sources(model, plan, sources, rng):
 def _pair_sources(model, plan, sources):
     result = {}
     for name, count in plan.items():
-        width = growth_triggers.layer_width(model, name)
+        width = layer_width(model, name)
         pairs = (sources or {}).get(name)
         if pairs is None:
             raise ValueError(
@@ -310,7 +310,7 @@ def _grow_pair_average(model, plan, pairs, rng, seed, compile, new_slots="zeros"
     rebuilder = Rebuilder(model, seed=seed).add(plan, init="zeros_out")
     new_model = rebuilder.build()
     for name, name_pairs in pairs.items():
-        old_width = growth_triggers.layer_width(model, name)
+        old_width = layer_width(model, name)
         layer = new_model.get_layer(name)
         for weight_name in ("kernel", "bias"):
             variable = _weight(layer, weight_name)

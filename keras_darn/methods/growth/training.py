@@ -15,18 +15,19 @@ The schedule is a `keras_darn.Schedule` whose steps are epoch indices from
 
 import keras
 
-from keras_darn.methods.growth.grow import INITS
 from keras_darn.graph import unit_groups
+from keras_darn.graph.activations import layer_width
+from keras_darn.methods.growth import triggers as growth_triggers
+from keras_darn.methods.growth.callback import GrowthCallback
+from keras_darn.methods.growth.callback import PAIR_INITS
+from keras_darn.methods.growth.callback import SPLIT_INITS
+from keras_darn.methods.growth.grow import INITS
 from keras_darn.methods.growth.grow import grow_units
 from keras_darn.methods.growth.grow import params_after_growth
 from keras_darn.methods.growth.staged_fit import EpochRunner
 from keras_darn.methods.growth.staged_fit import StagedCallbacks
 from keras_darn.methods.growth.staged_fit import probe_arrays
 from keras_darn.methods.growth.staged_fit import probe_loss
-from keras_darn.methods.growth.callback import PAIR_INITS
-from keras_darn.methods.growth.callback import SPLIT_INITS
-from keras_darn.methods.growth.callback import GrowthCallback
-from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild.training_state import compile_fresh
 from keras_darn.resizing.results import Result
@@ -263,7 +264,7 @@ def _grow(
         )
         if reset_optimizer:
             compile_fresh(new_model, model)
-    widths_after = {n: growth_triggers.layer_width(new_model, n) for n in decision.widths}
+    widths_after = {n: layer_width(new_model, n) for n in decision.widths}
     loss_after = probe_loss(new_model, probe_x, probe_y)
     change = None if loss_before is None else (
         abs(loss_after - loss_before) / max(abs(loss_before), 1e-12))

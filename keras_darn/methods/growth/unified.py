@@ -27,15 +27,16 @@ import math
 
 import numpy as np
 
+from keras_darn.graph.activations import layer_width
+from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.methods.growth.callback import units_to_add
 from keras_darn.methods.growth.grow import grow_units
-from keras_darn.methods.growth.training import default_criterion
-from keras_darn.methods.growth.training import default_layers
 from keras_darn.methods.growth.staged_fit import EpochRunner
 from keras_darn.methods.growth.staged_fit import StagedCallbacks
 from keras_darn.methods.growth.staged_fit import probe_arrays
 from keras_darn.methods.growth.staged_fit import probe_loss
-from keras_darn.methods.growth import triggers as growth_triggers
+from keras_darn.methods.growth.training import default_criterion
+from keras_darn.methods.growth.training import default_layers
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units
@@ -268,7 +269,7 @@ def darn_unified(
 def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigger, init,
                criterion, noise, incoming_norm, dead_tolerance, redundancy, min_units, probe_x,
                probe_y, seed):
-    widths = {n: growth_triggers.layer_width(model, n) for n in layers}
+    widths = {n: layer_width(model, n) for n in layers}
     activations = growth_triggers.collect_activations(model, probe_x, layers)
     params_before = count_params(model)
     loss_before = probe_loss(model, probe_x, probe_y)
@@ -321,7 +322,7 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
         round=round_index,
         epoch=epoch,
         widths_before=widths,
-        widths_after={n: growth_triggers.layer_width(model, n) for n in layers},
+        widths_after={n: layer_width(model, n) for n in layers},
         removed=removed,
         added=added,
         ranks=ranks,

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_darn.graph.activations import layer_width
 from keras_darn.methods.growth import triggers as gt
 
 
@@ -101,4 +102,4 @@ def test_collect_activations_reads_after_the_activation_chain():
     with pytest.raises(ValueError, match="No layer named 'nope'"):
         gt.collect_activations(model, data, ["nope"])
     with pytest.raises(ValueError, match="units` or `filters"):
-        gt.layer_width(model, "bn")
+        layer_width(model, "bn")
