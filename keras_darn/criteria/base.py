@@ -10,6 +10,7 @@ differ only in constructor arguments, and every criterion round-trips through
 
 import abc
 
+import keras
 import numpy as np
 
 from keras_darn.criteria.probes import ProbedModel
@@ -68,7 +69,10 @@ class Criterion(abc.ABC):
 
         Args:
             model: a `keras.Model`, or a `ProbedModel` (reused across calls;
-                its removed and masked units are not scored).
+                its removed and masked units are not scored); criteria that
+                read weights only (`reads_weights_only`) also take any unit
+                state with `model`, `groups`, `live` and `member_layer` (the
+                pruning method's `PruningState`).
             x: model inputs to compute the scores on. Required when
                 `needs_data`.
             y: targets for `x`. Required when `needs_labels`.
@@ -86,7 +90,10 @@ class Criterion(abc.ABC):
         Raises:
             ValueError: when data the criterion needs is missing.
         """
-        probed = model if isinstance(model, ProbedModel) else ProbedModel(model, layers=layers)
+        # A keras.Model gets a ProbedModel; a ProbedModel, or for criteria that
+        # read weights only any unit state (`.model`, `.groups`, `.live`,
+        # `member_layer`), is scored as it is.
+        probed = ProbedModel(model, layers=layers) if isinstance(model, keras.Model) else model
         if self.needs_data and x is None:
             raise ValueError(
                 f"Criterion '{self.name}' computes its scores on data: pass `x`. "

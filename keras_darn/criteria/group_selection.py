@@ -1,8 +1,11 @@
-"""Which resizable unit groups a `ProbedModel` scores."""
+"""Which resizable unit groups a pruning run scores, and which of their units are live."""
+
+import numpy as np
 
 from keras_darn.graph import unit_groups
 from keras_darn.graph.nodes import leaf_layers
 from keras_darn.graph.unit_axes import parts_of
+from keras_darn.rebuild.unit_masks import masked_plan
 
 
 def select_groups(model, order, layers=None, parts=False):
@@ -60,3 +63,29 @@ def select_groups(model, order, layers=None, parts=False):
     for group in chosen:
         group.observable = all(name in top for name in group.layers)
     return chosen, inner
+
+
+def live_units(model, groups, member_layer):
+    """`{group key: bool array}`: the units not masked off.
+
+    Masked units are those of the model's unit masks
+    (`keras_darn.rebuild.unit_masks`, set during `fit`) and those switched
+    off in `PrunableDense`/`PrunableConv2D`.
+
+    Args:
+        model: the model.
+        groups: its `UnitGroup`s.
+        member_layer: `member_layer(name)`, the member layer object of a name.
+    """
+    masked = masked_plan(model)
+    live = {}
+    for group in groups:
+        alive = np.ones(group.size, dtype=bool)
+        for name in group.layers:
+            if name in masked:
+                alive[np.isin(group.indices(name), masked[name])] = False
+            layer = member_layer(name)
+            if hasattr(layer, "get_unit_mask"):
+                alive &= layer.get_unit_mask()[group.indices(name)] > 0
+        live[group.key] = alive
+    return live

@@ -28,11 +28,11 @@ from keras_darn.criteria.gates import make_gates
 from keras_darn.criteria.gates import tile
 from keras_darn.criteria.per_example import per_example_correct
 from keras_darn.criteria.per_example import per_example_loss
+from keras_darn.criteria.group_selection import live_units
 from keras_darn.criteria.group_selection import select_groups
 from keras_darn.graph.nodes import functional_of
 from keras_darn.graph.nodes import nodes_in_order
 from keras_darn.rebuild.operations import remove_units
-from keras_darn.rebuild.unit_masks import masked_plan
 
 
 class ProbedModel:
@@ -143,24 +143,13 @@ class ProbedModel:
         return self._loss_fn
 
     def refresh_from_masks(self):
-        """Marks masked units as not live.
+        """Marks masked units as not live (`group_selection.live_units`).
 
-        Masked units are those of the model's unit masks
-        (`keras_darn.rebuild.unit_masks`, set during `fit`) and those
-        switched off in `PrunableDense`/`PrunableConv2D`. They keep gain 1:
-        the mask already decides what they output.
+        They keep gain 1: the mask already decides what they output.
         """
-        masked = masked_plan(self.model)
+        live = live_units(self.model, self.groups, self.member_layer)
         for group in self.groups:
-            live = np.ones(group.size, dtype=bool)
-            for name in group.layers:
-                if name in masked:
-                    live[np.isin(group.indices(name), masked[name])] = False
-                layer = self.member_layer(name)
-                if hasattr(layer, "get_unit_mask"):
-                    mask = layer.get_unit_mask()
-                    live &= mask[group.indices(name)] > 0
-            self.live[group.key] = live & (self.gains[group.key] != 0)
+            self.live[group.key] = live[group.key] & (self.gains[group.key] != 0)
 
     def remove(self, key, units):
         """Switches group units off (gain 0) so that they count as removed.

@@ -11,7 +11,8 @@ reached. A masked unit's weights are zeroed on every member of its group
 outputs. Groups that cannot be masked exactly (units normalized together by
 `LayerNormalization`) are left out, and `skipped` says why. Under a
 `tf.distribute` strategy the criterion's statistics are computed by all
-replicas and summed (`ProbedModel.accumulate`).
+replicas and summed (`ProbedModel.accumulate`); the groups and their live
+units are the callback's `PruningState`.
 
 What has been pruned follows from the events, saved with the model's
 weights, and every step's goal follows from the target, the schedule and
@@ -21,9 +22,9 @@ the full-width model alone, so a training restarted from a checkpoint
 
 
 from keras_darn.criteria import base as criteria_base
-from keras_darn.criteria.probes import ProbedModel
 from keras_darn.graph import unit_groups
 from keras_darn.methods.pruning import budget
+from keras_darn.methods.pruning.state import PruningState
 from keras_darn.rebuild.unit_masks import masks_of
 from keras_darn.resizing.callback_state import ResumableCallback
 from keras_darn.resizing.callback_state import schedule_epochs
@@ -154,8 +155,8 @@ class CriterionPruning(ResumableCallback):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        probed = ProbedModel(self.model, layers=self.layer_names,
-                             parts=self.criterion.reads_weights_only)
+        probed = PruningState(self.model, layers=self.layer_names,
+                              parts=self.criterion.reads_weights_only)
         masks = masks_of(self.model)
         maskable = self._maskable_groups(probed, masks)
         if not maskable:
@@ -166,6 +167,9 @@ class CriterionPruning(ResumableCallback):
         masks.install()
         probed.groups = maskable
         probed.refresh_from_masks()
+        # A criterion that reads outputs probes the model now, so that a
+        # model it cannot probe is refused before training.
+        probed.scored_by(self.criterion)
         self._probed = probed
         self._masks = masks
         # Masks do not change the graph: the counts of the full-width model
@@ -226,12 +230,13 @@ class CriterionPruning(ResumableCallback):
 
     def _prune(self, epoch, amount):
         probed = self._probed
+        scored = probed.scored_by(self.criterion)
         if self.criterion.needs_data:
             scores = self.criterion(
-                probed, self.x, self.y, strategy=self.model.distribute_strategy
+                scored, self.x, self.y, strategy=self.model.distribute_strategy
             )
         else:
-            scores = self.criterion(probed)
+            scores = self.criterion(scored)
         plan = budget.select(probed, scores, self.allocation, self.target, amount,
                              self._sizes, self._original)
         self._masks.add(budget.layer_plan(probed, plan))

@@ -13,8 +13,8 @@ data-free criteria).
 """
 
 
-from keras_darn.criteria.probes import ProbedModel
 from keras_darn.methods.pruning import budget
+from keras_darn.methods.pruning.state import PruningState
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units
 from keras_darn.rebuild import shrink as shrink_model
@@ -37,7 +37,7 @@ class _Run:
         self.original = counting[2](model) if counting else None
 
     def probed(self):
-        probed = ProbedModel(self.model, layers=self.layers, parts=self.weights_only)
+        probed = PruningState(self.model, layers=self.layers, parts=self.weights_only)
         probed.groups = [
             g for g in probed.groups if not set(g.layers) & set(self.target.exclude)
             and not (self.allocation.global_pruning and budget.one_direction(probed, g))
@@ -155,11 +155,12 @@ def _distiller(model, distillation, teacher):
 
 def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose, carry_state=True):
     probed = run.probed()
+    scored = probed.scored_by(criterion)
     if criterion.needs_data:
         x_score, y_score = score_data
-        scores = criterion(probed, x_score, y_score)
+        scores = criterion(scored, x_score, y_score)
     else:
-        scores = criterion(probed)
+        scores = criterion(scored)
     plan = budget.select(probed, scores, run.allocation, run.target, amount, run.sizes,
                          run.original)
     if shrink:
