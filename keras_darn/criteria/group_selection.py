@@ -65,6 +65,19 @@ def select_groups(model, order, layers=None, parts=False):
     return chosen, inner
 
 
+def find_group(groups, key):
+    """The group of `groups` with key (or member layer name) `key`.
+
+    Raises:
+        ValueError: when no group has a layer of that name.
+    """
+    for group in groups:
+        if key == group.key or key in group.layers:
+            return group
+    raise ValueError(f"No scored group with layer '{key}'. Scored groups: "
+                     f"{[g.key for g in groups]}. Received: {key!r}")
+
+
 def live_units(model, groups, member_layer):
     """`{group key: bool array}`: the units not masked off.
 

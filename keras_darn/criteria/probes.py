@@ -28,6 +28,7 @@ from keras_darn.criteria.gates import make_gates
 from keras_darn.criteria.gates import tile
 from keras_darn.criteria.per_example import per_example_correct
 from keras_darn.criteria.per_example import per_example_loss
+from keras_darn.criteria.group_selection import find_group
 from keras_darn.criteria.group_selection import live_units
 from keras_darn.criteria.group_selection import select_groups
 from keras_darn.graph.nodes import functional_of
@@ -127,13 +128,7 @@ class ProbedModel:
 
     def group(self, key):
         """The `UnitGroup` with key (or member layer name) `key`."""
-        for group in self.groups:
-            if key == group.key or key in group.layers:
-                return group
-        raise ValueError(
-            f"No probed group with layer '{key}'. Probed groups: {self.keys}. "
-            f"Received: {key!r}"
-        )
+        return find_group(self.groups, key)
 
     @property
     def loss_fn(self):

@@ -39,14 +39,18 @@ class BiasPruning(darn.methods.Method):
         return prunable, callback
 
 
-def test_new_method_runs_through_the_front_door(tmp_path):
-    assert "test_bias_pruning" in darn.methods.names()
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential([
+def _mlp(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
         keras.Input((5,)),
         keras.layers.Dense(8, activation="relu", bias_initializer="random_normal", name="h"),
         keras.layers.Dense(2, name="out"),
     ])
+
+
+def test_new_method_runs_through_the_front_door(tmp_path):
+    assert "test_bias_pruning" in darn.methods.names()
+    model = _mlp(seed=1)
     biases = np.abs(model.get_layer("h").get_weights()[1])
     x = np.random.default_rng(0).normal(size=(32, 5)).astype("float32")
     model, callback = darn.prepare(model, "test_bias_pruning", darn.Target(fraction=0.5))
@@ -66,12 +70,7 @@ def test_a_registered_criterion_is_a_method_name_with_no_method_of_its_own():
     # `test_bias_magnitude` is registered above as a criterion only.
     assert "test_bias_magnitude" not in darn.methods.names()
     assert "test_bias_magnitude" in darn.criteria.names()
-    keras.utils.set_random_seed(2)
-    model = keras.Sequential([
-        keras.Input((5,)),
-        keras.layers.Dense(8, activation="relu", bias_initializer="random_normal", name="h"),
-        keras.layers.Dense(2, name="out"),
-    ])
+    model = _mlp(seed=2)
     x = np.random.default_rng(0).normal(size=(32, 5)).astype("float32")
     pruned, callback = darn.prepare(model, "test_bias_magnitude", darn.Target(fraction=0.5))
     assert isinstance(callback.method.criterion, BiasMagnitude)

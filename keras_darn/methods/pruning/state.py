@@ -1,5 +1,6 @@
 """`PruningState`: the unit groups a pruning run works on and which of their units are live."""
 
+from keras_darn.criteria.group_selection import find_group
 from keras_darn.criteria.group_selection import live_units
 from keras_darn.criteria.group_selection import select_groups
 from keras_darn.criteria.probes import ProbedModel
@@ -48,11 +49,7 @@ class PruningState:
 
     def group(self, key):
         """The `UnitGroup` with key (or member layer name) `key`."""
-        for group in self.groups:
-            if key == group.key or key in group.layers:
-                return group
-        raise ValueError(f"No pruned group with layer '{key}'. Pruned groups: {self.keys}. "
-                         f"Received: {key!r}")
+        return find_group(self.groups, key)
 
     def member_layer(self, name):
         """The member layer object called `name` (a `UnitPart` for a layer's part)."""
