@@ -50,7 +50,7 @@ class CriterionPruning(ResumableCallback):
     lowest-scored units first. Any functional or Sequential model the
     Rebuilder supports works as it is (masks act on its weights, in place).
     After every epoch `logs["live_units"]` holds the number of live units of
-    the probed groups. A schedule with no event within the epochs of a `fit`
+    the pruned groups. A schedule with no event within the epochs of a `fit`
     warns once at its first epoch.
 
     Args:
@@ -129,7 +129,7 @@ class CriterionPruning(ResumableCallback):
         self.verbose = verbose
         self.events = []
         self.skipped = {}
-        self._probed = None
+        self._state = None
         self._sizes = None
         self._original = None
 
@@ -148,29 +148,29 @@ class CriterionPruning(ResumableCallback):
         for event in self.events:
             plan.setdefault(event["layer"], set()).update(event["units"])
         self._masks.set({name: sorted(units) for name, units in plan.items()})
-        self._probed.refresh_from_masks()
+        self._state.refresh_from_masks()
 
     def schedule_summary(self, first_epoch, last_epoch):
         return repr(self.schedule), schedule_epochs(self.schedule, first_epoch, last_epoch)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        probed = PruningState(self.model, layers=self.layer_names,
+        state = PruningState(self.model, layers=self.layer_names,
                               parts=self.criterion.reads_weights_only)
         masks = masks_of(self.model)
-        maskable = self._maskable_groups(probed, masks)
+        maskable = self._maskable_groups(state, masks)
         if not maskable:
             raise ValueError(
                 f"CriterionPruning found no unit group of model '{self.model.name}' to prune "
                 f"during fit.{self._left_out()}"
             )
         masks.install()
-        probed.groups = maskable
-        probed.refresh_from_masks()
+        state.groups = maskable
+        state.refresh_from_masks()
         # A criterion that reads outputs probes the model now, so that a
         # model it cannot probe is refused before training.
-        probed.scored_by(self.criterion)
-        self._probed = probed
+        state.scored_by(self.criterion)
+        self._state = state
         self._masks = masks
         # Masks do not change the graph: the counts of the full-width model
         # are the original ones, also after a restart.
@@ -178,7 +178,7 @@ class CriterionPruning(ResumableCallback):
         counting = budget.counter_of(self.target)
         self._original = counting[2](self.model) if counting else None
         try:
-            budget.check_reachable(probed, self.allocation, self.target, self._sizes,
+            budget.check_reachable(state, self.allocation, self.target, self._sizes,
                                    self._original)
         except ValueError as error:
             if not self.skipped:
@@ -190,20 +190,20 @@ class CriterionPruning(ResumableCallback):
         """The groups in `skipped` and why, one line each."""
         return "".join(f"\n- '{key}': {reason}" for key, reason in self.skipped.items())
 
-    def _maskable_groups(self, probed, masks):
-        """The probed groups to prune; says in `skipped` why the others are left out."""
+    def _maskable_groups(self, state, masks):
+        """The groups to prune; says in `skipped` why the others are left out."""
         self.skipped = {}
-        probed_keys = {g.key for g in probed.groups}
+        scored_keys = {g.key for g in state.groups}
         if self.layer_names is None:
             for group in unit_groups(self.model, resizable_only=True):
-                if group.layers[0] not in probed_keys:
+                if group.layers[0] not in scored_keys:
                     self.skipped[group.layers[0]] = (
                         f"criterion '{self.criterion.name}' scores units by their outputs or "
                         "their producer's kernel, and these units are not in the top-level "
                         "graph (units inside a layer, such as attention heads, or layers of "
                         "a nested model); 'magnitude', 'magnitude_l1' and 'bn_scale' prune them")
         maskable = []
-        for group in probed.groups:
+        for group in state.groups:
             if set(group.layers) & set(self.target.exclude):
                 continue
             reason = masks.inexact_reason(group.key)
@@ -211,7 +211,7 @@ class CriterionPruning(ResumableCallback):
                 self.skipped[group.key] = (
                     f"not pruned during fit: {reason}; darn.resize removes its units "
                     "between fits")
-            elif self.allocation.global_pruning and budget.one_direction(probed, group):
+            elif self.allocation.global_pruning and budget.one_direction(state, group):
                 self.skipped[group.key] = (
                     "not pruned with global_pruning=True: the two directions of a "
                     "Bidirectional layer keep equal widths, which one global ranking "
@@ -224,28 +224,28 @@ class CriterionPruning(ResumableCallback):
         amount = self.schedule(epoch)
         if amount is not None:
             self._prune(epoch, min(1.0, float(amount)))
-        if logs is not None and self._probed is not None:
-            logs["live_units"] = int(sum(self._probed.live[k].sum() for k in self._probed.keys))
+        if logs is not None and self._state is not None:
+            logs["live_units"] = int(sum(self._state.live[k].sum() for k in self._state.keys))
         super().on_epoch_end(epoch, logs)
 
     def _prune(self, epoch, amount):
-        probed = self._probed
-        scored = probed.scored_by(self.criterion)
+        state = self._state
+        scored = state.scored_by(self.criterion)
         if self.criterion.needs_data:
             scores = self.criterion(
                 scored, self.x, self.y, strategy=self.model.distribute_strategy
             )
         else:
             scores = self.criterion(scored)
-        plan = budget.select(probed, scores, self.allocation, self.target, amount,
+        plan = budget.select(state, scores, self.allocation, self.target, amount,
                              self._sizes, self._original)
-        self._masks.add(budget.layer_plan(probed, plan))
-        probed.refresh_from_masks()
-        for group in probed.groups:
+        self._masks.add(budget.layer_plan(state, plan))
+        state.refresh_from_masks()
+        for group in state.groups:
             units = plan.get(group.key)
             if units is None or not len(units):
                 continue
-            live = int(probed.live[group.key].sum())
+            live = int(state.live[group.key].sum())
             self.events.append(
                 {
                     "step": epoch,

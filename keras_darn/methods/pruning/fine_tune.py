@@ -36,21 +36,21 @@ class _Run:
         self.sizes = None
         self.original = counting[2](model) if counting else None
 
-    def probed(self):
-        probed = PruningState(self.model, layers=self.layers, parts=self.weights_only)
-        probed.groups = [
-            g for g in probed.groups if not set(g.layers) & set(self.target.exclude)
-            and not (self.allocation.global_pruning and budget.one_direction(probed, g))
+    def state(self):
+        state = PruningState(self.model, layers=self.layers, parts=self.weights_only)
+        state.groups = [
+            g for g in state.groups if not set(g.layers) & set(self.target.exclude)
+            and not (self.allocation.global_pruning and budget.one_direction(state, g))
         ]
-        if not probed.groups:
+        if not state.groups:
             raise ValueError(
                 "No resizable group is left to prune once `exclude` is applied. Received: "
                 f"exclude={list(self.target.exclude)}"
             )
-        probed.refresh_from_masks()
+        state.refresh_from_masks()
         if self.sizes is None:
-            self.sizes = {g.key: g.size for g in probed.groups}
-        return probed
+            self.sizes = {g.key: g.size for g in state.groups}
+        return state
 
 
 def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, score_data=None,
@@ -108,7 +108,7 @@ def prune_and_fine_tune(model, criterion, target, allocation, x=None, y=None, sc
     # With distillation, a Distiller of run.model, made again only when the
     # model is rebuilt or recompiled (a new Distiller traces its step anew).
     trainer = run.model
-    first = run.probed()
+    first = run.state()
     budget.check_reachable(first, allocation, target, run.sizes, run.original)
     events, logs = [], {}
     if epochs == 0:
@@ -154,14 +154,14 @@ def _distiller(model, distillation, teacher):
 
 
 def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose, carry_state=True):
-    probed = run.probed()
-    scored = probed.scored_by(criterion)
+    state = run.state()
+    scored = state.scored_by(criterion)
     if criterion.needs_data:
         x_score, y_score = score_data
         scores = criterion(scored, x_score, y_score)
     else:
         scores = criterion(scored)
-    plan = budget.select(probed, scores, run.allocation, run.target, amount, run.sizes,
+    plan = budget.select(state, scores, run.allocation, run.target, amount, run.sizes,
                          run.original)
     if shrink:
         # Limits apply to the original widths (`run.sizes`); the rebuilt
@@ -169,17 +169,17 @@ def _step(run, criterion, score_data, amount, shrink, events, epoch, verbose, ca
         plan = {k: v for k, v in plan.items() if len(v)}
         if plan:
             old = run.model
-            run.model = remove_units(old, budget.layer_plan(probed, plan),
+            run.model = remove_units(old, budget.layer_plan(state, plan),
                                      compile=old.compiled and carry_state)
-        widths = {g.key: g.size - len(plan.get(g.key, ())) for g in probed.groups}
+        widths = {g.key: g.size - len(plan.get(g.key, ())) for g in state.groups}
     else:
-        masks_of(run.model).add(budget.layer_plan(probed, plan))
-        probed.refresh_from_masks()
-        widths = {g.key: int(probed.live[g.key].sum()) for g in probed.groups}
+        masks_of(run.model).add(budget.layer_plan(state, plan))
+        state.refresh_from_masks()
+        widths = {g.key: int(state.live[g.key].sum()) for g in state.groups}
     for key, units in plan.items():
         if not len(units):
             continue
-        group = probed.group(key)
+        group = state.group(key)
         events.append({
             "step": epoch, "action": "remove", "layer": key,
             "units": group.layer_indices(units).tolist(), "live_units": widths[key],
