@@ -9,6 +9,7 @@ from keras_darn.layers.prunable_dense import PrunableDense
 from keras_darn.graph import registry
 from keras_darn.graph.nodes import is_graph_model
 from keras_darn.graph.nodes import leaf_layers
+from keras_darn.graph.nodes import producer_of
 
 _PRUNABLE_OF = {
     keras.layers.Dense: PrunableDense,
@@ -27,29 +28,42 @@ def _check_graph_model(model, function_name):
         )
 
 
-def _copy_weights_by_name(source, target, values=None):
-    """Assigns `source`'s weights to `target`'s weights of the same name.
+def clone_with_weights(model, clone_layer, values=None, keep_input_names=False):
+    """Clones `model` layer by layer through `clone_layer`, every weight carried over.
 
-    Mask weights present on only one side are skipped; `values` overrides the
-    value copied for a given weight name.
+    Weights travel by structure: each cloned layer's weights take the source
+    layer's in order, the masks set aside (`unit_mask`, `kernel_mask`): a
+    mask the source has is copied, one it lacks keeps its ones, one only the
+    source has is dropped. So a layer may come back as another class with the
+    same weights (a `Dense` as a `PrunableDense`, and back).
+
+    Args:
+        model: a Functional or Sequential `keras.Model` (nested models are
+            cloned layer by layer too).
+        clone_layer: `clone_layer(layer) -> new layer`, as for
+            `keras.models.clone_model`.
+        values: `values(source_layer) -> {weight name: value}`, values that
+            replace the source's for those weights (e.g. a kernel with its
+            connection mask folded in). Defaults to `None`.
+        keep_input_names: give the clone's inputs the names of the model's
+            (a functional model's; a Sequential model has none of its own).
+            Defaults to `False`.
+
+    Returns:
+        The new `keras.Model`, not compiled.
+
+    Raises:
+        RuntimeError: when cloning changed the layer order or a layer's
+            weights do not match its clone's.
     """
-    values = values or {}
-    source_weights = {w.name: w for w in source.weights}
-    for weight in target.weights:
-        if weight.name in _MASK_NAMES and weight.name not in source_weights:
-            continue
-        value = values.get(weight.name, source_weights[weight.name])
-        weight.assign(value)
-
-
-def _clone_and_copy(model, clone_layer, copy_layer):
-    """Clones `model` with `clone_layer`, then copies weights with `copy_layer`.
-
-    `copy_layer(source, target)` returns True when it handled the pair; other
-    layers get their weights with `set_weights(get_weights())`.
-    """
+    input_tensors = None
+    if keep_input_names and not isinstance(model, keras.Sequential):
+        input_tensors = keras.tree.map_structure(
+            lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=producer_of(x)[0].name),
+            model.input,
+        )
     clone = keras.models.clone_model(
-        model, clone_function=clone_layer, recursive=True
+        model, input_tensors=input_tensors, clone_function=clone_layer, recursive=True
     )
     for source, target in zip(leaf_layers(model), leaf_layers(clone)):
         if source.name != target.name:
@@ -57,9 +71,25 @@ def _clone_and_copy(model, clone_layer, copy_layer):
                 "Cloning changed the layer order: expected layer "
                 f"'{source.name}', found '{target.name}'."
             )
-        if not copy_layer(source, target):
-            target.set_weights(source.get_weights())
+        _carry_weights(source, target, values(source) if values is not None else {})
     return clone
+
+
+def _carry_weights(source, target, replaced):
+    """`source`'s weights into `target`'s, in order, masks aside (see `clone_with_weights`)."""
+    sources = [w for w in source.weights if w.name not in _MASK_NAMES]
+    targets = [w for w in target.weights if w.name not in _MASK_NAMES]
+    if [tuple(w.shape) for w in sources] != [tuple(w.shape) for w in targets]:
+        raise RuntimeError(
+            f"Layer '{source.name}' and its clone hold different weights: "
+            f"{[w.name for w in sources]} and {[w.name for w in targets]}."
+        )
+    for old, new in zip(sources, targets):
+        new.assign(replaced.get(old.name, old))
+    masks = {w.name: w for w in source.weights if w.name in _MASK_NAMES}
+    for weight in target.weights:
+        if weight.name in masks:
+            weight.assign(masks[weight.name])
 
 
 def _default_clone(layer):
@@ -151,13 +181,7 @@ def to_prunable(model, layer_names=None, connection_mask=False):
         config = {**layer.get_config(), "connection_mask": connection_mask}
         return _PRUNABLE_OF[type(layer)].from_config(config)
 
-    def copy_layer(source, target):
-        if id(source) not in targets:
-            return False
-        _copy_weights_by_name(source, target)
-        return True
-
-    return _clone_and_copy(model, clone_layer, copy_layer)
+    return clone_with_weights(model, clone_layer)
 
 
 def from_prunable(model):
@@ -209,13 +233,9 @@ def from_prunable(model):
         config.pop("connection_mask")
         return plain_class.from_config(config)
 
-    def copy_layer(source, target):
-        if type(source) not in _PLAIN_OF:
-            return False
-        values = {}
-        if source.kernel_mask is not None:
-            values["kernel"] = ops.multiply(source._kernel, source.kernel_mask)
-        _copy_weights_by_name(source, target, values)
-        return True
+    def folded_kernel(source):
+        if type(source) not in _PLAIN_OF or source.kernel_mask is None:
+            return {}
+        return {"kernel": ops.multiply(source._kernel, source.kernel_mask)}
 
-    return _clone_and_copy(model, clone_layer, copy_layer)
+    return clone_with_weights(model, clone_layer, values=folded_kernel)

@@ -6,7 +6,7 @@ import keras
 
 from keras_darn import layers as darn_layers
 from keras_darn.graph import registry
-from keras_darn.graph.nodes import producer_of
+from keras_darn.layers.conversion import clone_with_weights
 from keras_darn.methods.nodedrop import condition
 from keras_darn.methods.nodedrop import regularizers
 
@@ -112,7 +112,7 @@ def attach_nodedrop(
             config.update(bn_regs)
         return cls.from_config(config)
 
-    clone = _clone_with(model, clone_layer)
+    clone = clone_with_weights(model, clone_layer, keep_input_names=True)
     if replaced:
         warnings.warn(
             f"attach_nodedrop replaced existing regularizers: {replaced}.",
@@ -121,32 +121,6 @@ def attach_nodedrop(
     _warn_ineligible(eligibility)
     if return_report:
         return clone, condition.nodedrop_eligibility(clone, input_range)
-    return clone
-
-
-def _clone_with(model, clone_layer):
-    """Clones `model` through `clone_layer` and copies every weight over."""
-    input_tensors = None
-    if not isinstance(model, keras.Sequential):
-        # Keep the input names, which `input_range` may refer to.
-        input_tensors = keras.tree.map_structure(
-            lambda x: keras.Input(
-                batch_shape=x.shape, dtype=x.dtype, name=producer_of(x)[0].name
-            ),
-            model.input,
-        )
-    clone = keras.models.clone_model(
-        model, input_tensors=input_tensors, clone_function=clone_layer
-    )
-    for source, target in zip(model.layers, clone.layers):
-        if isinstance(source, keras.layers.InputLayer):
-            continue
-        if source.name != target.name:
-            raise RuntimeError(
-                f"Cloning changed the layer order: expected '{source.name}', "
-                f"found '{target.name}'."
-            )
-        _copy_weights(source, target)
     return clone
 
 
@@ -188,26 +162,7 @@ def detach_nodedrop(model):
                 config[key] = None
         return type(layer).from_config(config)
 
-    return _clone_with(model, clone_layer)
-
-
-def _copy_weights(source, target):
-    """Copies weights by name; masks absent from `source` keep their ones."""
-    source_weights = {w.path.split("/")[-1]: w for w in source.weights}
-    if len(source.weights) == len(target.weights) and all(
-        s.name == t.name for s, t in zip(source.weights, target.weights)
-    ):
-        target.set_weights(source.get_weights())
-        return
-    for weight in target.weights:
-        name = weight.path.split("/")[-1]
-        if name in source_weights:
-            weight.assign(source_weights[name])
-        elif name not in ("unit_mask", "kernel_mask"):
-            raise RuntimeError(
-                f"No weight '{name}' in layer '{source.name}' to copy into "
-                f"'{target.name}'."
-            )
+    return clone_with_weights(model, clone_layer, keep_input_names=True)
 
 
 def _warn_ineligible(eligibility):
