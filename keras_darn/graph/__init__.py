@@ -6,6 +6,7 @@
 
 from keras_darn.graph import keras_layers  # noqa: F401  (registers Keras' layer types)
 from keras_darn.graph import op_nodes  # noqa: F401  (registers the keras.ops op nodes)
+from keras_darn.graph import output_bounds  # noqa: F401  (registers the layers' output bounds)
 from keras_darn.graph import sequence_flops  # noqa: F401  (registers attention and recurrent FLOPs)
 from keras_darn.graph.composite import CompositeHandler
 from keras_darn.graph.groups import UnitGroup

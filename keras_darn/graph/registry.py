@@ -32,6 +32,7 @@ class LayerDescription:
     bookkeeping_weights: tuple = None
     plain_layer: object = None
     flops: object = None
+    output_bound: object = None
 
 
 _REGISTRY = {}
@@ -40,7 +41,8 @@ _UNKNOWN_HANDLER = LayerHandler()
 
 
 def register_layer(
-    layer_class, handler=None, bookkeeping_weights=None, plain_layer=None, flops=None
+    layer_class, handler=None, bookkeeping_weights=None, plain_layer=None, flops=None,
+    output_bound=None,
 ):
     """Describes a layer type to the core (its subclasses included).
 
@@ -60,6 +62,11 @@ def register_layer(
         flops: a callable `flops(layer, input_shapes, output_shapes)`
             returning the FLOPs of one call per example (shapes include the
             batch axis). Defaults to `None`.
+        output_bound: a callable `output_bound(layer, known)` returning `s`
+            when the layer's output lies in [0, s] given the bounds `known`
+            of its inputs (`None` for an input not known to be bounded), or
+            `None` (see `keras_darn.graph.output_bounds`).
+            Defaults to `None`.
 
     Raises:
         ValueError: if `layer_class` is not a layer class, or a field has
@@ -83,7 +90,8 @@ def register_layer(
         )
     if handler is not None and not isinstance(handler, LayerHandler):
         raise ValueError(f"Expected `handler` to be a LayerHandler. Received: handler={handler!r}")
-    for name, value in (("plain_layer", plain_layer), ("flops", flops)):
+    for name, value in (("plain_layer", plain_layer), ("flops", flops),
+                        ("output_bound", output_bound)):
         if value is not None and not callable(value):
             raise ValueError(f"Expected `{name}` to be callable. Received: {name}={value!r}")
     if bookkeeping_weights is not None:
@@ -101,6 +109,7 @@ def register_layer(
         bookkeeping_weights=bookkeeping_weights,
         plain_layer=plain_layer,
         flops=flops,
+        output_bound=output_bound,
     )
     _REGISTRY[layer_class] = LayerDescription(
         **{k: (v if v is not None else getattr(old, k)) for k, v in new.items()}

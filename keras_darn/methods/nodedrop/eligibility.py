@@ -13,8 +13,7 @@ import keras
 
 from keras_darn import layers as darn_layers
 from keras_darn.graph.nodes import FunctionalGraph
-from keras_darn.methods.nodedrop.bounds import DROPOUTS
-from keras_darn.methods.nodedrop.bounds import is_linear
+from keras_darn.graph.output_bounds import is_linear
 from keras_darn.methods.nodedrop.bounds import origin
 from keras_darn.methods.nodedrop.bounds import tensor_bounds
 
@@ -23,7 +22,10 @@ KIND_NODEDROP_BN = "nodedrop_bn"
 
 # Layers that map every v <= 0 to a value <= 0 and keep the unit axis, so they
 # may sit between a linear Dense/Conv2D and its zeroing activation.
-_SIGN_PASS_THROUGH = DROPOUTS + tuple(
+_SIGN_PASS_THROUGH = tuple(
+    getattr(keras.layers, name)
+    for name in "Dropout SpatialDropout1D SpatialDropout2D SpatialDropout3D".split()
+) + tuple(
     getattr(keras.layers, f"{kind}Pooling{d}D")
     for kind in ("Max", "Average")
     for d in (1, 2, 3)
