@@ -3,9 +3,10 @@
 Runs `examples/demo.py` (the README's first command: a small CNN on 10,000
 Fashion-MNIST images, 6 epochs, `"magnitude"` pruning of 75 % of the hidden
 units during fit at the end of epochs 1 to 3) once per seed with plain
-fine-tuning and once with `--distill` (`darn.prepare(..., distill=True)`:
-the pruned model also learns from the unpruned model's outputs,
-`keras.distillation`), each in a process of its own. Recorded per run, from
+fine-tuning and once with `--distill` (`darn.prepare(..., distill=True)`,
+`keras.distillation`: the pruned model also learns from the outputs of the
+model given to `prepare`, which in the demo is the untrained network, the
+baseline's twin before training), each in a process of its own. Recorded per run, from
 the demo's `results.json`: the test accuracy of the unpruned baseline, of
 the pruned model, and of the same widths trained from scratch, and the wall
 time. The summary gives the means over seeds and, per seed, what
@@ -113,8 +114,10 @@ def summarise():
         "",
         "`examples/demo.py` with its defaults (a small CNN, 10,000 Fashion-MNIST training images, 6 "
         "epochs, `\"magnitude\"` pruning of 75 % of the hidden units during fit), once with plain "
-        "fine-tuning and once with `--distill` (the pruned model also learns from the unpruned "
-        "model's outputs), per seed; test accuracy on the 10,000 test images. The from-scratch "
+        "fine-tuning and once with `--distill` (`distill=True`: the pruned model also learns from "
+        "the outputs of the model given to `darn.prepare`, which in the demo is the untrained "
+        "network, so the teacher passes on no training, only its outputs at initialization), per "
+        "seed; test accuracy on the 10,000 test images. The from-scratch "
         "control (the pruned widths trained from a fresh start for the same epochs) is the "
         f"fine-tuning run's. {summary['config']['machine']}; seconds are indicative (other work "
         "shared the machine).",
