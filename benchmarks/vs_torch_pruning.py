@@ -25,7 +25,9 @@ does after `pruner.step()`).
 
 Arms besides the methods: a `_distill` suffix fine-tunes the method with
 `distill=True` (the student also learns from the network before pruning,
-`keras.distillation`); `--scratch_of=<method>` trains each architecture that
+`keras.distillation`), a `_distill_trained` suffix with the unpruned network
+trained all `--epochs` as the teacher (saved beside the snapshot when the
+baseline is trained); `--scratch_of=<method>` trains each architecture that
 method pruned to from a fresh random start for the same `--epochs` (the
 control of Liu et al., *Rethinking the Value of Network Pruning*, ICLR 2019).
 
@@ -127,16 +129,21 @@ flags.DEFINE_list("scratch_of", [],
 
 L = keras.layers
 SUFFIXES = {"_uniform": False, "_global": True}
+TRAINED_TEACHER = "trained"  # a `_distill_trained` arm's teacher: the unpruned network, trained
 
 
 def method_options(name):
     """`'magnitude_global_reset'` -> `('magnitude', {'global_pruning': True, 'reset_optimizer': True})`.
 
     A `'_distill'` suffix (before the others) fine-tunes with `distill=True`:
-    the student also learns from the network as it was before pruning.
+    the student also learns from the network as it was before pruning;
+    `'_distill_trained'` from the unpruned network trained all the epochs
+    (`options["distill"] == TRAINED_TEACHER`, loaded by `run_keras`).
     """
     options = {}
-    if name.endswith("_distill"):
+    if name.endswith("_distill_trained"):
+        name, options["distill"] = name[:-len("_distill_trained")], TRAINED_TEACHER
+    elif name.endswith("_distill"):
         name, options["distill"] = name[:-len("_distill")], True
     if name.endswith("_reset"):
         name, options["reset_optimizer"] = name[:-len("_reset")], True
@@ -248,6 +255,11 @@ def snapshot_path(work, network, seed, tool):
     return os.path.join(work, f"{network}_s{seed}_pretrained{SNAPSHOT_SUFFIXES[tool]}")
 
 
+def trained_teacher_path(snapshot):
+    """Where the unpruned network trained all the epochs is kept, beside its snapshot."""
+    return snapshot[:-len(".keras")] + "_unpruned.keras"
+
+
 def pretrained(network, seed, data, work):
     """The network after `--pretrain_epochs` (saved) and its unpruned baseline, each made once."""
     (x, y), _ = data
@@ -272,6 +284,7 @@ def pretrained(network, seed, data, work):
         save_start_weights(model, x, pretrain_seconds, start_weights_path(work, network, seed))
     model.fit(x, y, initial_epoch=FLAGS.pretrain_epochs, epochs=FLAGS.epochs,
               batch_size=FLAGS.batch_size, verbose=0)
+    model.save(trained_teacher_path(snapshot))
     save_run({"tool": "keras_darn", "method": "unpruned", "network": network,
                     "seed": seed, "ratio": 1, "params": darn.count_params(model),
                     "flops": darn.count_flops(model), "accuracy": accuracy(model, data),
@@ -371,11 +384,14 @@ def run_keras(network, seed, data, work):
             start = keras.saving.load_model(snapshot)
             began = time.time()
             target = int(base_params // ratio)
+            arm_options = dict(options)
+            if arm_options.get("distill") == TRAINED_TEACHER:
+                arm_options["distill"] = trained_teacher(snapshot)
             result = darn.resize(
                 start, method, darn.Target(params=target), x=x, y=y,
                 validation_data=score, epochs=FLAGS.epochs, schedule=schedule,
                 batch_size=FLAGS.batch_size, initial_epoch=FLAGS.pretrain_epochs,
-                **options)
+                **arm_options)
             small = result.model
             save_run({
                 "tool": "keras_darn", "method": name, "network": network, "seed": seed,
@@ -391,6 +407,17 @@ def run_keras(network, seed, data, work):
             })
     if snapshot is None and not done(run_path(network, "keras_darn", "unpruned", 1, seed)):
         pretrained(network, seed, data, work)  # the unpruned baseline alone
+
+
+def trained_teacher(snapshot):
+    """The unpruned network trained all the epochs, the teacher of `_distill_trained` arms."""
+    path = trained_teacher_path(snapshot)
+    if not os.path.exists(path):
+        raise RuntimeError(
+            f"No trained teacher at {path}: its seed's baseline was trained before teachers were "
+            "kept. Remove the seed's snapshot and runs to train them again, or drop the "
+            "'_distill_trained' arm.")
+    return keras.saving.load_model(path)
 
 
 TARGET_AMOUNTS = ("units", "fraction", "max_accuracy_drop")

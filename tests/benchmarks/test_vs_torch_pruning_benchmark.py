@@ -52,14 +52,17 @@ def test_runs_are_recorded_one_file_each_and_skipped_when_present(tmp_path, data
     assert scratch["params"] == row["params"]  # the pruned architecture, from a fresh start
     stamps = {p: os.path.getmtime(p) for p in records}
 
-    second = run_benchmark(tmp_path, data_dir, "magnitude_uniform,magnitude_uniform_distill")
+    second = run_benchmark(tmp_path, data_dir, "magnitude_uniform,magnitude_uniform_distill,"
+                                                "magnitude_uniform_distill_trained")
     assert second.returncode == 0, second.stderr[-3000:]
     for path, stamp in stamps.items():  # present runs are not redone
         assert os.path.getmtime(path) == stamp
-    distilled = glob.glob(str(tmp_path / "results" / "vs_torch_pruning_runs" / "*" /
-                              "*__magnitude_uniform_distill__*.json"))
-    assert len(distilled) == 1
+    for arm in ("magnitude_uniform_distill", "magnitude_uniform_distill_trained"):
+        distilled = glob.glob(str(tmp_path / "results" / "vs_torch_pruning_runs" / "*" /
+                                  f"*__{arm}__*.json"))
+        assert len(distilled) == 1, arm
     summary = json.loads((tmp_path / "results" / "vs_torch_pruning_same_start.json").read_text())
     assert {r["method"] for r in summary["rows"]} == {
-        "unpruned", "magnitude_uniform", "magnitude_uniform_distill", "magnitude_uniform_scratch"}
+        "unpruned", "magnitude_uniform", "magnitude_uniform_distill",
+        "magnitude_uniform_distill_trained", "magnitude_uniform_scratch"}
     assert all("architecture" not in r for r in summary["rows"])
