@@ -3,10 +3,12 @@
 Runs `examples/demo.py` (the README's first command: a small CNN on 10,000
 Fashion-MNIST images, 6 epochs, `"magnitude"` pruning of 75 % of the hidden
 units during fit at the end of epochs 1 to 3) once per seed with plain
-fine-tuning and once with `--distill` (`darn.prepare(..., distill=True)`,
+fine-tuning, once with `--distill` (`darn.prepare(..., distill=True)`,
 `keras.distillation`: the pruned model also learns from the outputs of the
 model given to `prepare`, which in the demo is the untrained network, the
-baseline's twin before training), each in a process of its own. Recorded per run, from
+baseline's twin before training) and once with `--distill
+--teacher=baseline` (`distill=baseline`: the trained baseline is the
+teacher), each in a process of its own. Recorded per run, from
 the demo's `results.json`: the test accuracy of the unpruned baseline, of
 the pruned model, and of the same widths trained from scratch, and the wall
 time. The summary gives the means over seeds and, per seed, what
@@ -15,8 +17,8 @@ distillation changed.
 Each finished run writes `<runs>/s<seed>_<arm>.json` in a committed
 directory, `benchmarks/results/demo_distillation/`; a run whose file is
 there is not run again, so an interrupted invocation continues. Cost on 2
-CPU cores with nothing else running: about 3.5 minutes per run, 7 minutes
-per seed (both arms); the default 3 seeds about 21 minutes.
+CPU cores with nothing else running: about 3.5 minutes per run, 11 minutes
+per seed (three arms); the default 3 seeds about 32 minutes.
 
     nice python benchmarks/demo_distillation.py              # the committed result
     python benchmarks/demo_distillation.py --report_only     # summarise what is there
@@ -40,7 +42,9 @@ flags.DEFINE_string("runs_dir", os.path.join(harness.RESULTS_DIR, "demo_distilla
                     "Where each run's result is written and read (committed).")
 flags.DEFINE_boolean("report_only", False, "Only summarise the runs already written.")
 
-ARMS = {"fine_tune": [], "distill": ["--distill"]}
+ARMS = {"fine_tune": [], "distill": ["--distill"],
+        "distill_baseline": ["--distill", "--teacher=baseline"]}
+DISTILLED = ("distill", "distill_baseline")
 
 
 def run_path(seed, arm):
@@ -81,53 +85,54 @@ def summarise():
         values = [records[(s, arm)][key] for s in paired]
         return float(np.mean(values)) if values else None
 
-    gains = [records[(s, "distill")]["pruned_accuracy"] - records[(s, "fine_tune")]["pruned_accuracy"]
-             for s in paired]
+    gains = {arm: [records[(s, arm)]["pruned_accuracy"] - records[(s, "fine_tune")]["pruned_accuracy"]
+                   for s in paired] for arm in DISTILLED}
     summary = {
         "config": {"demo": "examples/demo.py defaults", "seeds": list(harness.seeds()),
                    "machine": harness.describe_machine()},
-        "seeds_with_both_arms": paired,
+        "seeds_with_every_arm": paired,
         "mean_pruned_accuracy": {arm: mean(arm, "pruned_accuracy") for arm in ARMS},
         "mean_baseline_accuracy": mean("fine_tune", "baseline_accuracy"),
         "mean_from_scratch_accuracy": mean("fine_tune", "from_scratch_accuracy"),
         "distillation_gain_per_seed": gains,
-        "mean_distillation_gain": float(np.mean(gains)) if gains else None,
+        "mean_distillation_gain": {arm: float(np.mean(g)) if g else None for arm, g in gains.items()},
         "mean_seconds": {arm: mean(arm, "seconds") for arm in ARMS},
         "records": list(records.values()),
     }
     prefix = harness.result_prefix()
     harness.write_json(prefix + ".json", summary)
     rows = [[s, f"{records[(s, 'fine_tune')]['baseline_accuracy']:.4f}",
-             f"{records[(s, 'fine_tune')]['pruned_accuracy']:.4f}",
-             f"{records[(s, 'distill')]['pruned_accuracy']:.4f}",
-             f"{records[(s, 'fine_tune')]['from_scratch_accuracy']:.4f}",
-             f"{records[(s, 'fine_tune')]['seconds']:.0f} / {records[(s, 'distill')]['seconds']:.0f}"]
+             *[f"{records[(s, arm)]['pruned_accuracy']:.4f}" for arm in ARMS],
+             f"{records[(s, 'fine_tune')]['from_scratch_accuracy']:.4f}"]
             for s in paired]
     if paired:
         rows.append(["mean", f"{summary['mean_baseline_accuracy']:.4f}",
-                     f"{summary['mean_pruned_accuracy']['fine_tune']:.4f}",
-                     f"{summary['mean_pruned_accuracy']['distill']:.4f}",
-                     f"{summary['mean_from_scratch_accuracy']:.4f}", ""])
-    gain = summary["mean_distillation_gain"]
+                     *[f"{summary['mean_pruned_accuracy'][arm]:.4f}" for arm in ARMS],
+                     f"{summary['mean_from_scratch_accuracy']:.4f}"])
+    findings = [
+        f"Distillation from {teacher} changes the pruned model's accuracy by "
+        f"{100 * summary['mean_distillation_gain'][arm]:+.2f} points on average over {len(paired)} "
+        "seeds (per seed: " + ", ".join(f"{100 * g:+.2f}" for g in gains[arm]) + ")."
+        for arm, teacher in (("distill", "the untrained network given to `prepare`"),
+                             ("distill_baseline", "the trained baseline"))
+    ] if paired else ["No seed has every arm yet."]
     lines = [
         "# The demo with and without distillation",
         "",
         "`examples/demo.py` with its defaults (a small CNN, 10,000 Fashion-MNIST training images, 6 "
-        "epochs, `\"magnitude\"` pruning of 75 % of the hidden units during fit), once with plain "
-        "fine-tuning and once with `--distill` (`distill=True`: the pruned model also learns from "
-        "the outputs of the model given to `darn.prepare`, which in the demo is the untrained "
-        "network, so the teacher passes on no training, only its outputs at initialization), per "
-        "seed; test accuracy on the 10,000 test images. The from-scratch "
-        "control (the pruned widths trained from a fresh start for the same epochs) is the "
-        f"fine-tuning run's. {summary['config']['machine']}; seconds are indicative (other work "
-        "shared the machine).",
+        "epochs, `\"magnitude\"` pruning of 75 % of the hidden units during fit), per seed: with plain "
+        "fine-tuning; with `--distill` (`distill=True`: the pruned model also learns from the outputs "
+        "of the model given to `darn.prepare`, which in the demo is the untrained network, so that "
+        "teacher passes on no training, only its outputs at initialization); and with `--distill "
+        "--teacher=baseline` (`distill=baseline`: the trained baseline is the teacher). Test "
+        "accuracy on the 10,000 test images. The from-scratch control (the pruned widths trained "
+        "from a fresh start for the same epochs) is the fine-tuning run's. "
+        f"{summary['config']['machine']}.",
         "",
-        *harness.markdown_table(["seed", "unpruned", "pruned, fine-tuned", "pruned, distilled",
-                                 "from scratch", "seconds (fine-tuned / distilled)"], rows),
+        *harness.markdown_table(["seed", "unpruned", "pruned, fine-tuned", "pruned, distilled (untrained teacher)",
+                                 "pruned, distilled (trained baseline)", "from scratch"], rows),
         "",
-        (f"Distillation changes the pruned model's accuracy by {100 * gain:+.2f} points on average "
-         f"over {len(paired)} seeds (per seed: "
-         + ", ".join(f"{100 * g:+.2f}" for g in gains) + ").") if gains else "No seed has both arms yet.",
+        *findings,
     ]
     harness.write_markdown(prefix + ".md", lines)
     print("\n".join(lines))

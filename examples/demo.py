@@ -62,8 +62,11 @@ flags.DEFINE_integer("latency_repeats", 200, "Timed TFLite calls (batch of 1, 1 
 flags.DEFINE_string("output_dir", "demo_output", "Where the table, the .tflite file and the plot go.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_bool("distill", False,
-                  "Also learn from the unpruned model's outputs while pruning "
-                  "(darn.prepare(..., distill=True): a keras.distillation.Distiller).")
+                  "Also learn from a teacher's outputs while pruning "
+                  "(darn.prepare(..., distill=...): a keras.distillation.Distiller).")
+flags.DEFINE_enum("teacher", "given", ["given", "baseline"],
+                  "With --distill, the teacher: 'given', the model handed to darn.prepare (here the "
+                  "untrained network, distill=True), or 'baseline', the trained baseline.")
 
 VALIDATION_EXAMPLES = 1000  # held out of the training subset
 DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "digits": "digits"}
@@ -273,9 +276,9 @@ def main(argv):
     prepared, callback = darn.prepare(
         model, method, darn.Target(fraction=FLAGS.fraction), validation_data=validation,
         schedule=darn.schedules.Linear(start=FLAGS.prune_start, end=FLAGS.prune_end),
-        distill=FLAGS.distill)
+        distill=(baseline if FLAGS.teacher == "baseline" else True) if FLAGS.distill else None)
     print(f"\nPruned by '{callback.method.name}'"
-          + (", distilled from the unpruned model:" if FLAGS.distill else ":"))
+          + (f", distilled (teacher: {FLAGS.teacher}):" if FLAGS.distill else ":"))
     curves["pruned"] = train(prepared, (train_data, validation), [callback])
     prepared = getattr(prepared, "student", prepared)  # the model pruned, also when distilled
     result = callback.finish()
@@ -312,6 +315,7 @@ def main(argv):
     results = {
         "method": callback.method.name,
         "distilled": FLAGS.distill,
+        "teacher": FLAGS.teacher if FLAGS.distill else None,
         "target_fraction": FLAGS.fraction,
         "pruning_epochs": list(range(FLAGS.prune_start, FLAGS.prune_end + 1)),
         "dataset": name,
