@@ -122,9 +122,11 @@ class _ConnectionMethod(Method):
                       f"{step['remaining_weights']} weights, accuracy {step['accuracy']:.4f}"
                       f"{'' if step['accepted'] else ' (below the floor, undone)'}")
         if self.shrink:
+            # The driver's figures are the masked copy's (before: the model
+            # given's); the shrunk model has its own.
             mask_disconnected_units(work)
             result.model = shrink(work)
-        result.before, result.after = figures(model), figures(result.model)
+            result.after = figures(result.model)
         result.method = self.name
         return result
 
