@@ -20,14 +20,13 @@ import numbers
 
 import keras
 
+from keras_darn import criteria
 from keras_darn.graph.activations import layer_width
-from keras_darn.methods.growth import triggers as growth_triggers
-from keras_darn.resizing.callback_state import ResumableCallback
-from keras_darn.resizing.callback_state import schedule_epochs
+from keras_darn.methods.growth.sources import choose_sources
+from keras_darn.methods.growth.triggers import collect_activations
+from keras_darn.resizing.method import ResumableCallback
+from keras_darn.resizing.method import schedule_epochs
 from keras_darn.resizing.schedules import Schedule
-
-SPLIT_INITS = ("net2net", "naive")
-PAIR_INITS = ("pair_average",)
 
 
 def check_max_width(max_width):
@@ -77,8 +76,9 @@ class GrowthCallback(ResumableCallback):
       `units_to_add`) and `max_width`;
     - the `trigger` (optional, e.g. `EffectiveRankTrigger`): the layer grows
       only when it fires on the layer's activations;
-    - the `criterion` (optional, e.g. `HighVariance`): which existing units
-      the new ones are split from (or, for pair criteria, averaged from).
+    - the `criterion` (optional, any `keras_darn.criteria` criterion): the
+      existing units the new ones are split from, highest score first (or,
+      for `"correlation"`, the least correlated pairs they average).
 
     The decision is stored in `pending` (a `GrowthDecision`, or `None` when
     nothing grows) and in `decisions`; with `stop_training=True` a growing
@@ -107,11 +107,13 @@ class GrowthCallback(ResumableCallback):
             `None` for no limit. Defaults to `None`.
         trigger: an `EffectiveRankTrigger` or any callable
             `trigger(activations) -> bool`. Defaults to `None`.
-        criterion: a `GrowthCriterion` or one of "variance", "l1",
-            "correlation". Defaults to `None` (no source units chosen).
-        probe_data: inputs whose activations the trigger and criterion read
-            (a few hundred examples). Needed when either is given.
-            Defaults to `None`.
+        criterion: a `keras_darn.criteria.Criterion` or its registered name
+            (`"variance"`, `"l1"`, `"magnitude"`, ...; `"correlation"`
+            chooses pairs). Defaults to `None` (no source units chosen).
+        probe_data: inputs the trigger and criterion read (a few hundred
+            examples). Needed when either is given. Defaults to `None`.
+        probe_labels: targets of `probe_data`, for a criterion that needs
+            labels (`"taylor1"`, ...). Defaults to `None`.
         stop_training: stop `fit` after an epoch that decided to grow.
             Defaults to `False`.
         verbose: 1 prints each decision. Defaults to `0`.
@@ -142,6 +144,7 @@ class GrowthCallback(ResumableCallback):
         trigger=None,
         criterion=None,
         probe_data=None,
+        probe_labels=None,
         stop_training=False,
         verbose=0,
         warn_unscheduled=True,
@@ -167,7 +170,7 @@ class GrowthCallback(ResumableCallback):
                 "Without a `schedule`, the `trigger` sets the amount and needs a "
                 f"`units_to_add(activations)` method. Received: trigger={trigger!r}"
             )
-        criterion = growth_triggers.get(criterion)
+        criterion = None if criterion is None else criteria.get(criterion)
         if (trigger is not None or criterion is not None) and probe_data is None:
             raise ValueError(
                 "A `trigger` or `criterion` reads activations: give `probe_data` "
@@ -181,6 +184,7 @@ class GrowthCallback(ResumableCallback):
         self.trigger = trigger
         self.criterion = criterion
         self.probe_data = probe_data
+        self.probe_labels = probe_labels
         self.stop_training = bool(stop_training)
         self.verbose = verbose
         self.warn_unscheduled = bool(warn_unscheduled)
@@ -245,11 +249,9 @@ class GrowthCallback(ResumableCallback):
         """
         widths = {name: layer_width(model, name) for name in self.layer_names}
         activations = {}
-        if self.trigger is not None or self.criterion is not None:
-            activations = growth_triggers.collect_activations(
-                model, self.probe_data, self.layer_names
-            )
-        plan, sources, fired = {}, {}, {}
+        if self.trigger is not None:
+            activations = collect_activations(model, self.probe_data, self.layer_names)
+        plan, fired = {}, {}
         for name in self.layer_names:
             count = self.amount(step, widths[name], name)
             if count == 0:
@@ -262,8 +264,9 @@ class GrowthCallback(ResumableCallback):
                     count = int(self.trigger.units_to_add(activations[name]))
             if count:
                 plan[name] = int(count)
-                if self.criterion is not None:
-                    sources[name] = self.criterion(activations[name], int(count))
+        sources = {}
+        if self.criterion is not None and plan:
+            sources = choose_sources(self.criterion, model, self.probe_data, self.probe_labels, plan)
         return GrowthDecision(step, widths, plan, sources, fired)
 
 

@@ -34,9 +34,9 @@ import keras
 import numpy as np
 
 from keras_darn.graph.activations import layer_width
-from keras_darn.methods.growth.callback import PAIR_INITS
-from keras_darn.methods.growth.callback import SPLIT_INITS
 from keras_darn.methods.growth.gradmax import apply_gradmax
+from keras_darn.methods.growth.sources import PAIR_INITS
+from keras_darn.methods.growth.sources import SPLIT_INITS
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import compile_like
@@ -289,7 +289,8 @@ def _pair_sources(model, plan, sources):
         if pairs is None:
             raise ValueError(
                 f"init='pair_average' needs `sources` with one pair of unit indices per new "
-                f"unit of layer '{name}' (e.g. from LowCorrelation). Received: sources={sources!r}"
+                f"unit of layer '{name}' (e.g. from the 'correlation' criterion). "
+                f"Received: sources={sources!r}"
             )
         pairs = [tuple(int(i) for i in p) for p in pairs]
         if len(pairs) != count or any(len(p) != 2 or min(p) < 0 or max(p) >= width for p in pairs):

@@ -3,16 +3,16 @@
 import numbers
 
 from keras_darn.metrics import count_params
-from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.methods.growth.grow import INITS
 from keras_darn.methods.growth.grow import NEW_SLOTS
+from keras_darn.methods.growth.sources import source_criterion
 from keras_darn.methods.growth.training import default_layers
 from keras_darn.methods.growth.training import fit_with_growth
 from keras_darn.methods.growth.unified import darn_unified
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import compile_like
+from keras_darn.resizing.entry import register_method
 from keras_darn.resizing.method import Method
-from keras_darn.resizing.method import register_method
 from keras_darn.resizing.schedules import Constant
 from keras_darn.validation import check_layer_names
 from keras_darn.validation import check_one_of
@@ -99,8 +99,10 @@ class Growth(Method):
             a multiple of the mean unit's. Defaults to `1.0`.
         trigger: e.g. `EffectiveRankTrigger()`: layers grow only when it
             fires. Defaults to `None`.
-        criterion: source units for the split inits (`"variance"`, `"l1"`,
-            `"correlation"` or a `GrowthCriterion`). Defaults to `None`.
+        criterion: the units the split inits copy, highest score first: a
+            `keras_darn.criteria` criterion or its name (`"variance"`,
+            `"l1"`, ...); `"correlation"` for `"pair_average"`. Defaults
+            to `None` (the init's default).
         layers: names of the layers that may grow. Defaults to `None` (the
             first layer of every resizable group).
         reset_optimizer: a fresh optimizer at every growth. Defaults to
@@ -147,7 +149,7 @@ class Growth(Method):
                 f"Received an invalid value for `trigger`, expected a callable. Received: "
                 f"trigger={trigger!r}"
             )
-        growth_triggers.get(criterion)
+        source_criterion(init, criterion)
         check_layer_names(layers, "layers", allow_none=True)
         _check_optional_positive_int(batch_size, "batch_size")
         self.init = init
@@ -258,7 +260,7 @@ class Unified(Method):
                 f"Received: growth_rate={growth_rate!r}"
             )
         check_one_of(init, "init", INITS)
-        growth_triggers.get(criterion)
+        source_criterion(init, criterion)
         if redundancy is not None and (
             isinstance(redundancy, bool) or not isinstance(redundancy, (int, float))
             or not 0 < redundancy <= 1

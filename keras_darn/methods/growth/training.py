@@ -17,13 +17,11 @@ import keras
 
 from keras_darn.graph import unit_groups
 from keras_darn.graph.activations import layer_width
-from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.methods.growth.callback import GrowthCallback
-from keras_darn.methods.growth.callback import PAIR_INITS
-from keras_darn.methods.growth.callback import SPLIT_INITS
 from keras_darn.methods.growth.grow import INITS
 from keras_darn.methods.growth.grow import grow_units
 from keras_darn.methods.growth.grow import params_after_growth
+from keras_darn.methods.growth.sources import source_criterion
 from keras_darn.methods.growth.staged_fit import EpochRunner
 from keras_darn.methods.growth.staged_fit import StagedCallbacks
 from keras_darn.methods.growth.staged_fit import probe_arrays
@@ -90,10 +88,11 @@ def fit_with_growth(
         max_params: a growth that would take the model above this many
             parameters is skipped (`None`: no limit). Defaults to `None`.
         trigger: e.g. `EffectiveRankTrigger()`. Defaults to `None`.
-        criterion: source units for "net2net"/"naive" (default
-            `HighVariance`) or pairs for "pair_average" (default
-            `LowCorrelation`); must be `None` for "zeros_out" and "random".
-            Defaults to `None`.
+        criterion: a `keras_darn.criteria` criterion or its name: the
+            units "net2net"/"naive" split, highest score first (default
+            `"variance"`); "pair_average" takes the least correlated pairs
+            (`"correlation"`, its only criterion); must be `None` for the
+            other inits. Defaults to `None`.
         init: initialisation of new units, see `grow_units`; "gradmax"
             takes its gradients on the probe data, which needs labels.
             Defaults to "zeros_out".
@@ -162,7 +161,7 @@ def fit_with_growth(
         if key in fit_kwargs:
             raise ValueError(f"`fit_with_growth` sets `{key}` itself. Received: {key}={fit_kwargs[key]!r}")
     check_one_of(init, "init", INITS)
-    criterion = default_criterion(init, criterion)
+    criterion = source_criterion(init, criterion)
     if layers is None:
         layers = default_layers(model)
     if max_params is not None and (
@@ -187,6 +186,7 @@ def fit_with_growth(
             trigger=trigger,
             criterion=criterion,
             probe_data=probe_x if (trigger is not None or criterion is not None) else None,
+            probe_labels=probe_y,
             warn_unscheduled=False,
         )
     _refuse_backup(callbacks)
@@ -292,23 +292,3 @@ def default_layers(model):
         if g.layers[0] in top
         and any(isinstance(getattr(top[g.layers[0]], a, None), int) for a in ("units", "filters"))
     ]
-
-
-def default_criterion(init, criterion):
-    criterion = growth_triggers.get(criterion)
-    if init in ("zeros_out", "random", "gradmax"):
-        if criterion is not None:
-            raise ValueError(
-                f"A `criterion` chooses source units, which init={init!r} does not use; "
-                f"use one of {SPLIT_INITS + PAIR_INITS}. Received: criterion={criterion!r}"
-            )
-        return None
-    if criterion is None:
-        criterion = growth_triggers.LowCorrelation() if init in PAIR_INITS else growth_triggers.HighVariance()
-    expected = 2 if init in PAIR_INITS else 1
-    if criterion.arity != expected:
-        raise ValueError(
-            f"init={init!r} needs a criterion giving {expected} unit(s) per new unit. "
-            f"Received: criterion={criterion!r}"
-        )
-    return criterion

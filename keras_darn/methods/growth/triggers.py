@@ -1,28 +1,15 @@
-"""Where to grow: activation statistics, DARN's three growth rules, effective rank.
+"""Whether a layer grows: the effective rank of its activations.
 
-DARN (Dynamically Adding and Removing Neurons) picks the units to split by the
-statistics of their activations: high variance, high L1 (mean absolute
-activation), and pairs of units with low correlation (a new unit takes the
-average of the pair's weights). The effective-rank trigger (after Maile et
-al. 2022, "When, where and how to add new neurons to ANNs") says *whether* a
-layer should grow: when the numerical rank of its activations approaches its
-width, every unit carries independent information and the layer is
-saturated.
+The effective-rank trigger (after Maile et al. 2022, "When, where and how to
+add new neurons to ANNs") says *whether* a layer should grow: when the
+numerical rank of its activations approaches its width, every unit carries
+independent information and the layer is saturated. Which units the new
+ones copy is the criteria's choice (`keras_darn.methods.growth.sources`).
 
 Activations are read after the layer's activation: when a Dense/Conv2D layer
 feeds a single chain of normalization/activation layers, the end of that
 chain is used. Convolution outputs count every spatial position as one row.
-
-The statistics here (variance, L1, correlation) are small numpy functions on
-an activation array already in memory (float64, two-pass). They measure the
-same quantities as `keras_darn.criteria.activation_statistics` (used by the
-pruning criteria) but are not merged with it on purpose: that one runs a
-`ProbedModel` over batches and replicas and streams float32 sums (variance
-as E[a^2] - E[a]^2, zero-variance units found by an exact zero), so the
-numbers, and which units count as constant, differ slightly.
 """
-
-import abc
 
 import keras
 import numpy as np
@@ -101,33 +88,6 @@ def _check_activations(activations):
     return array
 
 
-def unit_variance(activations):
-    """Variance of each unit's activation. Returns shape `(units,)`."""
-    return _check_activations(activations).var(axis=0)
-
-
-def unit_l1(activations):
-    """Mean absolute activation of each unit (L1 per row). Returns `(units,)`."""
-    return np.abs(_check_activations(activations)).mean(axis=0)
-
-
-def activation_correlation(activations):
-    """Pearson correlation between units; constant units correlate 0.
-
-    Returns:
-        `(units, units)` array with ones on the diagonal of live units.
-    """
-    array = _check_activations(activations)
-    centred = array - array.mean(axis=0)
-    norms = np.sqrt((centred**2).sum(axis=0))
-    live = norms > 1e-12 * max(1.0, float(norms.max()) if norms.size else 1.0)
-    safe = np.where(live, norms, 1.0)
-    correlation = (centred.T @ centred) / np.outer(safe, safe)
-    correlation[~live, :] = 0.0
-    correlation[:, ~live] = 0.0
-    return np.clip(correlation, -1.0, 1.0)
-
-
 def effective_rank(activations, tolerance=0.01):
     """Numerical rank of the centred activations.
 
@@ -150,97 +110,6 @@ def effective_rank(activations, tolerance=0.01):
     if not singular.size or singular[0] <= 0:
         return 0
     return int((singular >= tolerance * singular[0]).sum())
-
-
-class GrowthCriterion(abc.ABC):
-    """Chooses the source units of new units from a layer's activations.
-
-    A criterion is called as `criterion(activations, count)` and returns
-    `count` tuples of unit indices: one index per new unit for splitting
-    rules (the unit copied), two for pair rules (the units averaged);
-    `arity` says which.
-    """
-
-    arity = 1
-
-    @abc.abstractmethod
-    def __call__(self, activations, count):
-        """Returns `count` tuples of `arity` unit indices."""
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
-
-class UnitScoreCriterion(GrowthCriterion):
-    """Splits the units with the highest `scores(activations)` first."""
-
-    @abc.abstractmethod
-    def scores(self, activations):
-        """One score per unit, shape `(units,)`; higher is split first."""
-
-    def __call__(self, activations, count):
-        count = _check_count(count)
-        order = np.argsort(-self.scores(activations), kind="stable")
-        # More new units than units: split the best ones again, in order.
-        return [(int(i),) for i in np.resize(order, count)] if count else []
-
-
-class HighVariance(UnitScoreCriterion):
-    """DARN rule 1: split the units with the highest activation variance.
-
-    Example:
-
-    >>> HighVariance()(acts, 3)   # [(7,), (2,), (11,)]
-    """
-
-    def scores(self, activations):
-        return unit_variance(activations)
-
-
-class HighL1(UnitScoreCriterion):
-    """DARN rule 3: split the units with the highest mean |activation|."""
-
-    def scores(self, activations):
-        return unit_l1(activations)
-
-
-class LowCorrelation(GrowthCriterion):
-    """DARN rule 2: a new unit for each of the least correlated pairs.
-
-    Pairs of live units (non-zero variance) are ranked by |correlation|,
-    lowest first; each pair gives one new unit, initialised by `grow_units`
-    with `init="pair_average"` to the average of the pair's incoming
-    weights. When there are fewer pairs than new units, pairs are reused.
-
-    Example:
-
-    >>> LowCorrelation()(acts, 2)   # [(3, 9), (0, 5)]
-    """
-
-    arity = 2
-
-    def __call__(self, activations, count):
-        count = _check_count(count)
-        array = _check_activations(activations)
-        width = array.shape[1]
-        if width < 2:
-            return [(0, 0)] * count
-        correlation = np.abs(activation_correlation(array))
-        live = unit_variance(array) > 0
-        rows, cols = np.triu_indices(width, k=1)
-        usable = live[rows] & live[cols]
-        if usable.any():
-            rows, cols = rows[usable], cols[usable]
-        order = np.argsort(correlation[rows, cols], kind="stable")
-        pairs = [(int(rows[i]), int(cols[i])) for i in order]
-        return [pairs[i % len(pairs)] for i in range(count)]
 
 
 class EffectiveRankTrigger:
@@ -308,29 +177,3 @@ class EffectiveRankTrigger:
 
     def __repr__(self):
         return f"EffectiveRankTrigger(saturation={self.saturation}, tolerance={self.tolerance})"
-
-
-CRITERIA = {"variance": HighVariance, "l1": HighL1, "correlation": LowCorrelation}
-
-
-def get(identifier):
-    """Returns a `GrowthCriterion` from a name ("variance", "l1", "correlation"),
-    an instance, or `None` (returns `None`).
-
-    Raises:
-        ValueError: for anything else.
-    """
-    if identifier is None or isinstance(identifier, GrowthCriterion):
-        return identifier
-    if isinstance(identifier, str) and identifier in CRITERIA:
-        return CRITERIA[identifier]()
-    raise ValueError(
-        f"Received an invalid value for `criterion`, expected one of {sorted(CRITERIA)}, "
-        f"a GrowthCriterion or None. Received: criterion={identifier!r}"
-    )
-
-
-def _check_count(count):
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ValueError(f"Expected a non-negative integer `count`. Received: count={count!r}")
-    return int(count)

@@ -5,7 +5,8 @@ of one loop that both prunes and grows. `darn_unified` is that loop, between
 fit stages:
 
 1. train for `epochs_per_round` epochs;
-2. read the activations of the growable layers on probe data;
+2. read the growable layers' activation statistics on probe data (the
+   criteria's, `keras_darn.methods.growth.sources.layer_statistics`);
 3. remove units that are dead (mean |activation| <= `dead_tolerance`: for
    ReLU, never active on the probe data, so removing them keeps the outputs
    on that data) and redundant (|correlation| >= `redundancy` with a unit
@@ -27,16 +28,20 @@ import math
 
 import numpy as np
 
+from keras_darn.criteria import correlated_pairs
 from keras_darn.graph.activations import layer_width
-from keras_darn.methods.growth import triggers as growth_triggers
 from keras_darn.methods.growth.callback import units_to_add
 from keras_darn.methods.growth.grow import grow_units
+from keras_darn.methods.growth.sources import choose_sources
+from keras_darn.methods.growth.sources import layer_statistics
+from keras_darn.methods.growth.sources import source_criterion
 from keras_darn.methods.growth.staged_fit import EpochRunner
 from keras_darn.methods.growth.staged_fit import StagedCallbacks
 from keras_darn.methods.growth.staged_fit import probe_arrays
 from keras_darn.methods.growth.staged_fit import probe_loss
-from keras_darn.methods.growth.training import default_criterion
 from keras_darn.methods.growth.training import default_layers
+from keras_darn.methods.growth.triggers import EffectiveRankTrigger
+from keras_darn.methods.growth.triggers import collect_activations
 from keras_darn.metrics import count_params
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units
@@ -46,44 +51,33 @@ from keras_darn.resizing.schedules import Schedule
 from keras_darn.validation import check_positive_int
 
 
-def dead_units(activations, tolerance=1e-6):
+def dead_units(mean_abs, tolerance=1e-6):
     """Indices of units whose mean |activation| is at most `tolerance`."""
-    return np.flatnonzero(growth_triggers.unit_l1(activations) <= tolerance)
+    return np.flatnonzero(np.asarray(mean_abs) <= tolerance)
 
 
-def redundant_units(activations, threshold=0.98, exclude=()):
+def redundant_units(correlation, variance, threshold=0.98, exclude=()):
     """Units that a more active, strongly correlated partner can stand for.
 
-    Pairs are visited from the most correlated down to `threshold`
-    (absolute Pearson correlation); in each pair whose units both still
-    stay, the one with the lower variance is marked.
+    The criteria's `correlated_pairs`: pairs are visited from the most
+    correlated down to `threshold` (absolute Pearson correlation); of a
+    pair whose units are both still there, the one with the lower variance
+    goes and the other stays, so every unit marked has a partner that
+    stays.
 
     Args:
-        activations: `(rows, units)` array.
+        correlation: `(units, units)` correlation matrix.
+        variance: the units' activation variances.
         threshold: absolute correlation in (0, 1]. Defaults to `0.98`.
         exclude: units already removed (never partners). Defaults to `()`.
 
     Returns:
         Sorted array of unit indices.
     """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"Expected `threshold` in (0, 1]. Received: threshold={threshold!r}")
-    correlation = np.abs(growth_triggers.activation_correlation(activations))
-    variance = growth_triggers.unit_variance(activations)
-    gone = set(int(i) for i in exclude)
-    rows, cols = np.triu_indices(len(variance), k=1)
-    strength = correlation[rows, cols]
-    marked = []
-    for k in np.argsort(-strength, kind="stable"):
-        if strength[k] < threshold:
-            break
-        i, j = int(rows[k]), int(cols[k])
-        if i in gone or j in gone:
-            continue
-        loser = i if variance[i] < variance[j] else j
-        gone.add(loser)
-        marked.append(loser)
-    return np.array(sorted(marked), dtype=np.int64)
+    live = np.ones(len(variance), dtype=bool)
+    live[np.asarray(exclude, dtype=np.int64)] = False
+    pairs = correlated_pairs(correlation, threshold, live=live, keep_scores=np.asarray(variance))
+    return np.array(sorted(drop for drop, _, _ in pairs), dtype=np.int64)
 
 
 class UnifiedRound:
@@ -232,8 +226,8 @@ def darn_unified(
             "Received an invalid value for `growth_rate`, expected a positive number or a "
             f"keras_darn.Schedule. Received: growth_rate={growth_rate!r}"
         )
-    criterion = default_criterion(init, criterion)
-    trigger = trigger if trigger is not None else growth_triggers.EffectiveRankTrigger()
+    criterion = source_criterion(init, criterion)
+    trigger = trigger if trigger is not None else EffectiveRankTrigger()
     if layers is None:
         layers = default_layers(model)
     probe_x, probe_y = probe_arrays(probe_data, x, y)
@@ -270,15 +264,19 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
                criterion, noise, incoming_norm, dead_tolerance, redundancy, min_units, probe_x,
                probe_y, seed):
     widths = {n: layer_width(model, n) for n in layers}
-    activations = growth_triggers.collect_activations(model, probe_x, layers)
+    stats = layer_statistics(model, probe_x, layers)
+    activations = collect_activations(model, probe_x, layers)
     params_before = count_params(model)
     loss_before = probe_loss(model, probe_x, probe_y)
     removal, removed = {}, {}
     for name in layers:
-        acts = activations[name]
-        dead = dead_units(acts, dead_tolerance)
-        redundant = redundant_units(acts, redundancy, exclude=dead) if redundancy else np.zeros(0, int)
-        chosen = _cap(np.concatenate([dead, redundant]), widths[name], min_units, acts)
+        unit = stats[name]
+        dead = dead_units(unit["mean_abs"], dead_tolerance)
+        redundant = (
+            redundant_units(unit["correlation"], unit["variance"], redundancy, exclude=dead)
+            if redundancy else np.zeros(0, int)
+        )
+        chosen = _cap(np.concatenate([dead, redundant]), widths[name], min_units, unit["variance"])
         removal[name] = chosen
         removed[name] = {
             "dead": int(np.isin(dead, chosen).sum()),
@@ -286,7 +284,7 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
             "budget": 0,
         }
     if budget is not None:
-        _fit_budget(model, removal, removed, activations, widths, budget, min_units)
+        _fit_budget(model, removal, removed, stats, widths, budget, min_units)
     strategy = model.distribute_strategy
     plan = {n: [int(i) for i in idx] for n, idx in removal.items() if len(idx)}
     if plan:
@@ -310,7 +308,7 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
     if growth:
         sources = None
         if criterion is not None:
-            sources = {n: criterion(activations[n][:, kept[n]], c) for n, c in growth.items()}
+            sources = choose_sources(criterion, model, probe_x, probe_y, growth)
         with strategy.scope():
             model = grow_units(
                 model, growth, init=init, sources=sources, noise=noise,
@@ -335,17 +333,16 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
     return model, record
 
 
-def _cap(indices, width, min_units, activations):
+def _cap(indices, width, min_units, variance):
     """At most `width - min_units` removals, keeping the most active units."""
     indices = np.unique(indices.astype(np.int64))
     room = max(0, width - min_units)
     if len(indices) <= room:
         return indices
-    variance = growth_triggers.unit_variance(activations)[indices]
-    return np.sort(indices[np.argsort(variance, kind="stable")[:room]])
+    return np.sort(indices[np.argsort(variance[indices], kind="stable")[:room]])
 
 
-def _fit_budget(model, removal, removed, activations, widths, budget, min_units):
+def _fit_budget(model, removal, removed, stats, widths, budget, min_units):
     """Removes the lowest-variance units, in proportion, until under `budget`."""
     for _ in range(8):
         params = _params_after(model, removal=removal)
@@ -354,7 +351,7 @@ def _fit_budget(model, removal, removed, activations, widths, budget, min_units)
         share = min(1.0, (params - budget) / params + 0.01)
         progressed = False
         for name, chosen in removal.items():
-            variance = growth_triggers.unit_variance(activations[name])
+            variance = stats[name]["variance"]
             alive = np.setdiff1d(np.arange(widths[name]), chosen)
             extra = min(len(alive) - min_units, math.ceil(share * len(alive)))
             if extra <= 0:

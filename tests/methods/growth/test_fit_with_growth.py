@@ -213,5 +213,5 @@ def test_driver_errors(digits):
         fit_with_growth(uncompiled, x, y, schedule=Constant(0.2, start=2))
     with pytest.raises(ValueError, match="criterion"):
         fit_with_growth(_model(), x, y, schedule=Constant(0.2, start=2), criterion="variance")
-    with pytest.raises(ValueError, match="needs a criterion"):
+    with pytest.raises(ValueError, match="least correlated pairs"):
         fit_with_growth(_model(), x, y, schedule=Constant(0.2, start=2), init="pair_average", criterion="l1")

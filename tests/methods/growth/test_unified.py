@@ -37,12 +37,15 @@ def test_dead_and_redundant_units():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2, 300))
     acts = np.stack([a, 2.0 * a + 0.001 * b, b, np.zeros(300), 0.5 * b], axis=1)
-    np.testing.assert_array_equal(dead_units(acts), [3])
+    np.testing.assert_array_equal(dead_units(np.abs(acts).mean(axis=0)), [3])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = np.nan_to_num(np.corrcoef(acts.T))
+    variance = acts.var(axis=0)
     # Unit 1 (2a) outlasts unit 0 (a); unit 2 (b) outlasts unit 4 (b / 2).
-    np.testing.assert_array_equal(redundant_units(acts, 0.98), [0, 4])
-    np.testing.assert_array_equal(redundant_units(acts, 0.98, exclude=[1]), [4])
+    np.testing.assert_array_equal(redundant_units(correlation, variance, 0.98), [0, 4])
+    np.testing.assert_array_equal(redundant_units(correlation, variance, 0.98, exclude=[1]), [4])
     with pytest.raises(ValueError, match="threshold"):
-        redundant_units(acts, 0.0)
+        redundant_units(correlation, variance, 0.0)
 
 
 def test_round_removes_dead_units_exactly_and_grows_saturated_layers(digits):
