@@ -364,7 +364,19 @@ class LambdaHandler(LayerHandler):
         )
 
 
+def zeroing_op(operation):
+    """Whether an op node is `keras.ops.relu` or `keras.ops.relu6`, exactly 0 for
+    every v <= 0 (the `zeroes_nonpositive` rule of op nodes)."""
+    return (
+        is_operation(operation)
+        and type(operation).__module__.startswith("keras.")
+        and op_type(operation) in ("nn.Relu", "nn.Relu6")
+    )
+
+
 OPERATION_HANDLER = OperationHandler()
 # Registered for `keras.Operation` itself (no layer class), so that every
 # lookup of `registry.get_handler` finds it for op nodes.
-registry._REGISTRY[keras.Operation] = registry.LayerDescription(handler=OPERATION_HANDLER)
+registry._REGISTRY[keras.Operation] = registry.LayerDescription(
+    handler=OPERATION_HANDLER, zeroes_nonpositive=zeroing_op
+)

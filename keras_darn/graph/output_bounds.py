@@ -9,6 +9,11 @@ so), `Add` sums and `Multiply` multiplies the bounds, and a layer whose last
 step is a bounded activation (sigmoid, softmax, relu6, the package's clamped
 ReLUs) is bounded whatever its inputs. Methods whose conditions hold for
 units with bounded inputs read these rules.
+
+`zeroes_nonpositive(activation)` tells whether an activation function, or a
+layer or op node (its type's `register_layer(..., zeroes_nonpositive=rule)`),
+outputs exactly 0 for every v <= 0, as ReLU does: a unit whose
+pre-activation never exceeds 0 then outputs 0 for every input.
 """
 
 import keras
@@ -19,10 +24,47 @@ from keras_darn.graph import registry
 # Upper bounds of activation functions whose outputs lie in [0, bound], by name.
 ACTIVATION_BOUNDS = {"sigmoid": 1.0, "hard_sigmoid": 1.0, "softmax": 1.0, "relu6": 6.0}
 
+# Activation functions that are exactly 0 for every v <= 0 (the functions
+# themselves: another function of the same name may not be).
+ZEROING_ACTIVATIONS = [keras.activations.relu, keras.activations.relu6]
+
 
 def register_activation_bound(name, bound):
     """Makes an activation function's output range [0, `bound`] known by its name."""
     ACTIVATION_BOUNDS[name] = float(bound)
+
+
+def register_zeroing_activation(function):
+    """Makes an activation function known to be exactly 0 for every v <= 0."""
+    if not any(function is known for known in ZEROING_ACTIVATIONS):
+        ZEROING_ACTIVATIONS.append(function)
+
+
+def zeroes_nonpositive(activation):
+    """Whether `activation` is exactly 0 for every v <= 0, element by element.
+
+    Args:
+        activation: an activation function (see
+            `register_zeroing_activation`), or a layer or op node (its type's
+            `register_layer(..., zeroes_nonpositive=rule)`).
+    """
+    if isinstance(activation, keras.Operation):
+        rule = registry.describe(activation).zeroes_nonpositive
+        return rule is not None and bool(rule(activation))
+    return any(activation is function for function in ZEROING_ACTIVATIONS)
+
+
+def always_zeroes(layer):
+    """A `zeroes_nonpositive` rule for layers that are 0 for every v <= 0 whatever their settings."""
+    return True
+
+
+def _relu_zeroes(layer):
+    return layer.negative_slope == 0 and layer.threshold >= 0
+
+
+def _activation_zeroes(layer):
+    return zeroes_nonpositive(layer.activation)
 
 
 def output_bound(layer, known):
@@ -135,6 +177,8 @@ def _register():
     for rule, names in rules:
         for layer_class in _classes(names):
             registry.register_layer(layer_class, output_bound=rule)
+    registry.register_layer(keras.layers.ReLU, zeroes_nonpositive=_relu_zeroes)
+    registry.register_layer(keras.layers.Activation, zeroes_nonpositive=_activation_zeroes)
 
 
 _register()

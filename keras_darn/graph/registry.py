@@ -10,7 +10,9 @@ layer's own code:
   accumulated statistics) and are no parameters of the function, so that
   `count_params` leaves them out;
 - the plain Keras layer it becomes when `shrink` exports a model;
-- its FLOP count per example, for `count_flops`.
+- its FLOP count per example, for `count_flops`;
+- what it outputs (`keras_darn.graph.output_bounds`): a bound of its output
+  given its inputs' bounds, and whether it is 0 for every input <= 0.
 
 Lookups search the layer's class hierarchy, so a subclass inherits what its
 nearest registered base says, field by field.
@@ -33,6 +35,7 @@ class LayerDescription:
     plain_layer: object = None
     flops: object = None
     output_bound: object = None
+    zeroes_nonpositive: object = None
 
 
 _REGISTRY = {}
@@ -42,7 +45,7 @@ _UNKNOWN_HANDLER = LayerHandler()
 
 def register_layer(
     layer_class, handler=None, bookkeeping_weights=None, plain_layer=None, flops=None,
-    output_bound=None,
+    output_bound=None, zeroes_nonpositive=None,
 ):
     """Describes a layer type to the core (its subclasses included).
 
@@ -67,6 +70,11 @@ def register_layer(
             of its inputs (`None` for an input not known to be bounded), or
             `None` (see `keras_darn.graph.output_bounds`).
             Defaults to `None`.
+        zeroes_nonpositive: a callable `zeroes_nonpositive(layer)` returning
+            whether the layer maps every input value v <= 0 to exactly 0,
+            element by element, as ReLU does (see
+            `keras_darn.graph.output_bounds.zeroes_nonpositive`). Defaults
+            to `None`.
 
     Raises:
         ValueError: if `layer_class` is not a layer class, or a field has
@@ -91,7 +99,8 @@ def register_layer(
     if handler is not None and not isinstance(handler, LayerHandler):
         raise ValueError(f"Expected `handler` to be a LayerHandler. Received: handler={handler!r}")
     for name, value in (("plain_layer", plain_layer), ("flops", flops),
-                        ("output_bound", output_bound)):
+                        ("output_bound", output_bound),
+                        ("zeroes_nonpositive", zeroes_nonpositive)):
         if value is not None and not callable(value):
             raise ValueError(f"Expected `{name}` to be callable. Received: {name}={value!r}")
     if bookkeeping_weights is not None:
@@ -110,6 +119,7 @@ def register_layer(
         plain_layer=plain_layer,
         flops=flops,
         output_bound=output_bound,
+        zeroes_nonpositive=zeroes_nonpositive,
     )
     _REGISTRY[layer_class] = LayerDescription(
         **{k: (v if v is not None else getattr(old, k)) for k, v in new.items()}

@@ -4,8 +4,10 @@ import keras
 from keras import ops
 
 from keras_darn.graph.handlers import PassThroughHandler
+from keras_darn.graph.output_bounds import always_zeroes
 from keras_darn.graph.output_bounds import fixed_bound
 from keras_darn.graph.output_bounds import register_activation_bound
+from keras_darn.graph.output_bounds import register_zeroing_activation
 from keras_darn.graph.registry import register_layer
 from keras_darn.graph.flop_counters import per_output_element
 from keras_darn.graph.flop_counters import register_activation_flops
@@ -62,7 +64,8 @@ class ClampedReLU(keras.layers.Layer):
 FLOPS_PER_ELEMENT = 1
 register_activation_flops("clamped_relu", FLOPS_PER_ELEMENT)
 register_activation_bound("clamped_relu", 1.0)
+register_zeroing_activation(clamped_relu)
 register_layer(
     ClampedReLU, handler=PassThroughHandler(), flops=per_output_element(FLOPS_PER_ELEMENT),
-    output_bound=fixed_bound(1.0),
+    output_bound=fixed_bound(1.0), zeroes_nonpositive=always_zeroes,
 )

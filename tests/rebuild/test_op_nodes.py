@@ -179,8 +179,8 @@ def test_nodedrop_eligibility_and_attach_with_op_nodes():
     x = L.Conv2D(4, 3, activation="relu", name="b")(x)
     model = keras.Model(inputs, L.Dense(2, name="out")(ops.mean(x, axis=(1, 2))))
     report = nodedrop_eligibility(model, input_range=(0, 1))
-    assert [g.name for g in report.groups] == ["a"]
-    assert report.groups[0].activation_layer.name == "relu"
+    assert [g.key for g in report.groups] == ["a"]
+    assert report.groups[0].nodedrop.activation_layer.name == "relu"
     with pytest.warns(UserWarning, match="does not cover"):
         attached = attach_nodedrop(model, input_range=(0, 1))
     x = np.random.default_rng(0).uniform(size=(2, 6, 6, 3)).astype("float32")

@@ -75,20 +75,19 @@ def attach_nodedrop(
     """
     unit_regs = regularizers.nodedrop_regularizers(lam, c)
     eligibility = condition.nodedrop_eligibility(model, input_range)
-    bn_groups = [
-        g for g in eligibility.groups if g.kind == condition.KIND_NODEDROP_BN
-    ]
+    covers = [g.nodedrop for g in eligibility.groups]
+    bn_covers = [c for c in covers if c.kind == condition.KIND_NODEDROP_BN]
     bn_regs = None
-    if bn_groups:
+    if bn_covers:
         if batch_size is None:
             raise ValueError(
                 "The model has NodeDrop-BN units (BatchNormalization "
-                f"'{bn_groups[0].bn_layer.name}' before ReLU), whose penalty "
+                f"'{bn_covers[0].bn_layer.name}' before ReLU), whose penalty "
                 "needs the training batch size m. Received: batch_size=None"
             )
         bn_regs = regularizers.nodedrop_bn_regularizers(lam, c, batch_size)
-    producers = {id(g.layer): g for g in eligibility.groups}
-    bn_layers = {id(g.bn_layer) for g in bn_groups}
+    producers = {id(c.layer): c for c in covers}
+    bn_layers = {id(c.bn_layer) for c in bn_covers}
     replaced = []
 
     def clone_layer(layer):
@@ -96,11 +95,11 @@ def attach_nodedrop(
             return registry.fresh_copy(layer)  # a Lambda is carried, never deserialized
         config = layer.get_config()
         cls = type(layer)
-        group = producers.get(id(layer))
-        if group is not None:
+        cover = producers.get(id(layer))
+        if cover is not None:
             if prunable:
                 cls = _prunable_class(layer) or cls
-            if group.kind == condition.KIND_NODEDROP:
+            if cover.kind == condition.KIND_NODEDROP:
                 for key in unit_regs:
                     if config.get(key) is not None:
                         replaced.append(f"{layer.name}.{key}")

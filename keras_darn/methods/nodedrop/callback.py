@@ -8,7 +8,7 @@ import numpy as np
 
 from keras_darn.methods.nodedrop import condition
 from keras_darn.metrics import count_params
-from keras_darn.resizing.callback_state import ResumableCallback
+from keras_darn.resizing.method import ResumableCallback
 
 
 class NodeDrop(ResumableCallback):
@@ -146,7 +146,8 @@ class NodeDrop(ResumableCallback):
             self.model, self.input_range
         )
         has_bn = any(
-            g.kind == condition.KIND_NODEDROP_BN for g in self._eligibility.groups
+            g.nodedrop.kind == condition.KIND_NODEDROP_BN
+            for g in self._eligibility.groups
         )
         if has_bn and self.batch_size is None:
             raise ValueError(
@@ -155,9 +156,11 @@ class NodeDrop(ResumableCallback):
                 "to NodeDrop(batch_size=...). Received: batch_size=None"
             )
         self._groups = [
-            g for g in self._eligibility.groups if hasattr(g.layer, "set_unit_mask")
+            g
+            for g in self._eligibility.groups
+            if hasattr(g.nodedrop.layer, "set_unit_mask")
         ]
-        plain = [g.name for g in self._eligibility.groups if g not in self._groups]
+        plain = [g.key for g in self._eligibility.groups if g not in self._groups]
         if plain:
             warnings.warn(
                 f"NodeDrop cannot switch off dead units of {plain}: they are "
@@ -214,9 +217,9 @@ class NodeDrop(ResumableCallback):
         )
         new = {}
         for group in self._groups:
-            newly_dead = dead[group.name] & (group.layer.get_unit_mask() > 0)
+            newly_dead = dead[group.key] & (group.nodedrop.layer.get_unit_mask() > 0)
             if newly_dead.any():
-                new[group.name] = newly_dead
+                new[group.key] = newly_dead
         if not new:
             return
         measured, before = {}, None
@@ -226,24 +229,25 @@ class NodeDrop(ResumableCallback):
             )
             before = self._predict()
         for group in self._groups:
-            if group.name in new:
-                self._drop(group, new[group.name])
+            if group.key in new:
+                self._drop(group.nodedrop, new[group.key])
         change = None
         if before is not None:
             change = float(np.max(np.abs(self._predict() - before)))
         for group in self._groups:
-            if group.name not in new:
+            if group.key not in new:
                 continue
+            cover = group.nodedrop
             worst = None
-            if group.name in measured:
-                worst = float(np.nanmax(measured[group.name]))
+            if group.key in measured:
+                worst = float(np.nanmax(measured[group.key]))
             event = {
                 "step": getattr(self, "_epoch", 0),
                 "action": "remove",
                 "train_step": step,
-                "layer": group.name,
-                "kind": group.kind,
-                "units": np.flatnonzero(new[group.name]).tolist(),
+                "layer": group.key,
+                "kind": cover.kind,
+                "units": np.flatnonzero(new[group.key]).tolist(),
                 "max_inference_output": worst,
                 "output_change": change,
             }
@@ -251,18 +255,18 @@ class NodeDrop(ResumableCallback):
             if self.verbose:
                 print(
                     f"\nNodeDrop: dropped {len(event['units'])} unit(s) of "
-                    f"'{group.name}' ({group.kind}); {group.layer.active_units}"
+                    f"'{group.key}' ({cover.kind}); {cover.layer.active_units}"
                     " left."
                 )
         self._live_units = None
         self._live_params = None
 
-    def _drop(self, group, newly_dead):
-        mask = group.layer.get_unit_mask()
+    def _drop(self, cover, newly_dead):
+        mask = cover.layer.get_unit_mask()
         mask[newly_dead] = 0.0
-        group.layer.set_unit_mask(mask)
-        if group.bn_layer is not None and self.reset_bn_moving_mean:
-            moving_mean = group.bn_layer.moving_mean
+        cover.layer.set_unit_mask(mask)
+        if cover.bn_layer is not None and self.reset_bn_moving_mean:
+            moving_mean = cover.bn_layer.moving_mean
             values = np.array(keras.ops.convert_to_numpy(moving_mean))
             values[newly_dead] = 0.0
             moving_mean.assign(values)
@@ -277,7 +281,7 @@ class NodeDrop(ResumableCallback):
     def _live_logs(self):
         if self._live_units is None:
             self._live_units = sum(
-                g.layer.active_units if g in self._groups else g.units
+                g.nodedrop.layer.active_units if g in self._groups else g.size
                 for g in self._eligibility.groups
             )
         logs = {"live_units": self._live_units}

@@ -32,7 +32,7 @@ from keras_darn.methods.nodedrop.eligibility import KIND_NODEDROP  # noqa: F401
 from keras_darn.methods.nodedrop.eligibility import KIND_NODEDROP_BN
 from keras_darn.methods.nodedrop.eligibility import IneligibleLayer  # noqa: F401
 from keras_darn.methods.nodedrop.eligibility import NodeDropEligibility  # noqa: F401
-from keras_darn.methods.nodedrop.eligibility import NodeDropGroup  # noqa: F401
+from keras_darn.methods.nodedrop.eligibility import NodeDropCover  # noqa: F401
 from keras_darn.methods.nodedrop.eligibility import nodedrop_eligibility
 from keras_darn.graph.nodes import FunctionalGraph
 from keras_darn.methods.nodedrop.regularizers import validate_batch_size
@@ -105,11 +105,11 @@ def bn_unit_margins(bn_layer, batch_size):
     return np.abs(gamma) * math.sqrt(m) + beta
 
 
-def _dead_nodedrop(group, weaker):
-    layer = group.layer
-    margin = unit_margins(layer, weaker=weaker, input_bound=group.input_bound)
+def _dead_nodedrop(cover, weaker):
+    layer = cover.layer
+    margin = unit_margins(layer, weaker=weaker, input_bound=cover.input_bound)
     kernel, bias = _kernel_and_bias(layer)
-    scale = group.input_bound * np.abs(kernel).sum(axis=0)
+    scale = cover.input_bound * np.abs(kernel).sum(axis=0)
     if bias is not None:
         scale = scale + np.abs(bias)
     slack = _float_slack(scale, kernel.shape[0], layer.compute_dtype)
@@ -164,17 +164,18 @@ def nodedrop_dead_units(
         eligibility = nodedrop_eligibility(model, input_range)
     dead = {}
     for group in eligibility.groups:
-        if group.kind == KIND_NODEDROP_BN:
+        cover = group.nodedrop
+        if cover.kind == KIND_NODEDROP_BN:
             if batch_size is None:
                 raise ValueError(
-                    f"Layer '{group.name}' is followed by BatchNormalization "
-                    f"'{group.bn_layer.name}' and ReLU (NodeDrop-BN), whose "
+                    f"Layer '{group.key}' is followed by BatchNormalization "
+                    f"'{cover.bn_layer.name}' and ReLU (NodeDrop-BN), whose "
                     "condition needs the training batch size m. Received: "
                     "batch_size=None"
                 )
-            dead[group.name] = _dead_nodedrop_bn(group.bn_layer, batch_size)
+            dead[group.key] = _dead_nodedrop_bn(cover.bn_layer, batch_size)
         else:
-            dead[group.name] = _dead_nodedrop(group, weaker)
+            dead[group.key] = _dead_nodedrop(cover, weaker)
     return dead
 
 
@@ -221,18 +222,18 @@ def measure_dropped_unit_outputs(
         units = nodedrop_dead_units(
             model, batch_size=batch_size, eligibility=eligibility
         )
-    groups = [g for g in eligibility.groups if np.any(units.get(g.name, False))]
+    groups = [g for g in eligibility.groups if np.any(units.get(g.key, False))]
     result = {}
     if not groups:
         return result
     graph = FunctionalGraph(model)
     inputs = graph.inputs[0] if len(graph.inputs) == 1 else graph.inputs
-    probe = keras.Model(inputs, [g.output for g in groups])
+    probe = keras.Model(inputs, [g.nodedrop.output for g in groups])
     activations = probe(data, training=False)
     for group, values in zip(groups, activations):
         values = np.abs(_as_float64(values))
-        values = np.moveaxis(values, group.unit_axis, -1)
+        values = np.moveaxis(values, group.nodedrop.unit_axis, -1)
         largest = values.reshape(-1, values.shape[-1]).max(axis=0)
-        selected = np.asarray(units[group.name], dtype=bool)
-        result[group.name] = np.where(selected, largest, np.nan)
+        selected = np.asarray(units[group.key], dtype=bool)
+        result[group.key] = np.where(selected, largest, np.nan)
     return result

@@ -1,19 +1,28 @@
-"""NodeDrop groups: which Dense/Conv2D units the NodeDrop conditions cover.
+"""Which Dense/Conv2D units the NodeDrop conditions cover.
 
 A layer is covered when its inputs are bounded in [0, s] (see
-`nodedrop_bounds`) and its units pass through an activation that is 0 for
+`tensor_bounds`) and its units pass through an activation that is 0 for
 every v <= 0 (`"nodedrop"`), or when it is followed by BatchNormalization and
-such an activation (`"nodedrop_bn"`). Every other layer with weights is
-reported with the reason it is not covered.
+such an activation (`"nodedrop_bn"`). The units of a covered layer are a
+`UnitGroup` (the model's own group when the layer's units form one alone)
+with a `nodedrop` attribute, a `NodeDropCover` saying how NodeDrop covers
+them. Every other layer with weights is reported with the reason it is not
+covered.
 """
 
+import collections
 import dataclasses
 
 import keras
+import numpy as np
 
-from keras_darn import layers as darn_layers
+from keras_darn.graph.groups import UnitGroup
+from keras_darn.graph.groups import groups_of
 from keras_darn.graph.nodes import FunctionalGraph
+from keras_darn.graph.nodes import GraphError
 from keras_darn.graph.output_bounds import is_linear
+from keras_darn.graph.output_bounds import zeroes_nonpositive
+from keras_darn.graph.unit_graph import UnitGraph
 from keras_darn.methods.nodedrop.bounds import origin
 from keras_darn.methods.nodedrop.bounds import tensor_bounds
 
@@ -33,8 +42,11 @@ _SIGN_PASS_THROUGH = tuple(
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class NodeDropGroup:
-    """The units of one Dense/Conv2D layer that the NodeDrop condition covers.
+class NodeDropCover:
+    """How NodeDrop covers the units of one Dense/Conv2D layer.
+
+    It is the `nodedrop` attribute of the layer's `UnitGroup` in
+    `NodeDropEligibility.groups`.
 
     Attributes:
         layer: the Dense or Conv2D layer that computes the units; a dead unit
@@ -59,15 +71,6 @@ class NodeDropGroup:
     unit_axis: int
     input_bound: object = None
 
-    @property
-    def name(self):
-        return self.layer.name
-
-    @property
-    def units(self):
-        layer = self.layer
-        return layer.filters if hasattr(layer, "filters") else layer.units
-
 
 @dataclasses.dataclass(frozen=True)
 class IneligibleLayer:
@@ -82,7 +85,9 @@ class NodeDropEligibility:
     """Result of `nodedrop_eligibility`: covered groups and skipped layers.
 
     Attributes:
-        groups: list of `NodeDropGroup`, in graph order.
+        groups: list of `UnitGroup`, one per covered layer (named by its
+            `key`, the layer's name), in graph order; the `nodedrop`
+            attribute of each is its `NodeDropCover`.
         ineligible: list of `IneligibleLayer`.
     """
 
@@ -93,10 +98,11 @@ class NodeDropEligibility:
         """A human-readable, multi-line description."""
         lines = [f"NodeDrop covers {len(self.groups)} layer(s):"]
         for group in self.groups:
-            via = f" via '{group.bn_layer.name}'" if group.bn_layer else ""
+            cover = group.nodedrop
+            via = f" via '{cover.bn_layer.name}'" if cover.bn_layer else ""
             lines.append(
-                f"  {group.name}: {group.units} units, {group.kind}{via}, "
-                f"activation in '{group.activation_layer.name}'"
+                f"  {group.key}: {group.size} units, {cover.kind}{via}, "
+                f"activation in '{cover.activation_layer.name}'"
             )
         if self.ineligible:
             lines.append(f"Not eligible ({len(self.ineligible)}):")
@@ -132,7 +138,8 @@ def nodedrop_eligibility(model, input_range=None):
             to `None`.
 
     Returns:
-        A `NodeDropEligibility` with the covered groups and the layers with
+        A `NodeDropEligibility` with the covered groups (`UnitGroup`s with a
+        `NodeDropCover` as their `nodedrop` attribute) and the layers with
         weights that are not covered, each with a reason.
 
     Raises:
@@ -146,12 +153,12 @@ def nodedrop_eligibility(model, input_range=None):
     >>> outputs = keras.layers.Dense(10, activation="softmax")(
     ...     keras.layers.Flatten()(x))
     >>> model = keras.Model(inputs, outputs)
-    >>> [g.name for g in nodedrop_eligibility(model, (0, 1)).groups]
+    >>> [g.key for g in nodedrop_eligibility(model, (0, 1)).groups]
     ['conv2d']
     """
     graph = FunctionalGraph(model)
     bounded = tensor_bounds(graph, input_range)
-    groups, ineligible, seen = [], [], set()
+    covers, ineligible, seen = [], [], set()
     for node in graph.nodes:
         layer = node.operation
         if id(layer) in seen or not isinstance(
@@ -159,33 +166,93 @@ def nodedrop_eligibility(model, input_range=None):
         ):
             continue
         seen.add(id(layer))
-        group, reason = _group_for(graph, node, bounded)
-        if group is None:
+        cover, reason = _cover_of(graph, node, bounded)
+        if cover is None:
             ineligible.append(IneligibleLayer(layer.name, reason))
             continue
-        groups.append(group)
-        if group.bn_layer is not None:
-            seen.add(id(group.bn_layer))
+        covers.append(cover)
+        if cover.bn_layer is not None:
+            seen.add(id(cover.bn_layer))
     for layer in graph.layers:
         # Op nodes (`x * 2.0`, `keras.ops.relu(x)`) hold no weights.
         if id(layer) not in seen and getattr(layer, "weights", None):
             ineligible.append(IneligibleLayer(layer.name, _unsupported_reason(layer)))
-    return NodeDropEligibility(groups, ineligible)
+    return NodeDropEligibility(_groups_of(model, covers), ineligible)
 
 
-def _group_for(graph, node, bounded):
-    """The `NodeDropGroup` of a Dense/Conv2D node, or `(None, reason)`."""
+def _groups_of(model, covers):
+    """The `UnitGroup` of each cover's layer, with the cover as its `nodedrop`.
+
+    A layer whose units form one group of the model alone gets that group.
+    NodeDrop switches a dead unit off in its own layer only (the unit
+    outputs 0 whatever its partners do), so a layer whose units change
+    together with other units (of other layers, or its own in a grouped
+    convolution) gets a group of its own units, fixed for the reason the
+    model's groups give.
+    """
+    if not covers:
+        return []
+    try:
+        graph = UnitGraph(model)
+    except GraphError as error:
+        reason = f"the unit graph cannot trace the model: {error}"
+        return [_layer_group(cover, reason) for cover in covers]
+    model_groups = groups_of(graph)
+    names = collections.Counter(layer.name for layer in graph.resizable_layers())
+    return [_group_of(cover, model_groups, names[cover.layer.name]) for cover in covers]
+
+
+def _group_of(cover, model_groups, namesakes):
+    """The model's group of `cover.layer`'s units, if they form one alone."""
+    name = cover.layer.name
+    if namesakes > 1:
+        return _layer_group(cover, f"a layer of a nested model is named '{name}' too")
+    containing = [g for g in model_groups if name in g.layers]
+    group = containing[0] if len(containing) == 1 else None
+    if group is None or group.layers != [name] or not np.array_equal(
+        group.indices(name), np.arange(_units(cover.layer))
+    ):
+        return _layer_group(cover, _fixed_reason(name, containing))
+    group.nodedrop = cover
+    return group
+
+
+def _layer_group(cover, reason):
+    """A group of the units of `cover.layer` alone, fixed for `reason`."""
+    name = cover.layer.name
+    group = UnitGroup([name], {name: np.arange(_units(cover.layer))}, reason)
+    group.nodedrop = cover
+    return group
+
+
+def _fixed_reason(name, containing):
+    """Why the units of layer `name`, spread over groups `containing`, are fixed."""
+    fixed = [g.reason for g in containing if g.reason]
+    if fixed:
+        return fixed[0]
+    partners = sorted({other for g in containing for other in g.layers} - {name})
+    if partners:
+        return f"its units change together with those of {partners}"
+    return "its units are not one unit group of the model on their own"
+
+
+def _units(layer):
+    return layer.filters if hasattr(layer, "filters") else layer.units
+
+
+def _cover_of(graph, node, bounded):
+    """The `NodeDropCover` of a Dense/Conv2D node, or `(None, reason)`."""
     layer = node.operation
     if graph.calls(layer) != 1:
         return None, f"shared layer (called {graph.calls(layer)} times)"
     unit_axis = _unit_axis(layer)
     output = node.outputs[0]
-    if _zero_for_nonpositive(layer.activation):
+    if zeroes_nonpositive(layer.activation):
         activation_layer = layer
     elif is_linear(layer.activation):
-        bn_group = _bn_group(graph, layer, output, unit_axis)
-        if bn_group is not None:
-            return bn_group, None
+        bn_cover = _bn_cover(graph, layer, output, unit_axis)
+        if bn_cover is not None:
+            return bn_cover, None
         activation_layer, output, reason = _following_activation(
             graph, output
         )
@@ -207,13 +274,13 @@ def _group_for(graph, node, bounded):
             "input_range=(0, 1)"
         )
     input_bound = max(bounded[id(t)] for t in inputs)
-    group = NodeDropGroup(
+    cover = NodeDropCover(
         layer, KIND_NODEDROP, None, activation_layer, output, unit_axis, input_bound
     )
-    return group, None
+    return cover, None
 
 
-def _bn_group(graph, layer, output, unit_axis):
+def _bn_cover(graph, layer, output, unit_axis):
     consumers = graph.consumers(output)
     if len(consumers) != 1:
         return None
@@ -228,34 +295,9 @@ def _bn_group(graph, layer, output, unit_axis):
     )
     if activation_layer is None:
         return None
-    return NodeDropGroup(
+    return NodeDropCover(
         layer, KIND_NODEDROP_BN, bn, activation_layer, bn_output, unit_axis
     )
-
-
-def _zero_for_nonpositive(activation):
-    """Whether `activation(v)` is exactly 0 for every v <= 0."""
-    if isinstance(activation, (darn_layers.SoftClampedReLU, darn_layers.ClampedReLU)):
-        return True
-    if isinstance(activation, keras.layers.ReLU):
-        return activation.negative_slope == 0 and activation.threshold >= 0
-    return activation in (
-        keras.activations.relu,
-        keras.activations.relu6,
-        darn_layers.soft_clamped_relu,
-        darn_layers.clamped_relu,
-    )
-
-
-def _zeroing_layer(layer):
-    if not isinstance(layer, keras.layers.Layer):
-        # An op node: `keras.ops.relu(x)` and `keras.ops.relu6(x)` zero v <= 0.
-        return type(layer).__name__ in ("Relu", "Relu6") and type(
-            layer
-        ).__module__.startswith("keras.")
-    if isinstance(layer, keras.layers.Activation):
-        return _zero_for_nonpositive(layer.activation)
-    return _zero_for_nonpositive(layer)
 
 
 def _activation_name(activation):
@@ -288,7 +330,7 @@ def _following_activation(graph, tensor):
                 "NodeDrop needs a single activation that is 0 for v <= 0"
             )
         op = consumers[0].operation
-        if _zeroing_layer(op):
+        if zeroes_nonpositive(op):
             return op, consumers[0].outputs[0], None
         if not isinstance(op, _SIGN_PASS_THROUGH):
             return None, None, (

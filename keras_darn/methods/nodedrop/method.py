@@ -3,8 +3,8 @@
 from keras_darn.methods.nodedrop import condition
 from keras_darn.methods.nodedrop.attach import attach_nodedrop
 from keras_darn.methods.nodedrop.callback import NodeDrop
+from keras_darn.resizing.entry import register_method
 from keras_darn.resizing.method import Method
-from keras_darn.resizing.method import register_method
 
 
 @register_method(("nodedrop", {}), ("nodedrop_bn", {"require_bn": True}))
@@ -91,7 +91,7 @@ class NodeDropMethod(Method):
         options = self.callback_options
         if self.require_bn:
             eligibility = condition.nodedrop_eligibility(model, options["input_range"])
-            if not any(g.kind == condition.KIND_NODEDROP_BN for g in eligibility.groups):
+            if not any(g.nodedrop.kind == condition.KIND_NODEDROP_BN for g in eligibility.groups):
                 raise ValueError(
                     f"Method '{self.name}' needs NodeDrop-BN units (Dense/Conv2D -> "
                     "BatchNormalization -> ReLU); the model has none. Use 'nodedrop'. "

@@ -56,7 +56,7 @@ def test_attach_copies_weights_and_leaves_input_untouched():
     assert isinstance(new.get_layer("bn").gamma_regularizer, NodeDropBNRegularizer)
     assert new.get_layer("bn").gamma_regularizer.batch_size == 32
     assert type(new.get_layer("d1")) is keras.layers.Dense
-    assert {g.name for g in report.groups} == {"c1", "c2"}
+    assert {g.key for g in report.groups} == {"c1", "c2"}
     assert {i.name for i in report.ineligible} == {"d1", "out"}
 
 

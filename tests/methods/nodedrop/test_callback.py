@@ -10,7 +10,7 @@ from keras_darn import layers as darn_layers
 from keras_darn.methods.nodedrop.attach import attach_nodedrop
 from keras_darn.methods.nodedrop.callback import NodeDrop
 from keras_darn.methods.nodedrop import condition
-from keras_darn.metrics.params import count_params
+from keras_darn.metrics.counts import count_params
 from keras_darn.rebuild import shrink
 
 SCR = darn_layers.soft_clamped_relu
@@ -214,7 +214,7 @@ def test_collapsed_layer_still_shrinks_to_the_same_function():
 
 
 def test_live_params_failure_logs_nan_and_training_goes_on(monkeypatch):
-    from keras_darn.metrics import params
+    from keras_darn.metrics import counts as params
 
     def failing_count(model, active_only=False):
         raise ValueError("cannot shrink this model")

@@ -101,7 +101,7 @@ def test_dropout_scales_the_input_bound():
     outputs = keras.layers.Dense(1, activation="relu", name="d")(hidden)
     model = keras.Model(inputs, outputs)
     (group,) = condition.nodedrop_eligibility(model).groups
-    assert group.input_bound == 2.0  # kept values are scaled by 1 / (1 - 0.5)
+    assert group.nodedrop.input_bound == 2.0  # kept values are scaled by 1 / (1 - 0.5)
     model.layers[-1].set_weights([np.ones((4, 1), "float32"), np.array([-6.0], "float32")])
     # 4 * 1 - 6 <= 0 in [0, 1], but 2 * 4 - 6 > 0: not provably dead in training.
     assert not condition.nodedrop_dead_units(model)["d"].any()
@@ -110,7 +110,7 @@ def test_dropout_scales_the_input_bound():
 
 def _reasons(model, **kwargs):
     eligibility = condition.nodedrop_eligibility(model, **kwargs)
-    return {g.name: g.kind for g in eligibility.groups}, {
+    return {g.key: g.nodedrop.kind for g in eligibility.groups}, {
         i.name: i.reason for i in eligibility.ineligible
     }
 
@@ -143,7 +143,7 @@ def test_eligibility_reports_reasons():
     assert "first" not in groups and "input_range=(0, 1)" in reasons["first"]
     # Inputs in [0, 255]: the condition scales to 255 * sum(max(w, 0)) + b.
     eligibility = condition.nodedrop_eligibility(model, input_range={"image": (0, 255)})
-    assert eligibility.groups[0].input_bound == 255.0
+    assert eligibility.groups[0].nodedrop.input_bound == 255.0
     # Inputs that may be negative are not covered.
     groups, _ = _reasons(model, input_range=(-1, 1))
     assert "first" not in groups
@@ -218,7 +218,7 @@ def test_sequential_and_invalid_models():
         [keras.Input((3,)), keras.layers.Dense(2, activation="sigmoid"),
          keras.layers.Dense(2, activation="relu", name="d")]
     )
-    assert [g.name for g in condition.nodedrop_eligibility(model).groups] == ["d"]
+    assert [g.key for g in condition.nodedrop_eligibility(model).groups] == ["d"]
     with pytest.raises(ValueError, match="keras.Input"):
         condition.nodedrop_eligibility(keras.Sequential([keras.layers.Dense(2)]))
 
