@@ -6,6 +6,12 @@ one score per channel of a group. Higher scores mean more important: pruning
 removes the units with the lowest scores first. Variants of a criterion
 differ only in constructor arguments, and every criterion round-trips through
 `get_config` / `from_config` and `keras_darn.criteria.get`.
+
+A criterion scores the groups of a `ProbedModel` (`keras_darn.criteria.probes`)
+or of any unit state with the same `groups`, `live` and `member_layer`, such
+as the pruning method's `PruningState`; the groups are chosen by
+`keras_darn.graph.select_groups` and their live units read from the masks by
+`keras_darn.rebuild.unit_masks.live_units`.
 """
 
 import abc

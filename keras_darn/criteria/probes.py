@@ -28,12 +28,12 @@ from keras_darn.criteria.gates import make_gates
 from keras_darn.criteria.gates import tile
 from keras_darn.criteria.per_example import per_example_correct
 from keras_darn.criteria.per_example import per_example_loss
-from keras_darn.criteria.group_selection import find_group
-from keras_darn.criteria.group_selection import live_units
-from keras_darn.criteria.group_selection import select_groups
+from keras_darn.graph.groups import find_group
+from keras_darn.graph.groups import select_groups
 from keras_darn.graph.nodes import functional_of
 from keras_darn.graph.nodes import nodes_in_order
 from keras_darn.rebuild.operations import remove_units
+from keras_darn.rebuild.unit_masks import live_units
 
 
 class ProbedModel:
@@ -138,7 +138,7 @@ class ProbedModel:
         return self._loss_fn
 
     def refresh_from_masks(self):
-        """Marks masked units as not live (`group_selection.live_units`).
+        """Marks masked units as not live (`rebuild.unit_masks.live_units`).
 
         They keep gain 1: the mask already decides what they output.
         """

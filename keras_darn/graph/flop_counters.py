@@ -2,7 +2,7 @@
 
 A counter is a callable `counter(layer, input_shapes, output_shapes)` that
 returns the FLOPs of one call of `layer`, per example. The counting
-conventions are documented in `keras_darn.metrics.flops`. A layer type is
+conventions are documented in `keras_darn.metrics.counts`. A layer type is
 looked up along its class hierarchy, so subclasses use their base class's
 counter unless they register their own
 (`keras_darn.graph.register_layer(..., flops=...)`, which takes precedence).

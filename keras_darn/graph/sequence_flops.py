@@ -1,4 +1,4 @@
-"""FLOP counters of attention and recurrent layers (conventions: `keras_darn.metrics.flops`).
+"""FLOP counters of attention and recurrent layers (conventions: `keras_darn.metrics.counts`).
 
 Per example, with the conventions of the other counters (a multiply-add is
 2, an added bias 1 per element, activations as `ACTIVATION_FLOPS`):

@@ -11,7 +11,7 @@ from keras_darn.methods import growth
 from keras_darn.methods import nodedrop
 from keras_darn.methods import pruning
 from keras_darn.methods import standout
+from keras_darn.resizing.entry import get_method as get
+from keras_darn.resizing.entry import method_names as names
+from keras_darn.resizing.entry import register_method as register
 from keras_darn.resizing.method import Method
-from keras_darn.resizing.method import get_method as get
-from keras_darn.resizing.method import method_names as names
-from keras_darn.resizing.method import register_method as register

@@ -20,7 +20,6 @@ from keras_darn.graph.unit_axes import as_unit_axis
 from keras_darn.graph.unit_axes import axis_role
 from keras_darn.graph.unit_axes import parts_of
 from keras_darn.rebuild import weight_transfer
-from keras_darn.rebuild.plain_layers import plain_equivalent
 
 _MASKS = ("unit_mask", "kernel_mask")
 
@@ -174,9 +173,11 @@ def clone_resized(layer, plan, keep_masks):
         return carried
     cls, config = type(layer), layer.get_config()
     if not keep_masks and not _keeps_masked_units(layer, plan):
-        plain = plain_equivalent(layer)
-        if plain is not None:
-            cls, config = plain
+        # A masked layer registered with a plain form (`register_layer(...,
+        # plain_layer=...)`) is built as that plain Keras layer.
+        plain_layer = registry.describe(layer).plain_layer
+        if plain_layer is not None:
+            cls, config = plain_layer(layer)
     if plan is not None:
         config = plan.handler.planned_config(layer, config, plan)
         # A handler may rebuild the layer as a class of its choice (see

@@ -234,3 +234,29 @@ class UnitMasks:
             if reason is not None:
                 return reason
         return None
+
+
+def live_units(model, groups, member_layer):
+    """`{group key: bool array}`: the units not masked off.
+
+    Masked units are those of the model's unit masks
+    (`keras_darn.rebuild.unit_masks`, set during `fit`) and those switched
+    off in a layer with a unit mask of its own (`get_unit_mask`).
+
+    Args:
+        model: the model.
+        groups: its `UnitGroup`s.
+        member_layer: `member_layer(name)`, the member layer object of a name.
+    """
+    masked = masked_plan(model)
+    live = {}
+    for group in groups:
+        alive = np.ones(group.size, dtype=bool)
+        for name in group.layers:
+            if name in masked:
+                alive[np.isin(group.indices(name), masked[name])] = False
+            layer = member_layer(name)
+            if hasattr(layer, "get_unit_mask"):
+                alive &= layer.get_unit_mask()[group.indices(name)] > 0
+        live[group.key] = alive
+    return live

@@ -194,10 +194,3 @@ def _distillation_classes():
 
 
 _CLASSES = None
-
-
-def student_of(model):
-    """The student a `Distiller` trains, or `model` itself."""
-    distillation = getattr(keras, "distillation", None)
-    is_distiller = distillation is not None and isinstance(model, distillation.Distiller)
-    return model.student if is_distiller else model

@@ -1,19 +1,145 @@
-"""The front door: `prepare` (to act during `fit`) and `resize` (between fits)."""
+"""The front door: the method names, `prepare` (to act during `fit`) and `resize` (between fits)."""
+
+import difflib
+import inspect
 
 import keras
 
+from keras_darn.criteria import base as criteria_base
 from keras_darn.rebuild import unfold_blocks
-from keras_darn.resizing.data_checks import check_examples
-from keras_darn.resizing.data_checks import check_inputs
-from keras_darn.resizing.data_checks import check_validation_data
 from keras_darn.resizing.distillation import Distillation
+from keras_darn.resizing.method import Method
 from keras_darn.resizing.method import MethodCallback
-from keras_darn.resizing.method import get_method
-from keras_darn.resizing.method import method_names
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import Schedule
 from keras_darn.resizing.targets import Target
+from keras_darn.validation import check_examples
+from keras_darn.validation import check_inputs
+from keras_darn.validation import check_validation_data
+
+_REGISTRY = {}
+_CRITERION_METHOD = []  # the Method that runs any registered criterion by its name
+
+
+def register_method(*names):
+    """Class decorator: makes a `Method` subclass known by `names`.
+
+    Each name builds the class with the keyword arguments bound to it, so
+    one class can stand for several variants:
+    `register_method("taylor1", "taylor2")` passes nothing, and
+    `register_method(("net2net", {"init": "net2net"}))` passes `init`.
+
+    Example:
+
+    ```python
+    @darn.methods.register("my_criterion")
+    class MyPruning(darn.methods.Method):
+        ...
+    ```
+    """
+    if not names:
+        raise ValueError("Expected at least one name. Received: names=()")
+
+    def decorate(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise ValueError(
+                f"Expected a subclass of keras_darn.methods.Method. Received: {cls!r}"
+            )
+        for entry in names:
+            name, bound = entry if isinstance(entry, tuple) else (entry, {})
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"Expected a method name (a string). Received: {name!r}")
+            _REGISTRY[name] = (cls, dict(bound))
+        return cls
+
+    return decorate
+
+
+def register_criterion_method(cls):
+    """Class decorator: `cls` runs every registered criterion by its name.
+
+    A criterion registered with `darn.criteria.register_criterion("name")`
+    (inside the package or out of it) is then a method name too:
+    `darn.prepare(model, "name", ...)` builds `cls(criterion="name")`, so a
+    new criterion needs no `Method` of its own. A name registered as a
+    method wins over a criterion of the same name.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise ValueError(f"Expected a subclass of keras_darn.methods.Method. Received: {cls!r}")
+    _CRITERION_METHOD[:] = [cls]
+    return cls
+
+
+def _lookup(identifier):
+    """`(Method class, bound options)` of a name, or `None`."""
+    if identifier in _REGISTRY:
+        return _REGISTRY[identifier]
+    if _CRITERION_METHOD and identifier in criteria_base.criterion_names():
+        return _CRITERION_METHOD[0], {"criterion": identifier}
+    return None
+
+
+def method_names():
+    """The registered method names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_method(identifier, **options):
+    """A `Method` from a registered name (with options) or a `Method`.
+
+    Raises:
+        ValueError: for an unknown name, or options given with an object.
+    """
+    if isinstance(identifier, Method):
+        if options:
+            raise ValueError(
+                "Options go to the method's constructor; pass them there, not beside a "
+                f"method object. Received: method={identifier!r}, options={sorted(options)}"
+            )
+        return identifier
+    found = _lookup(identifier) if isinstance(identifier, str) else None
+    if found is not None:
+        cls, bound = found
+        clash = sorted(set(bound) & set(options))
+        if clash:
+            raise ValueError(
+                f"Method '{identifier}' fixes {clash} itself. Received: "
+                + ", ".join(f"{k}={options[k]!r}" for k in clash)
+            )
+        _check_options(identifier, cls, bound, options)
+        method = cls(**bound, **options)
+        method.name = identifier
+        return method
+    if not isinstance(identifier, str):
+        raise ValueError(
+            "Expected a method name (a str; darn.methods.names() lists them) or a "
+            f"darn.methods.Method. Received: method={identifier!r}"
+        )
+    close = difflib.get_close_matches(
+        str(identifier), method_names() + criteria_base.criterion_names(), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ValueError(
+        f"Unknown method.{hint} Known names: {method_names()}, or a registered criterion's name "
+        f"({criteria_base.criterion_names()}). Received: method={identifier!r}"
+    )
+
+
+def _check_options(identifier, cls, bound, options):
+    """Refuses options the method's constructor does not take, naming the valid ones."""
+    parameters = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = sorted(name for name in parameters if name != "self" and name not in bound)
+    for name in sorted(options):
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise ValueError(
+                f"Method '{identifier}' has no option `{name}`.{hint} Its options: {valid}. "
+                f"Received: {name}={options[name]!r}"
+            )
+
 
 # The recommended pruner (`keras_darn.methods.pruning`): group weight
 # magnitude, the same fraction of every coupled group; what `prepare` and
@@ -102,7 +228,7 @@ def prepare(model, method=DEFAULT_METHOD, target=None, *, validation_data=None, 
     check_validation_data(model, validation_data)
     if schedule is not None:
         schedule = Schedule.get(schedule)
-    distillation = Distillation.get(distill)
+    distillation = None if distill is None else Distillation.get(distill)
     before = figures(model)
     new_model, callback = method.prepare(model, target, validation_data, schedule)
     method_callback = MethodCallback(method, callback, new_model, before)
@@ -188,7 +314,7 @@ def resize(
     check_inputs(model, "x", x)
     check_examples("x", x, y)
     check_validation_data(model, validation_data)
-    distillation = Distillation.get(distill)
+    distillation = None if distill is None else Distillation.get(distill)
     if distillation is not None and not method.distills_between_fits:
         raise ValueError(
             f"Method '{method.name}' does not distill between fits. Methods that do: "

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_darn.resizing.callback_state import ResumableCallback
+from keras_darn.resizing.method import ResumableCallback
+from keras_darn.resizing.method import schedule_epochs
 from keras_darn.resizing.schedules import Linear
-from keras_darn.resizing.callback_state import schedule_epochs
 from support.resume import InterruptAt
 from support.resume import Interrupted
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import keras_darn as darn
-from keras_darn.resizing.method import get_method
-from keras_darn.resizing.method import method_names
+from keras_darn.resizing.entry import get_method
+from keras_darn.resizing.entry import method_names
 
 L = keras.layers
 

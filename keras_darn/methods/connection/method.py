@@ -11,8 +11,8 @@ from keras_darn.methods.connection.evaluation import fit_retrainer
 from keras_darn.methods.connection.structure import mask_disconnected_units
 from keras_darn.rebuild import compile_like
 from keras_darn.rebuild import shrink
+from keras_darn.resizing.entry import register_method
 from keras_darn.resizing.method import Method
-from keras_darn.resizing.method import register_method
 from keras_darn.resizing.results import figures
 from keras_darn.validation import check_positive_int
 

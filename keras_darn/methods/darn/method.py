@@ -6,8 +6,8 @@ from keras_darn.criteria import base as criteria_base
 from keras_darn.criteria.correlation import ActivationCorrelation
 from keras_darn.graph import unit_groups
 from keras_darn.methods.darn.driver import dynamic_neuron_removal
+from keras_darn.resizing.entry import register_method
 from keras_darn.resizing.method import Method
-from keras_darn.resizing.method import register_method
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import LogSpaced

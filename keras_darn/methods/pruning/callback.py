@@ -11,8 +11,9 @@ reached. A masked unit's weights are zeroed on every member of its group
 outputs. Groups that cannot be masked exactly (units normalized together by
 `LayerNormalization`) are left out, and `skipped` says why. Under a
 `tf.distribute` strategy the criterion's statistics are computed by all
-replicas and summed (`ProbedModel.accumulate`); the groups and their live
-units are the callback's `PruningState`.
+replicas and summed (`ProbedModel.accumulate`). The groups and their live
+units are a `PruningState`, read from the masks (the pruning between fits,
+`prune_and_fine_tune`, keeps one too).
 
 What has been pruned follows from the events, saved with the model's
 weights, and every step's goal follows from the target, the schedule and
@@ -20,17 +21,85 @@ the full-width model alone, so a training restarted from a checkpoint
 (`keras.callbacks.BackupAndRestore`) goes on exactly where it stopped.
 """
 
-
-from keras_darn.criteria import base as criteria_base
+from keras_darn import criteria
+from keras_darn.criteria.probes import ProbedModel
 from keras_darn.graph import unit_groups
+from keras_darn.graph.groups import find_group
+from keras_darn.graph.groups import select_groups
+from keras_darn.graph.nodes import functional_of
+from keras_darn.graph.nodes import nodes_in_order
 from keras_darn.methods.pruning import budget
-from keras_darn.methods.pruning.state import PruningState
+from keras_darn.rebuild.unit_masks import live_units
 from keras_darn.rebuild.unit_masks import masks_of
-from keras_darn.resizing.callback_state import ResumableCallback
-from keras_darn.resizing.callback_state import schedule_epochs
+from keras_darn.resizing.method import ResumableCallback
+from keras_darn.resizing.method import schedule_epochs
 from keras_darn.resizing.schedules import Linear
 from keras_darn.resizing.schedules import Schedule
 from keras_darn.resizing.targets import Target
+
+
+class PruningState:
+    """The unit groups a pruning run works on and which of their units are live.
+
+    Masked units are not live: what has been pruned is read from the
+    model's unit masks, so the state follows the masks across epochs and
+    restarts. Criteria that score from the weights alone
+    (`reads_weights_only`) score this state directly; the others get a
+    `ProbedModel` over the same groups (`probed()`), built the first time one
+    is asked for, so the data-free default never builds one.
+
+    Args:
+        model: a built functional or Sequential `keras.Model`.
+        layers: names of layers whose groups are pruned. Defaults to `None`
+            (every resizable group of the top-level graph, and with `parts`
+            the others too).
+        parts: also take the groups outside the top-level graph (attention
+            heads, layers of nested models), which only criteria that read
+            weights can score. Defaults to `False`.
+
+    Attributes:
+        model: the model.
+        groups: the `UnitGroup`s pruned (a method may narrow the list).
+        live: `{group key: bool array}` of the units not masked off.
+    """
+
+    def __init__(self, model, layers=None, parts=False):
+        self.model = model
+        order = nodes_in_order(functional_of(model))
+        self.groups, self._inner = select_groups(model, order, layers, parts)
+        self._top = {node.operation.name: node.operation for node in order}
+        self._probed = None
+        self.live = {}
+        self.refresh_from_masks()
+
+    @property
+    def keys(self):
+        """Keys of the groups, in trace order."""
+        return [g.key for g in self.groups]
+
+    def group(self, key):
+        """The `UnitGroup` with key (or member layer name) `key`."""
+        return find_group(self.groups, key)
+
+    def member_layer(self, name):
+        """The member layer object called `name` (a `UnitPart` for a layer's part)."""
+        return self._inner[name] if name in self._inner else self._top[name]
+
+    def refresh_from_masks(self):
+        """Reads which units are live from the model's masks."""
+        self.live = live_units(self.model, self.groups, self.member_layer)
+
+    def probed(self):
+        """A `ProbedModel` over the same groups, its live units read from the masks."""
+        if self._probed is None:
+            self._probed = ProbedModel(self.model, layers=self.keys)
+        self._probed.groups = [self._probed.group(key) for key in self.keys]
+        self._probed.refresh_from_masks()
+        return self._probed
+
+    def scored_by(self, criterion):
+        """What `criterion` scores: this state, or a `ProbedModel` when it reads outputs."""
+        return self if criterion.reads_weights_only else self.probed()
 
 
 class CriterionPruning(ResumableCallback):
@@ -103,7 +172,7 @@ class CriterionPruning(ResumableCallback):
     def __init__(self, criterion, x=None, y=None, target=None, schedule=None, layers=None,
                  verbose=0, global_pruning=False, round_to=1, max_ratio=None):
         super().__init__()
-        self.criterion = criteria_base.get(criterion)
+        self.criterion = criteria.get(criterion)
         self.target = Target.get(target) if target is not None else Target(fraction=0.5)
         self.target.check_supported("CriterionPruning", ("fraction", "params", "flops"), True)
         if len(self.target.amounts) > 1:

@@ -14,7 +14,7 @@ data-free criteria).
 
 
 from keras_darn.methods.pruning import budget
-from keras_darn.methods.pruning.state import PruningState
+from keras_darn.methods.pruning.callback import PruningState
 from keras_darn.rebuild import Rebuilder
 from keras_darn.rebuild import remove_units
 from keras_darn.rebuild import shrink as shrink_model

@@ -10,9 +10,9 @@ from keras_darn.methods.pruning.callback import CriterionPruning
 from keras_darn.methods.pruning.fine_tune import prune_and_fine_tune
 from keras_darn.methods.pruning.ranking import prune_by_ranking
 from keras_darn.rebuild import Rebuilder
+from keras_darn.resizing.entry import register_criterion_method
+from keras_darn.resizing.entry import register_method
 from keras_darn.resizing.method import Method
-from keras_darn.resizing.method import register_criterion_method
-from keras_darn.resizing.method import register_method
 from keras_darn.resizing.results import Result
 from keras_darn.resizing.results import figures
 from keras_darn.resizing.schedules import Linear

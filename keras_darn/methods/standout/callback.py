@@ -15,8 +15,8 @@ import keras
 import numpy as np
 
 from keras_darn.layers.standout_dense import StandoutDense
-from keras_darn.resizing.callback_state import ResumableCallback
-from keras_darn.resizing.callback_state import schedule_epochs
+from keras_darn.resizing.method import ResumableCallback
+from keras_darn.resizing.method import schedule_epochs
 from keras_darn.resizing.schedules import Geometric
 from keras_darn.resizing.schedules import Schedule
 from keras_darn.validation import check_layer_names

@@ -6,8 +6,8 @@ import numbers
 from keras_darn.methods.standout.callback import StandoutPruning
 from keras_darn.methods.standout.conversion import standout_layers
 from keras_darn.methods.standout.conversion import to_standout
+from keras_darn.resizing.entry import register_method
 from keras_darn.resizing.method import Method
-from keras_darn.resizing.method import register_method
 from keras_darn.resizing.schedules import Geometric
 
 

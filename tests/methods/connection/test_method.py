@@ -12,7 +12,7 @@ from keras_darn.methods.connection import pruning as cp
 from keras_darn.resizing import Target
 from keras_darn.resizing import prepare
 from keras_darn.resizing import resize
-from keras_darn.resizing.method import get_method
+from keras_darn.resizing.entry import get_method
 
 (_X, _Y), (_XV, _YV) = datasets.load_digits()
 X, Y = datasets.to_float_vectors(_X)[:400], _Y[:400]

@@ -9,7 +9,7 @@ from keras_darn.resizing import Target
 from keras_darn.resizing import prepare
 from keras_darn.resizing import resize
 from keras_darn.resizing import schedules
-from keras_darn.resizing.method import get_method
+from keras_darn.resizing.entry import get_method
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(size=(64, 6)).astype("float32")

@@ -12,7 +12,7 @@ from keras_darn.methods.standout.conversion import hidden_dense_names
 from keras_darn.resizing import Target
 from keras_darn.resizing import prepare
 from keras_darn.resizing import schedules
-from keras_darn.resizing.method import get_method
+from keras_darn.resizing.entry import get_method
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(size=(96, 6)).astype("float32")
