@@ -94,7 +94,9 @@ flags.DEFINE_list("methods", ["magnitude_uniform", "magnitude_global", "magnitud
                               "taylor1", "activation_variance", "weight_l1", "random"],
                   "keras_darn pruning methods (registered names; a '_uniform' or '_global' suffix "
                   "runs it with global_pruning=False or True, no suffix at the method's default; "
-                  "a further '_reset' suffix, with reset_optimizer=True).")
+                  "a further '_reset' suffix, with reset_optimizer=True; 'unpruned_reset': the "
+                  "unpruned network trained on from the snapshot with a fresh Adam, as the "
+                  "PyTorch twin's baseline is).")
 flags.DEFINE_list("own_size_methods", [],
                   "keras_darn methods that find their own size, one run per 'name:key=value' "
                   "setting: 'nodedrop_bn:lam=1e-4' and 'standout:units=16' train from scratch "
@@ -374,6 +376,9 @@ def run_keras(network, seed, data, work):
     score = (x[-FLAGS.num_score:], y[-FLAGS.num_score:])
     snapshot = None
     for name in FLAGS.methods:
+        if name == UNPRUNED_RESET:
+            unpruned_with_fresh_optimizer(network, seed, data, work)
+            continue
         method, options = method_options(name)
         for ratio in (float(r) for r in FLAGS.ratios):
             if done(run_path(network, "keras_darn", name, ratio, seed)):
@@ -407,6 +412,34 @@ def run_keras(network, seed, data, work):
             })
     if snapshot is None and not done(run_path(network, "keras_darn", "unpruned", 1, seed)):
         pretrained(network, seed, data, work)  # the unpruned baseline alone
+
+
+UNPRUNED_RESET = "unpruned_reset"
+
+
+def unpruned_with_fresh_optimizer(network, seed, data, work):
+    """The unpruned network trained on from the snapshot with a fresh Adam.
+
+    The PyTorch twin's baseline (`same_start`) trains on from Keras' weights
+    with an optimizer of its own, whose moments start at zero, while Keras'
+    baseline carries its Adam state from the first epochs: this run trains
+    the Keras network the twin's way, to tell that difference from the
+    frameworks'.
+    """
+    (x, y), _ = data
+    path = run_path(network, "keras_darn", UNPRUNED_RESET, 1, seed)
+    if done(path):
+        return
+    snapshot, pretrain_seconds = pretrained(network, seed, data, work)
+    keras.utils.set_random_seed(seed)
+    model = compiled(keras.saving.load_model(snapshot, compile=False))
+    began = time.time()
+    model.fit(x, y, initial_epoch=FLAGS.pretrain_epochs, epochs=FLAGS.epochs,
+              batch_size=FLAGS.batch_size, verbose=0)
+    save_run({"tool": "keras_darn", "method": UNPRUNED_RESET, "network": network,
+              "seed": seed, "ratio": 1, "params": darn.count_params(model),
+              "flops": darn.count_flops(model), "accuracy": accuracy(model, data),
+              "seconds": pretrain_seconds + time.time() - began})
 
 
 def trained_teacher(snapshot):
@@ -507,7 +540,8 @@ def snapshot_runs(work, network, tool, seed):
     if tool == "torch_pruning":
         methods = [(f"group_magnitude_{v}", r) for v in peer_variants() for r in FLAGS.ratios]
     else:
-        methods = ([(m, r) for m in FLAGS.methods for r in FLAGS.ratios]
+        methods = ([(m, 1 if m == UNPRUNED_RESET else r) for m in FLAGS.methods
+                    for r in FLAGS.ratios]
                    + [(label, 0) for name, label, _, _ in map(own_size_label, FLAGS.own_size_methods)
                       if name in FROM_SNAPSHOT])
     return [run_path(network, tool, m, r, seed) for m, r in [("unpruned", 1), *methods]]

@@ -53,7 +53,7 @@ def test_runs_are_recorded_one_file_each_and_skipped_when_present(tmp_path, data
     stamps = {p: os.path.getmtime(p) for p in records}
 
     second = run_benchmark(tmp_path, data_dir, "magnitude_uniform,magnitude_uniform_distill,"
-                                                "magnitude_uniform_distill_trained")
+                                                "magnitude_uniform_distill_trained,unpruned_reset")
     assert second.returncode == 0, second.stderr[-3000:]
     for path, stamp in stamps.items():  # present runs are not redone
         assert os.path.getmtime(path) == stamp
@@ -61,8 +61,14 @@ def test_runs_are_recorded_one_file_each_and_skipped_when_present(tmp_path, data
         distilled = glob.glob(str(tmp_path / "results" / "vs_torch_pruning_runs" / "*" /
                                   f"*__{arm}__*.json"))
         assert len(distilled) == 1, arm
+    # The unpruned network trained on from the snapshot with a fresh optimizer: one run, at 1x.
+    fresh = glob.glob(str(tmp_path / "results" / "vs_torch_pruning_runs" / "*" /
+                          "*__unpruned_reset__*.json"))
+    assert [os.path.basename(p).split("__")[3] for p in fresh] == ["r1"]
+    unpruned = json.loads(open(next(p for p in records if "__unpruned__" in p)).read())
+    assert json.loads(open(fresh[0]).read())["params"] == unpruned["params"]
     summary = json.loads((tmp_path / "results" / "vs_torch_pruning_same_start.json").read_text())
     assert {r["method"] for r in summary["rows"]} == {
         "unpruned", "magnitude_uniform", "magnitude_uniform_distill",
-        "magnitude_uniform_distill_trained", "magnitude_uniform_scratch"}
+        "magnitude_uniform_distill_trained", "magnitude_uniform_scratch", "unpruned_reset"}
     assert all("architecture" not in r for r in summary["rows"])
