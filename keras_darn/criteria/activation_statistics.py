@@ -6,7 +6,7 @@ a low mean absolute activation (L1) do little, and units whose activations
 are highly correlated with another unit's are redundant. The statistics are
 computed at the `ProbedModel` gates (after BatchNormalization, activation
 and pooling), from sums that add up over batches and across the replicas of
-a `tf.distribute` strategy.
+a `tf.distribute` strategy (on TensorFlow).
 
 For a convolution a unit is a channel. With `conv_mode="positions"` every
 spatial position of every example is one sample of the channel; with
@@ -15,7 +15,7 @@ of its feature map (one sample per example).
 """
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import group_mean
@@ -37,17 +37,17 @@ def _statistics_fn(probed, conv_mode, covariance):
             _, collected = probed.forward(x, gains, collect=True)
             sums = {}
             for name, value in collected.items():
-                value = tf.cast(value, tf.float32)
+                value = ops.cast(value, "float32")
                 rank = len(value.shape)
                 if rank > 2 and conv_mode == "spatial_mean":
-                    value = tf.reduce_mean(value, axis=list(range(1, rank - 1)))
-                value = tf.reshape(value, [-1, value.shape[-1]])
-                sums[f"{name}/sum"] = tf.reduce_sum(value, axis=0)
-                sums[f"{name}/sum_squares"] = tf.reduce_sum(tf.square(value), axis=0)
-                sums[f"{name}/sum_abs"] = tf.reduce_sum(tf.abs(value), axis=0)
-                sums[f"{name}/count"] = tf.cast(tf.shape(value)[0], tf.float32)
+                    value = ops.mean(value, axis=tuple(range(1, rank - 1)))
+                value = ops.reshape(value, (-1, value.shape[-1]))
+                sums[f"{name}/sum"] = ops.sum(value, axis=0)
+                sums[f"{name}/sum_squares"] = ops.sum(ops.square(value), axis=0)
+                sums[f"{name}/sum_abs"] = ops.sum(ops.abs(value), axis=0)
+                sums[f"{name}/count"] = ops.cast(ops.shape(value)[0], "float32")
                 if covariance:
-                    sums[f"{name}/products"] = tf.matmul(value, value, transpose_a=True)
+                    sums[f"{name}/products"] = ops.matmul(ops.transpose(value), value)
             return sums
 
         probed._compiled[cache_key] = batch_fn
@@ -70,7 +70,8 @@ def activation_statistics(
         covariance: also compute the covariance and correlation matrices.
             Defaults to `False`.
         batch_size: examples per batch. Defaults to `256`.
-        strategy: a `tf.distribute.Strategy`. Defaults to `None`.
+        strategy: a `tf.distribute.Strategy` (TensorFlow only). Defaults to
+            `None`.
 
     Returns:
         `{gate name: {"mean", "variance", "mean_abs", "count"}}` (arrays

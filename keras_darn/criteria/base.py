@@ -85,7 +85,8 @@ class Criterion(abc.ABC):
             layers: names of layers whose groups are scored (only when
                 `model` is a `keras.Model`). Defaults to `None` (all).
             strategy: a `tf.distribute.Strategy` whose replicas share the
-                work; statistics are summed across replicas. Defaults to
+                work; statistics are summed across replicas. TensorFlow
+                only: on other backends it must be `None`. Defaults to
                 `None` (the current strategy).
 
         Returns:
@@ -94,7 +95,8 @@ class Criterion(abc.ABC):
             unit order); `NaN` for units that are removed or masked off.
 
         Raises:
-            ValueError: when data the criterion needs is missing.
+            ValueError: when data the criterion needs is missing, or for a
+                `strategy` on a backend other than TensorFlow.
         """
         # A keras.Model gets a ProbedModel; a ProbedModel, or for criteria that
         # read weights only any unit state (`.model`, `.groups`, `.live`,

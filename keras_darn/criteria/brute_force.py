@@ -13,9 +13,9 @@ runs the paper's one-unit-at-a-time loop, which gives the same numbers.
 
 import numpy as np
 
+from keras_darn import backend
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
-from keras_darn.criteria.batches import make_dataset
 from keras_darn.validation import check_one_of
 from keras_darn.validation import check_positive_int
 
@@ -39,7 +39,8 @@ def brute_force_effects(
             to `16384`.
         batch_size: examples per batch of the loop and of the base
             evaluation. Defaults to `256`.
-        strategy: a `tf.distribute.Strategy`. Defaults to `None`.
+        strategy: a `tf.distribute.Strategy` (TensorFlow only). Defaults to
+            `None`.
 
     Returns:
         `{key: {"loss": array, "accuracy": array, "base_loss": float,
@@ -47,7 +48,7 @@ def brute_force_effects(
         off minus the base loss, `accuracy[k]` the base accuracy minus the
         accuracy with unit `k` off; `NaN` for units that are not live.
     """
-    dataset = make_dataset(x, y, batch_size)
+    dataset = backend.make_batches(x, y, batch_size)
     base_loss, base_accuracy = probed.evaluate(dataset, None, strategy=strategy)
     effects = {}
     for group in probed.groups:

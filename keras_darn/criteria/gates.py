@@ -9,7 +9,7 @@ what removing the unit does to the rest of the network.
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_darn.graph import handlers as handlers_lib
 from keras_darn.graph import registry
@@ -143,23 +143,20 @@ def apply_gate(gate, value, gains, replicate_key=None, replicate_rows=None):
     parts = []
     for key, _ in gate.parts:
         part = replicate_rows if key == replicate_key else gains[key]
-        part = tf.cast(part, value.dtype)
-        parts.append(part if len(part.shape) == 2 else part[tf.newaxis, :])
-    parts.append(tf.ones([1, 1], dtype=value.dtype))
+        part = ops.cast(part, value.dtype)
+        parts.append(part if len(part.shape) == 2 else ops.expand_dims(part, 0))
+    parts.append(ops.ones((1, 1), dtype=value.dtype))
     rows = None
     for part in parts:
         if part.shape[0] != 1:
-            rows = tf.shape(part)[0]
+            rows = ops.shape(part)[0]
     if rows is not None:
-        parts = [
-            tf.broadcast_to(p, tf.stack([rows, tf.shape(p)[1]])) for p in parts
-        ]
-    gain = tf.gather(tf.concat(parts, axis=-1), gate.pos_map, axis=-1)
-    gain = tf.reshape(gain, [-1] + [1] * (len(value.shape) - 2) + [gate.width])
+        parts = [ops.broadcast_to(p, (rows, p.shape[1])) for p in parts]
+    gain = ops.take(ops.concatenate(parts, axis=-1), gate.pos_map, axis=-1)
+    gain = ops.reshape(gain, [-1] + [1] * (len(value.shape) - 2) + [gate.width])
     return value * gain
 
 
 def tile(value, times):
     """`value` repeated `times` times along the batch axis (replica-major)."""
-    rank = len(value.shape)
-    return tf.tile(value, tf.concat([[times], tf.ones([rank - 1], tf.int32)], 0))
+    return ops.tile(value, [times] + [1] * (len(value.shape) - 1))

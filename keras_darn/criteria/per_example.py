@@ -6,7 +6,7 @@ network side by side), not the reduced scalar a compiled model reports.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 def per_example_loss(loss):
@@ -30,7 +30,7 @@ def per_example_loss(loss):
 
     ```python
     fn = per_example_loss("mse")
-    fn(tf.zeros((2, 3)), tf.ones((2, 3)))  # [1., 1.]
+    fn(np.zeros((2, 3)), np.ones((2, 3)))  # [1., 1.]
     ```
     """
     if loss is None:
@@ -52,11 +52,10 @@ def per_example_loss(loss):
         raw = resolved
 
     def fn(y_true, y_pred):
-        values = raw(y_true, y_pred)
-        values = tf.convert_to_tensor(values)
+        values = ops.convert_to_tensor(raw(y_true, y_pred))
         rank = len(values.shape)
         if rank > 1:
-            values = tf.reduce_mean(values, axis=list(range(1, rank)))
+            values = ops.mean(values, axis=tuple(range(1, rank)))
         return values
 
     return fn
@@ -78,15 +77,15 @@ def per_example_correct(y_true, y_pred):
     Returns:
         A float32 tensor of shape `(batch,)` with values 0 and 1.
     """
-    y_pred = tf.convert_to_tensor(y_pred)
-    y_true = tf.convert_to_tensor(y_true)
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.convert_to_tensor(y_true)
     if y_pred.shape[-1] == 1:
-        predicted = tf.cast(tf.reshape(y_pred, [-1]) > 0.5, tf.float32)
-        truth = tf.cast(tf.reshape(y_true, [-1]) > 0.5, tf.float32)
-        return tf.cast(tf.equal(predicted, truth), tf.float32)
-    predicted = tf.argmax(y_pred, axis=-1, output_type=tf.int64)
+        predicted = ops.reshape(y_pred, (-1,)) > 0.5
+        truth = ops.reshape(y_true, (-1,)) > 0.5
+        return ops.cast(ops.equal(predicted, truth), "float32")
+    predicted = ops.argmax(y_pred, axis=-1)
     if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == y_pred.shape[-1]:
-        truth = tf.argmax(y_true, axis=-1, output_type=tf.int64)
+        truth = ops.argmax(y_true, axis=-1)
     else:
-        truth = tf.cast(tf.reshape(y_true, tf.shape(predicted)), tf.int64)
-    return tf.cast(tf.equal(predicted, truth), tf.float32)
+        truth = ops.cast(ops.reshape(y_true, ops.shape(predicted)), predicted.dtype)
+    return ops.cast(ops.equal(predicted, truth), "float32")

@@ -20,9 +20,9 @@ This is what makes brute-force ranking cheap (`BruteForce`).
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from keras_darn.criteria.batches import accumulate
+from keras_darn import backend
 from keras_darn.criteria.gates import apply_gate
 from keras_darn.criteria.gates import make_gates
 from keras_darn.criteria.gates import tile
@@ -189,11 +189,11 @@ class ProbedModel:
     def gain_tensors(self, gains=None):
         """The gains as a dict of float32 tensors (defaults to `self.gains`)."""
         gains = self.gains if gains is None else gains
-        return {k: tf.constant(v, dtype=tf.float32) for k, v in gains.items()}
+        return {k: ops.convert_to_tensor(v, dtype="float32") for k, v in gains.items()}
 
     # ---- The forward pass -------------------------------------------------
     def forward(self, inputs, gains, replicate=None, collect=False):
-        """Runs the model with unit gains (TensorFlow; usable in tf.function).
+        """Runs the model with unit gains (`keras.ops`; usable in a `tf.function`).
 
         Args:
             inputs: a tensor, or a list with one tensor per model input.
@@ -217,7 +217,7 @@ class ProbedModel:
         if replicate is not None:
             key, variants = replicate
             key = self.group(key).key
-            variants = tf.convert_to_tensor(variants, tf.float32)
+            variants = ops.convert_to_tensor(variants, dtype="float32")
         gated = {}  # gate name -> (value, replicated)
         collected = {}
         for node in self._order:
@@ -238,58 +238,59 @@ class ProbedModel:
             if is_replicated:
                 for i, flag in flags.items():
                     if not flag:
-                        local[i] = tile(local[i], tf.shape(variants)[0])
+                        local[i] = tile(local[i], ops.shape(variants)[0])
             args, kwargs = node.arguments.fill_in(local)
             operation = node.operation
             if isinstance(operation, keras.layers.Layer):
                 kwargs["training"] = False
-            outputs = tf.nest.flatten(operation(*args, **kwargs))
+            outputs = keras.tree.flatten(operation(*args, **kwargs))
             for tensor, value in zip(node.outputs, outputs):
                 values[id(tensor)] = value
                 if is_replicated:
                     replicated.add(id(tensor))
         output = values[id(self._function.outputs[0])]
         if key is not None and id(self._function.outputs[0]) not in replicated:
-            output = tile(output, tf.shape(variants)[0])
+            output = tile(output, ops.shape(variants)[0])
         return (output, collected) if collect else output
 
     def _gated_value(self, gate, value, is_replicated, gains, key, variants):
         hit = key is not None and any(k == key for k, _ in gate.parts)
         rows = None
         if hit:
-            replicas = tf.shape(variants)[0]
+            replicas = ops.shape(variants)[0]
             if is_replicated:
-                batch = tf.shape(value)[0] // replicas
+                batch = ops.shape(value)[0] // replicas
             else:
-                batch = tf.shape(value)[0]
+                batch = ops.shape(value)[0]
                 value = tile(value, replicas)
                 is_replicated = True
-            rows = tf.repeat(variants, batch, axis=0)
+            rows = ops.repeat(variants, batch, axis=0)
         return apply_gate(gate, value, gains, key, rows), is_replicated
 
     # ---- Running over data ------------------------------------------------
     def accumulate(self, batch_fn, x, y=None, batch_size=256, strategy=None, args=()):
         """Sums `batch_fn(x_batch, y_batch, *args)` over batches and replicas.
 
-        See `keras_darn.criteria.batches.accumulate`; compiled functions are
-        cached on this `ProbedModel`.
+        See `keras_darn.backend.accumulate`; compiled functions are cached
+        on this `ProbedModel`.
         """
-        return accumulate(self._compiled, batch_fn, x, y, batch_size, strategy, args)
+        return backend.accumulate(self._compiled, batch_fn, x, y, batch_size, strategy, args)
 
     def _evaluate_batch(self, x, y, gains):
         y_pred = self.forward(x, gains)
         return {
-            "loss": tf.reduce_sum(self.loss_fn(y, y_pred)),
-            "correct": tf.reduce_sum(per_example_correct(y, y_pred)),
-            "count": tf.cast(tf.shape(y_pred)[0], tf.float32),
+            "loss": ops.sum(self.loss_fn(y, y_pred)),
+            "correct": ops.sum(per_example_correct(y, y_pred)),
+            "count": ops.cast(ops.shape(y_pred)[0], "float32"),
         }
 
     def evaluate(self, x, y, batch_size=256, gains=None, strategy=None):
         """Mean loss and accuracy with the current (or given) gains.
 
         Args:
-            x: inputs (array, list of arrays, or a batched `tf.data.Dataset`
-                of `(x, y)`, then `y` is ignored).
+            x: inputs (array, list of arrays, or batches of `(x, y)` from
+                `keras_darn.backend.make_batches` or a batched
+                `tf.data.Dataset`, then `y` is ignored).
             y: targets.
             batch_size: examples per batch. Defaults to `256`.
             gains: `{key: array}` replacing `self.gains`. Defaults to `None`.
@@ -308,15 +309,15 @@ class ProbedModel:
         if cache_key not in self._compiled:
 
             def batch_fn(x, y, gains, variants):
-                replicas = tf.shape(variants)[0]
+                replicas = ops.shape(variants)[0]
                 y_pred = self.forward(x, gains, replicate=(key, variants))
-                y_true = tile(tf.convert_to_tensor(y), replicas)
-                losses = tf.reshape(self.loss_fn(y_true, y_pred), [replicas, -1])
-                correct = tf.reshape(per_example_correct(y_true, y_pred), [replicas, -1])
+                y_true = tile(ops.convert_to_tensor(y), replicas)
+                losses = ops.reshape(self.loss_fn(y_true, y_pred), (replicas, -1))
+                correct = ops.reshape(per_example_correct(y_true, y_pred), (replicas, -1))
                 return {
-                    "loss": tf.reduce_sum(losses, axis=1),
-                    "correct": tf.reduce_sum(correct, axis=1),
-                    "count": tf.cast(tf.shape(losses)[1], tf.float32),
+                    "loss": ops.sum(losses, axis=1),
+                    "correct": ops.sum(correct, axis=1),
+                    "count": ops.cast(ops.shape(losses)[1], "float32"),
                 }
 
             self._compiled[cache_key] = batch_fn
@@ -357,6 +358,6 @@ class ProbedModel:
             y,
             batch_size,
             strategy,
-            (self.gain_tensors(), tf.constant(variants)),
+            (self.gain_tensors(), ops.convert_to_tensor(variants)),
         )
         return sums["loss"] / sums["count"], sums["correct"] / sums["count"]

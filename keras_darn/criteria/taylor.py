@@ -24,8 +24,9 @@ off-diagonal terms of the layers above, which this computation keeps.
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_darn import backend
 from keras_darn.criteria.base import Criterion
 from keras_darn.criteria.base import register_criterion
 from keras_darn.criteria.gates import tile
@@ -43,15 +44,15 @@ def _taylor_fn(probed, key, second_order):
 
         def first_order(x, y, gains):
             inputs = x if isinstance(x, (list, tuple)) else [x]
-            shared = gains[key]
-            with tf.GradientTape() as tape:
-                tape.watch(shared)
+
+            def loss_of(shared):
                 all_gains = dict(gains)
                 all_gains[key] = shared
-                loss = tf.reduce_sum(probed.loss_fn(y, probed.forward(x, all_gains)))
+                return ops.sum(probed.loss_fn(y, probed.forward(x, all_gains)))
+
             return {
-                "first": tape.gradient(loss, shared),
-                "count": tf.cast(tf.shape(inputs[0])[0], tf.float32),
+                "first": backend.gradient(loss_of, gains[key]),
+                "count": ops.cast(ops.shape(inputs[0])[0], "float32"),
             }
 
         def second_order_fn(x, y, gains):
@@ -61,18 +62,20 @@ def _taylor_fn(probed, key, second_order):
             # second derivative of every unit. Layers upstream of the group
             # run once (`ProbedModel.forward(replicate=...)`).
             inputs = x if isinstance(x, (list, tuple)) else [x]
-            variants = tf.tile(gains[key][tf.newaxis, :], [size, 1])
-            with tf.autodiff.ForwardAccumulator(variants, tf.eye(size)) as accumulator:
-                with tf.GradientTape() as tape:
-                    tape.watch(variants)
-                    y_pred = probed.forward(x, gains, replicate=(key, variants))
-                    y_true = tile(tf.convert_to_tensor(y), size)
-                    loss = tf.reduce_sum(probed.loss_fn(y_true, y_pred))
-                gradient = tape.gradient(loss, variants)
+            variants = ops.tile(ops.expand_dims(gains[key], 0), (size, 1))
+            y_true = tile(ops.convert_to_tensor(y), size)
+
+            def loss_of(variants):
+                y_pred = probed.forward(x, gains, replicate=(key, variants))
+                return ops.sum(probed.loss_fn(y_true, y_pred))
+
+            gradient, hessian_columns = backend.gradient_and_jvp(
+                loss_of, variants, ops.eye(size, dtype=variants.dtype)
+            )
             return {
                 "first": gradient[0],
-                "second": tf.linalg.diag_part(accumulator.jvp(gradient)),
-                "count": tf.cast(tf.shape(inputs[0])[0], tf.float32),
+                "second": ops.diagonal(hessian_columns),
+                "count": ops.cast(ops.shape(inputs[0])[0], "float32"),
             }
 
         probed._compiled[cache_key] = second_order_fn if second_order else first_order
@@ -94,7 +97,8 @@ def taylor_terms(
         max_rows: for the second derivative the batch is replicated once
             per unit; the batch size is capped so that examples times units
             stays within `max_rows`. Defaults to `16384`.
-        strategy: a `tf.distribute.Strategy`. Defaults to `None`.
+        strategy: a `tf.distribute.Strategy` (TensorFlow only). Defaults to
+            `None`.
 
     Returns:
         `{key: {"first": array, "second": array}}` with, per unit k,

@@ -11,7 +11,6 @@ import tempfile
 import warnings
 
 import numpy as np
-import tensorflow as tf
 
 from keras_darn.export.saved_model import export_saved_model
 from keras_darn.validation import check_one_of
@@ -79,6 +78,10 @@ def to_tflite(model, quantization=None, representative_data=None, allow_select_t
             '`representative_data` is only used with quantization="int8". '
             f"Received: quantization={quantization!r}"
         )
+    # Imported here, so that `import keras_darn` under another Keras backend
+    # does not load TensorFlow.
+    import tensorflow as tf
+
     with tempfile.TemporaryDirectory() as saved_model_dir:
         export_saved_model(model, saved_model_dir)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)

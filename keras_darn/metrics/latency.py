@@ -5,7 +5,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_darn.export.tflite import set_inputs
 from keras_darn.export.tflite import tflite_interpreter
@@ -38,6 +37,10 @@ def _as_input_list(inputs):
 
 
 def _keras_timer(model, arrays):
+    # Imported here, so that `import keras_darn` under another Keras backend
+    # does not load TensorFlow.
+    import tensorflow as tf
+
     call = tf.function(lambda x: model(x, training=False))
     try:
         dtypes = [x.dtype for x in model.inputs]

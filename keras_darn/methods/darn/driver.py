@@ -26,6 +26,7 @@ since the network is more sensitive the more it is pruned.
 
 import time
 
+import keras
 import numpy as np
 
 from keras_darn.criteria import base as criteria_base
@@ -148,7 +149,7 @@ def prune_by_threshold(
 def accuracy(model, x, y, batch_size=256):
     """Classification accuracy of `model` on `(x, y)` (see `per_example_correct`)."""
     y_pred = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(per_example_correct(y, y_pred).numpy()))
+    return float(np.mean(keras.ops.convert_to_numpy(per_example_correct(y, y_pred))))
 
 
 def _measure(model, latency_data):

@@ -23,8 +23,8 @@ whose activations map 0 to 0 (ReLU, tanh, linear, ...).
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_darn import backend
 from keras_darn.criteria.per_example import per_example_loss
 from keras_darn.graph.activations import activation_chain
 from keras_darn.graph.activations import layer_width
@@ -152,9 +152,14 @@ def _gradient_input_correlation(functional, layer, consumer, data, fn, batch_siz
     for start in range(0, count, batch_size):
         batch = keras.tree.map_structure(lambda a: a[start:start + batch_size], x)
         y_batch = y[start:start + batch_size]
-        with tf.GradientTape() as tape:
+
+        def losses_and_inputs():
             layer_in, y_pred = probe(batch, training=False)
-            losses = fn(y_batch, y_pred)
-        delta = tape.jacobian(losses, consumer.bias.value)  # (batch, consumer units)
-        total = total + np.asarray(delta).T @ np.asarray(layer_in, dtype=np.float64)
+            return fn(y_batch, y_pred), layer_in
+
+        # (batch, consumer units): each example's loss by the consumer's bias.
+        delta, layer_in = backend.jacobian(losses_and_inputs, consumer.bias)
+        delta = keras.ops.convert_to_numpy(delta)
+        layer_in = keras.ops.convert_to_numpy(layer_in).astype(np.float64)
+        total = total + delta.T @ layer_in
     return np.asarray(total, dtype=np.float64)

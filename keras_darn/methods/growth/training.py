@@ -15,6 +15,7 @@ The schedule is a `keras_darn.Schedule` whose steps are epoch indices from
 
 import keras
 
+from keras_darn import backend
 from keras_darn.graph import unit_groups
 from keras_darn.graph.activations import layer_width
 from keras_darn.methods.growth.callback import GrowthCallback
@@ -191,11 +192,11 @@ def fit_with_growth(
         )
     _refuse_backup(callbacks)
     needs_seed = init in ("zeros_out", "random", "gradmax") or noise
-    if seed is None and needs_seed and worker_count(model.distribute_strategy) > 1:
+    if seed is None and needs_seed and worker_count(backend.strategy_of(model)) > 1:
         raise ValueError(
             "Under a multi-worker strategy every worker must draw the same new units: "
             f"pass `seed` (an int). Received: seed=None with init={init!r} on "
-            f"{worker_count(model.distribute_strategy)} workers"
+            f"{worker_count(backend.strategy_of(model))} workers"
         )
     before = figures(model)
     staged = StagedCallbacks(callbacks or [])
@@ -249,7 +250,7 @@ def _grow(
 ):
     loss_before = probe_loss(model, probe_x, probe_y)
     draw_seed = None if seed is None else int(seed) + decision.epoch
-    with model.distribute_strategy.scope():
+    with backend.scope(model):
         new_model = grow_units(
             model,
             decision.plan,

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from keras_darn import backend
 from keras_darn.criteria import correlated_pairs
 from keras_darn.graph.activations import layer_width
 from keras_darn.methods.growth.callback import units_to_add
@@ -285,10 +286,9 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
         }
     if budget is not None:
         _fit_budget(model, removal, removed, stats, widths, budget, min_units)
-    strategy = model.distribute_strategy
     plan = {n: [int(i) for i in idx] for n, idx in removal.items() if len(idx)}
     if plan:
-        with strategy.scope():
+        with backend.scope(model):
             model = remove_units(model, plan)
     loss_after_removal = probe_loss(model, probe_x, probe_y)
     kept = {n: np.setdiff1d(np.arange(widths[n]), removal[n]) for n in layers}
@@ -309,7 +309,7 @@ def _one_round(model, round_index, epoch, layers, budget, rate, max_width, trigg
         sources = None
         if criterion is not None:
             sources = choose_sources(criterion, model, probe_x, probe_y, growth)
-        with strategy.scope():
+        with backend.scope(model):
             model = grow_units(
                 model, growth, init=init, sources=sources, noise=noise,
                 incoming_norm=incoming_norm if init in ("zeros_out", "random") else None,

@@ -21,6 +21,7 @@ the full-width model alone, so a training restarted from a checkpoint
 (`keras.callbacks.BackupAndRestore`) goes on exactly where it stopped.
 """
 
+from keras_darn import backend
 from keras_darn import criteria
 from keras_darn.criteria.probes import ProbedModel
 from keras_darn.graph import unit_groups
@@ -302,7 +303,7 @@ class CriterionPruning(ResumableCallback):
         scored = state.scored_by(self.criterion)
         if self.criterion.needs_data:
             scores = self.criterion(
-                scored, self.x, self.y, strategy=self.model.distribute_strategy
+                scored, self.x, self.y, strategy=backend.strategy_of(self.model)
             )
         else:
             scores = self.criterion(scored)
