@@ -61,8 +61,10 @@ setup(
     extras_require={
         # The docs extra builds the documentation site (`mkdocs build --strict`);
         # the test run builds it too, so `test` includes it.
+        # JAX (CPU) runs tests/backends, which compares the criteria under
+        # KERAS_BACKEND=jax with TensorFlow's.
         "test": ["pytest", "pytest-xdist", "hypothesis", "import-linter",
-                 "mkdocs", "mkdocs-material", "mkdocstrings[python]"],
+                 "mkdocs", "mkdocs-material", "mkdocstrings[python]", "jax"],
         "docs": ["mkdocs", "mkdocs-material", "mkdocstrings[python]"],
         "benchmarks": ["matplotlib", "tqdm"],
         # The Keras 2 peer we benchmark against; only ever imported in its own
