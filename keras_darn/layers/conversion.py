@@ -84,12 +84,16 @@ def _carry_weights(source, target, replaced):
             f"Layer '{source.name}' and its clone hold different weights: "
             f"{[w.name for w in sources]} and {[w.name for w in targets]}."
         )
+    # Values travel through numpy copies: a variable assigned another's
+    # value would share its array, and under JAX `fit` donates (deletes) the
+    # arrays of the model it trains, so training the clone would break the
+    # source model.
     for old, new in zip(sources, targets):
-        new.assign(replaced.get(old.name, old))
+        new.assign(ops.convert_to_numpy(replaced.get(old.name, old)))
     masks = {w.name: w for w in source.weights if w.name in _MASK_NAMES}
     for weight in target.weights:
         if weight.name in masks:
-            weight.assign(masks[weight.name])
+            weight.assign(ops.convert_to_numpy(masks[weight.name]))
 
 
 def _default_clone(layer):

@@ -298,7 +298,7 @@ class StandoutDense(keras.layers.Layer):
     def reset_retention(self):
         """Sets the retention accumulators back to zero."""
         self._check_built("reset_retention")
-        self.retention_sum.assign(ops.zeros_like(self.retention_sum))
+        self.retention_sum.assign(ops.zeros(self.retention_sum.shape, "float32"))
         self.retention_count.assign(0.0)
 
     def set_unit_mask(self, mask):

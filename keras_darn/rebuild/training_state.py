@@ -62,7 +62,9 @@ def compile_like(new_model, old_model, variable_map=None):
                 continue
             value = keras.ops.convert_to_numpy(old_list[old_index])
             new_list[new_index].assign(transform(value, fill="zeros"))
-    new_optimizer.iterations.assign(old_optimizer.iterations)
+    # A numpy copy, not the old variable: under JAX the new model's `fit`
+    # donates (deletes) its optimizer's arrays, so they must not be shared.
+    new_optimizer.iterations.assign(keras.ops.convert_to_numpy(old_optimizer.iterations))
     return new_model
 
 

@@ -136,6 +136,6 @@ def _factorize_consumer(model, new_model, layer):
         layer.bias.assign(np.zeros(layer.bias.shape, dtype=layer.bias.dtype))
     reader.kernel.assign(reader_kernel.astype(reader.kernel.dtype))
     if reader.use_bias:
-        reader.bias.assign(old_reader.bias)
+        reader.bias.assign(ops.convert_to_numpy(old_reader.bias))  # a copy: no shared array
     if getattr(old_reader, "unit_mask", None) is not None and hasattr(reader, "set_unit_mask"):
         reader.set_unit_mask(old_reader.get_unit_mask())

@@ -51,7 +51,7 @@ class AgeAwareAdam(keras.optimizers.Adam):
         age = self._ages[index]
         m = self._momentums[index]
         v = self._velocities[index]
-        self.assign_add(age, ops.ones_like(age))
+        self.assign_add(age, ops.ones(age.shape, age.dtype))
         beta_1_power = ops.power(ops.cast(self.beta_1, variable.dtype), age)
         beta_2_power = ops.power(ops.cast(self.beta_2, variable.dtype), age)
         alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)

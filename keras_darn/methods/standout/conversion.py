@@ -112,9 +112,11 @@ def to_standout(model, alpha=1.0, beta=0.0, exclude=()):
                 f"'{source.name}', found '{target.name}'."
             )
         if isinstance(target, StandoutDense) and source.name in names:
-            target.kernel.assign(source.kernel)
+            # Numpy copies: under JAX, `fit` on the clone donates (deletes)
+            # its arrays, which must not be the source model's.
+            target.kernel.assign(keras.ops.convert_to_numpy(source.kernel))
             if target.use_bias:
-                target.bias.assign(source.bias)
+                target.bias.assign(keras.ops.convert_to_numpy(source.bias))
         else:
             target.set_weights(source.get_weights())
     return clone, converted
