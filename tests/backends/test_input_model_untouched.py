@@ -48,8 +48,8 @@ def _expected_cases():
 @pytest.fixture(scope="module")
 def errors(tmp_path_factory):
     path = tmp_path_factory.mktemp("untouched") / "jax.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "KERAS_BACKEND": "jax"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"}
     completed = subprocess.run(
         [sys.executable, str(HERE / "untouched_worker.py"), str(path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,

@@ -25,8 +25,9 @@ import keras
 import numpy as np
 
 import keras_darn as darn
+from support.digits_mlp import digits
+from support.digits_mlp import digits_mlp
 
-L = keras.layers
 FRACTION = darn.Target(fraction=0.2)
 ACCURACY = darn.Target(max_accuracy_drop=0.05)
 LINEAR = darn.schedules.Linear(start=0, end=1)
@@ -53,22 +54,8 @@ DURING_FIT = {
 BATCH_NORM = ("bn_scale", "nodedrop_bn")
 
 
-def _data():
-    (x, y), (x_val, y_val) = darn.datasets.load_digits()
-    x = x.reshape(len(x), -1).astype("float32") / 255.0
-    x_val = x_val.reshape(len(x_val), -1).astype("float32") / 255.0
-    return x[:256], y[:256].astype("int64"), x_val[:96], y_val[:96].astype("int64")
-
-
 def _trained_mlp(x, y, batch_norm):
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((64,))
-    h = L.Dense(24, name="hidden1")(inputs)
-    if batch_norm:
-        h = L.BatchNormalization(name="bn1")(h)
-    h = L.ReLU()(h)
-    h = L.Dense(16, activation="relu", name="hidden2")(h)
-    model = keras.Model(inputs, L.Dense(10, activation="softmax", name="logits")(h))
+    model = digits_mlp(batch_norm)
     model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.fit(x, y, epochs=2, batch_size=32, verbose=0)
@@ -146,7 +133,7 @@ def cases():
 
 
 def main(path):
-    data = _data()
+    data = digits()
     errors = {}
     for key, name, mode in cases():
         try:

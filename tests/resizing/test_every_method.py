@@ -12,27 +12,10 @@ import numpy as np
 import pytest
 
 import keras_darn as darn
+from support.digits_mlp import digits as _digits
+from support.digits_mlp import digits_mlp as _mlp
 
 L = keras.layers
-
-
-def _digits(n_train=256, n_val=96):
-    (x, y), (x_val, y_val) = darn.datasets.load_digits()
-    x = x.reshape(len(x), -1).astype("float32") / 255.0
-    x_val = x_val.reshape(len(x_val), -1).astype("float32") / 255.0
-    return x[:n_train], y[:n_train].astype("int64"), x_val[:n_val], y_val[:n_val].astype("int64")
-
-
-def _mlp(batch_norm=False):
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((64,))
-    h = L.Dense(24, name="hidden1")(inputs)
-    if batch_norm:
-        h = L.BatchNormalization(name="bn1")(h)
-    h = L.ReLU()(h)
-    h = L.Dense(16, activation="relu", name="hidden2")(h)
-    outputs = L.Dense(10, activation="softmax", name="logits")(h)
-    return keras.Model(inputs, outputs)
 
 
 def _compiled(model):
